@@ -1,0 +1,8 @@
+"""Omniglot: Kaiser-style episodic training and per-shot evaluation of the memory.
+
+`data` loads the dataset's zip layout (zip or extracted folder, any number of sources),
+`episodes` samples seeded episodes, `model` is the small convolutional embedder,
+`train` trains it end to end with the memory loss, `evaluate` measures N-way k-shot
+accuracy with confidence intervals, and `cli` adds `kshot omniglot train|eval`.
+Submodules import TensorFlow only where they need it.
+"""
