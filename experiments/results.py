@@ -1,0 +1,214 @@
+"""The run directory: per-repeat result files (the unit of resume) and the assembled tables.
+
+Layout of a run directory:
+    config.toml                    the resolved configuration
+    repeats/<model>/<repeat>.npz   one finished repeat, written atomically
+    results.csv                    tidy, one row per model x repeat x iteration
+    timings.csv                    seconds per iteration (kept out of results.csv so that
+                                   results.csv is byte-identical between runs)
+    confusion.npz                  confusion matrices, one array per model
+    dataset.npz                    embeddings, labels and class names (for the figures)
+    summary.csv, summary.md        mean and 95% CI per model and shots
+    figures/*.png, *.svg
+
+Why per-repeat files: a kill -9 can land anywhere. A repeat file is written to a
+temporary sibling and renamed (kshot_io.atomic_write), so it is either complete or
+absent; a file that still cannot be read, or that was written under another
+configuration (its `config_digest` differs), is not trusted and the repeat is run
+again. results.csv is assembled from the repeat files alone, in a fixed order with
+a fixed number format, so an interrupted-then-resumed run writes the same bytes as
+an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from kshot_io import atomic_write, write_text_atomic
+
+RESULT_COLUMNS = ["model", "repeat", "shots", "accuracy", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss"]
+FLOAT_FORMAT = "%.9g"
+
+
+@dataclass
+class RepeatResult:
+    """Everything recorded for one model x repeat, one entry per iteration."""
+
+    model: str
+    repeat: int
+    shots: np.ndarray  # int64 [I]
+    n_eval: np.ndarray  # int64 [I]
+    n_correct: np.ndarray  # int64 [I]
+    memory_bytes: np.ndarray  # int64 [I]
+    slots_in_use: np.ndarray  # int64 [I]
+    memory_loss: np.ndarray  # float64 [I]; loss of the batch fed before this evaluation (0 at 0 shots)
+    seconds: np.ndarray  # float64 [I]; wall time of the iteration (learn + evaluate)
+    confusion: np.ndarray  # int64 [I, C, C]; rows true class, columns predicted class
+
+    @property
+    def accuracy(self) -> np.ndarray:
+        return self.n_correct / np.maximum(self.n_eval, 1)
+
+
+def config_digest(config_toml: str) -> str:
+    return hashlib.sha256(config_toml.encode("utf-8")).hexdigest()
+
+
+def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
+    return Path(run_dir) / "repeats" / model / f"{repeat:05d}.npz"
+
+
+def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
+    path = repeat_path(run_dir, result.model, result.repeat)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        config_digest=np.array(digest),
+        model=np.array(result.model),
+        repeat=np.array(result.repeat, dtype=np.int64),
+        shots=result.shots.astype(np.int64),
+        n_eval=result.n_eval.astype(np.int64),
+        n_correct=result.n_correct.astype(np.int64),
+        memory_bytes=result.memory_bytes.astype(np.int64),
+        slots_in_use=result.slots_in_use.astype(np.int64),
+        memory_loss=result.memory_loss.astype(np.float64),
+        seconds=result.seconds.astype(np.float64),
+        confusion=result.confusion.astype(np.int64),
+    )
+    with atomic_write(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return path
+
+
+def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> RepeatResult | None:
+    """The stored repeat, or None when it is absent, unreadable or from another configuration."""
+    path = repeat_path(run_dir, model, repeat)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if digest is not None and str(data["config_digest"]) != digest:
+                return None
+            if str(data["model"]) != model or int(data["repeat"]) != repeat:
+                return None
+            return RepeatResult(
+                model=model,
+                repeat=repeat,
+                shots=data["shots"],
+                n_eval=data["n_eval"],
+                n_correct=data["n_correct"],
+                memory_bytes=data["memory_bytes"],
+                slots_in_use=data["slots_in_use"],
+                memory_loss=data["memory_loss"],
+                seconds=data["seconds"],
+                confusion=data["confusion"],
+            )
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def results_frame(results: list[RepeatResult]) -> pd.DataFrame:
+    rows = []
+    for r in results:
+        acc = r.accuracy
+        for i in range(len(r.shots)):
+            rows.append(
+                {
+                    "model": r.model,
+                    "repeat": r.repeat,
+                    "shots": int(r.shots[i]),
+                    "accuracy": float(acc[i]),
+                    "n_eval": int(r.n_eval[i]),
+                    "n_correct": int(r.n_correct[i]),
+                    "memory_bytes": int(r.memory_bytes[i]),
+                    "slots_in_use": int(r.slots_in_use[i]),
+                    "memory_loss": float(r.memory_loss[i]),
+                }
+            )
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    return frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
+
+
+def write_tables(run_dir: Path, results: list[RepeatResult], model_order: list[str], class_names: list[str]) -> None:
+    """Write results.csv, timings.csv and confusion.npz from the repeat results, in a fixed order."""
+    run_dir = Path(run_dir)
+    rank = {m: i for i, m in enumerate(model_order)}
+    ordered = sorted(results, key=lambda r: (rank[r.model], r.repeat))
+    write_text_atomic(run_dir / "results.csv", csv_text(results_frame(ordered)))
+    timing_rows = [
+        {"model": r.model, "repeat": r.repeat, "shots": int(s), "seconds": float(t)}
+        for r in ordered
+        for s, t in zip(r.shots, r.seconds)
+    ]
+    write_text_atomic(
+        run_dir / "timings.csv",
+        pd.DataFrame(timing_rows, columns=["model", "repeat", "shots", "seconds"]).to_csv(
+            index=False, float_format="%.6f", lineterminator="\n"
+        ),
+    )
+    arrays = {"class_names": np.array(class_names)}
+    for model in model_order:
+        mine = [r for r in ordered if r.model == model]
+        if not mine:
+            continue
+        n_iter = max(len(r.shots) for r in mine)
+        n_classes = len(class_names)
+        stacked = np.zeros((len(mine), n_iter, n_classes, n_classes), dtype=np.int64)
+        for j, r in enumerate(mine):
+            stacked[j, : len(r.shots)] = r.confusion
+        arrays[model] = stacked
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    with atomic_write(run_dir / "confusion.npz", "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def load_results(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / "results.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; is {run_dir} a finished `kshot run` directory?")
+    frame = pd.read_csv(path)
+    missing = [c for c in ("model", "repeat", "shots", "accuracy", "n_eval", "memory_bytes") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing}; it was not written by `kshot run`")
+    return frame
+
+
+def load_confusion(run_dir: Path) -> tuple[list[str], dict[str, np.ndarray]]:
+    path = Path(run_dir) / "confusion.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; is {run_dir} a finished `kshot run` directory?")
+    with np.load(path, allow_pickle=False) as data:
+        names = [str(n) for n in data["class_names"]]
+        return names, {k: data[k] for k in data.files if k != "class_names"}
+
+
+def save_dataset(run_dir: Path, embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], paths: list[str]) -> None:
+    buffer = io.BytesIO()
+    np.savez_compressed(
+        buffer,
+        embeddings=embeddings.astype(np.float32),
+        labels=labels.astype(np.int64),
+        class_names=np.array(class_names),
+        paths=np.array(paths),
+    )
+    with atomic_write(Path(run_dir) / "dataset.npz", "wb") as handle:
+        handle.write(buffer.getvalue())
+
+
+def load_dataset(run_dir: Path) -> dict | None:
+    path = Path(run_dir) / "dataset.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
