@@ -1,0 +1,22 @@
+"""Memory-augmented k-shot learning: the Kaiser et al. (2017) memory, a store-all
+1-NN baseline, a Keras layer around them, and a map from user labels to dense ids.
+
+TensorFlow only; imports nothing from facenet_tf or experiments.
+"""
+
+from memory_module.baseline import StoreAllNearestNeighbour
+from memory_module.labels import UNKNOWN_LABEL, LabelMap
+from memory_module.layer import MemoryLayer
+from memory_module.memory import KaiserMemory
+from memory_module.readout import LookupResult
+from memory_module.state_file import FORMAT_VERSION
+
+__all__ = [
+    "UNKNOWN_LABEL",
+    "LabelMap",
+    "KaiserMemory",
+    "StoreAllNearestNeighbour",
+    "MemoryLayer",
+    "LookupResult",
+    "FORMAT_VERSION",
+]

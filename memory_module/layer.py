@@ -1,0 +1,53 @@
+"""A Keras 3 layer around a memory, so a model can be embedder -> memory.
+
+The layer owns a KaiserMemory (or a StoreAllNearestNeighbour) as an attribute;
+its tf.Variables are tracked, so tf.train.Checkpoint(model=model) saves and
+restores the memory with the model's weights, and none of them is trainable.
+
+call(embeddings, labels=None, training=False):
+  - returns the memory's answers {labels, similarity, slot} (before any write);
+  - with labels, adds the memory's margin loss to the layer's losses (so `fit`
+    and custom loops pick it up through `model.losses`);
+  - with labels and training=True, writes the batch into the memory after the
+    loss is taken (the paper's order: predict, score, then update).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from memory_module.memory import KaiserMemory
+
+
+class MemoryLayer(keras.layers.Layer):
+    """Wraps `memory` (built from `memory_kwargs` when not given)."""
+
+    def __init__(self, memory=None, **memory_kwargs) -> None:
+        layer_kwargs = {k: memory_kwargs.pop(k) for k in ("name",) if k in memory_kwargs}
+        super().__init__(**layer_kwargs)
+        if memory is None:
+            memory = KaiserMemory(**memory_kwargs)
+        elif memory_kwargs:
+            raise ValueError(f"give either a memory or its settings, not both (got {sorted(memory_kwargs)})")
+        self.memory = memory
+
+    def call(self, embeddings, labels=None, training=False):
+        embeddings = tf.cast(embeddings, self.memory.dtype) if embeddings.dtype != self.memory.dtype else embeddings
+        out = self.memory(embeddings, labels=labels, update=bool(training) and labels is not None)
+        if labels is not None:
+            self.add_loss(out.pop("loss"))
+        return out
+
+    def compute_output_spec(self, embeddings, labels=None, training=False):
+        batch = embeddings.shape[0]
+        return {
+            "labels": keras.KerasTensor((batch,), dtype="int64"),
+            "similarity": keras.KerasTensor((batch,), dtype=self.memory.dtype.name),
+            "slot": keras.KerasTensor((batch,), dtype="int64"),
+        }
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(self.memory.get_config())
+        return config

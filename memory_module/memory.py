@@ -1,0 +1,385 @@
+"""The life-long key-value memory of Kaiser, Nachum, Roy and Bengio (ICLR 2017), in TF2.
+
+Reading, scoring and writing are separate methods (as in Sonnet's
+VectorQuantizerEMA): `lookup` and `loss` never change the state, `write` is the
+only method that does, and `__call__` does all three with writing explicit.
+
+State (all non-trainable tf.Variables, saved by tf.train.Checkpoint):
+  keys         [N, d]  unit rows (zero rows while empty)
+  values       [N]     int64 dense label ids, UNKNOWN_LABEL (-1) for an empty slot
+  last_written [N]     int64 write-call number when each slot was last written
+  clock        []      int64 number of write calls so far
+  recent_slot  [L]     int64 slot most recently written for each label id (-1: none);
+                       grows to (largest label id written) + 1, bounded by `label_limit`
+  counts       [N]     int64 examples merged into each slot (only with running_mean=True)
+  noise RNG    a seeded tf.random.Generator (its state is saved too)
+
+The age of slot i is `clock - last_written[i]`. This is exactly the paper's
+"every other age grows by one, written slots go to zero", but a write only
+touches the rows it writes: no O(N) age update, no copy of the memory.
+
+Rules (defaults = the paper):
+  lookup  cosine similarity of the unit query to every filled key; a pool of the
+          `choose_k` best (capped at N); the answer is the value of the best slot.
+          Empty slots never win; an empty memory answers UNKNOWN_LABEL, slot -1,
+          similarity -inf.
+  loss    per item, p = best pool slot with the true label, b = best pool slot with
+          another label; loss = max(0, q.K[b] - q.K[p] + alpha), batch mean.
+          If no pool slot has the true label, p = the slot most recently written for
+          that label, if it still holds it. A missing p or b contributes similarity 0
+          (the TF1 code does the same): only-b gives max(0, q.K[b] + alpha), only-p
+          gives max(0, alpha - q.K[p]); an item with neither contributes 0.
+          Gradients reach the queries (through their normalisation), never the keys.
+  write   each item is looked up against the memory as it was before the call.
+          Hit (answer == label): K[n1] <- normalise(K[n1] + q), age 0. Several hits
+          on one slot in one batch merge together: normalise(K[n1] + q1 + q2 + ...),
+          which does not depend on their order in the batch.
+          Miss: q and its label go into the oldest slot, argmax(age + U[-age_noise,
+          age_noise]), age 0. Misses of one batch take distinct slots: the slots
+          merged by this batch's hits are excluded, and the misses, in batch order,
+          take the oldest, second oldest, ... slot. If there are more misses than
+          such slots (memory smaller than the batch), only the last misses in batch
+          order are written, as if the batch had been written one item at a time
+          (a warning says so, once).
+          Every slot not written grows one year older.
+  Beyond the paper (off by default): `vote_k > 1` answers by a similarity-weighted
+  vote of the vote_k best slots (see readout.answer); `running_mean=True` keeps a
+  count per slot and merges as normalise(count * K + sum of q), so a slot that has
+  absorbed c examples moves like a running mean rather than by a plain sum.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from memory_module.labels import UNKNOWN_LABEL
+from memory_module.readout import LookupResult, Pool, answer, nearest_pool
+from memory_module.validation import check_labels, check_queries
+
+DEFAULT_LABEL_LIMIT = 1 << 24  # 16.7M label ids: a recent-slot table of at most 128 MiB
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+class KaiserMemory(tf.Module):
+    """Key-value memory for k-shot learning; see the module docstring for the exact rules.
+
+    memory_size: N, the number of slots (>= 1; fixed; millions are fine).
+    key_dim:     d, the length of a query/key.
+    choose_k:    size of the nearest-slot pool used for the answer and the loss (capped at N).
+    alpha:       margin of the loss (>= 0).
+    age_noise:   half-width of the uniform noise added to ages when picking the oldest slot
+                 (>= 0; 0 switches it off).
+    seed:        seed of the noise generator.
+    vote_k:      1 = the paper's nearest slot; >1 = similarity-weighted vote (beyond the paper).
+    running_mean: count-weighted merges (beyond the paper).
+    dtype:       tf.float32 or tf.float64, for keys and queries.
+    label_limit: label ids must be < label_limit (bounds the recent-slot table).
+    """
+
+    def __init__(
+        self,
+        memory_size: int,
+        key_dim: int,
+        choose_k: int = 256,
+        alpha: float = 0.1,
+        age_noise: float = 8.0,
+        seed: int = 0,
+        vote_k: int = 1,
+        running_mean: bool = False,
+        dtype=tf.float32,
+        label_limit: int = DEFAULT_LABEL_LIMIT,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        self.memory_size = _check_positive_int("memory_size", memory_size)
+        self.key_dim = _check_positive_int("key_dim", key_dim)
+        self.choose_k = _check_positive_int("choose_k", choose_k)
+        self.vote_k = _check_positive_int("vote_k", vote_k)
+        self.label_limit = _check_positive_int("label_limit", label_limit)
+        if not np.isfinite(alpha) or alpha < 0:
+            raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
+        if not np.isfinite(age_noise) or age_noise < 0:
+            raise ValueError(f"age_noise must be a finite number >= 0, got {age_noise}")
+        dtype = tf.as_dtype(dtype)
+        if dtype not in (tf.float32, tf.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {dtype.name}")
+        self.alpha = float(alpha)
+        self.age_noise = float(age_noise)
+        self.seed = int(seed)
+        self.running_mean = bool(running_mean)
+        self.dtype = dtype
+        self.pool_k = min(self.choose_k, self.memory_size)
+        self.vote_k = min(self.vote_k, self.pool_k)
+        self._warned: set[str] = set()
+        with self.name_scope:
+            self.keys = tf.Variable(tf.zeros([self.memory_size, self.key_dim], dtype), trainable=False, name="keys")
+            self.values = tf.Variable(
+                tf.fill([self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)), trainable=False, name="values"
+            )
+            self.last_written = tf.Variable(
+                tf.zeros([self.memory_size], tf.int64), trainable=False, name="last_written"
+            )
+            self.clock = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="clock")
+            self.recent_slot = tf.Variable(
+                tf.zeros([0], tf.int64), shape=tf.TensorShape([None]), trainable=False, name="recent_slot"
+            )
+            self.counts = (
+                tf.Variable(tf.zeros([self.memory_size], tf.int64), trainable=False, name="counts")
+                if self.running_mean
+                else None
+            )
+            self.noise = tf.random.Generator.from_seed(self.seed)
+
+    # ------------------------------------------------------------------ config
+
+    def get_config(self) -> dict:
+        return {
+            "memory_size": self.memory_size,
+            "key_dim": self.key_dim,
+            "choose_k": self.choose_k,
+            "alpha": self.alpha,
+            "age_noise": self.age_noise,
+            "seed": self.seed,
+            "vote_k": self.vote_k,
+            "running_mean": self.running_mean,
+            "dtype": self.dtype.name,
+            "label_limit": self.label_limit,
+        }
+
+    # ------------------------------------------------------------------ reading
+
+    def lookup(self, queries) -> LookupResult:
+        """Answer each query [B, d] from the memory; changes nothing."""
+        q = check_queries(queries, self.key_dim, self.dtype)
+        return self._answer(self._pool(tf.math.l2_normalize(q, axis=1)))
+
+    def loss(self, queries, labels) -> tf.Tensor:
+        """Scalar margin loss of the paper (batch mean); changes nothing.
+
+        Differentiable with respect to `queries` only.
+        """
+        q = check_queries(queries, self.key_dim, self.dtype)
+        v = check_labels(labels, q.shape[0], self.label_limit)
+        unit = tf.math.l2_normalize(q, axis=1)
+        return self._loss(unit, v, self._pool(tf.stop_gradient(unit)))
+
+    def write(self, queries, labels) -> LookupResult:
+        """Store a labelled batch (merge on hit, insert on miss, ages).
+
+        Returns the lookup answers the memory gave before this write.
+        """
+        q = check_queries(queries, self.key_dim, self.dtype)
+        v = check_labels(labels, q.shape[0], self.label_limit)
+        self._warn_about_size(q, v)
+        unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
+        before = self._answer(self._pool(unit))
+        self._write(unit, v, before)
+        return before
+
+    def __call__(self, queries, labels=None, update: bool = False) -> dict:
+        """Lookup, plus the loss when `labels` are given, plus a write when `update=True`.
+
+        Returns a dict with labels, similarity, slot (answers before any write) and,
+        when labels are given, loss. The pool is computed once for all three.
+        """
+        q = check_queries(queries, self.key_dim, self.dtype)
+        if labels is None:
+            if update:
+                raise ValueError("update=True needs labels: the memory cannot write without them")
+            result = self._answer(self._pool(tf.math.l2_normalize(q, axis=1)))
+            return result._asdict()
+        v = check_labels(labels, q.shape[0], self.label_limit)
+        unit = tf.math.l2_normalize(q, axis=1)
+        pool = self._pool(tf.stop_gradient(unit))
+        result = self._answer(pool)
+        out = result._asdict()
+        out["loss"] = self._loss(unit, v, pool)
+        if update:
+            self._warn_about_size(q, v)
+            self._write(tf.stop_gradient(unit), v, result)
+        return out
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def reset(self) -> None:
+        """Empty every slot, zero the ages and the clock, restart the noise from the seed."""
+        self.keys.assign(tf.zeros_like(self.keys))
+        self.values.assign(tf.fill([self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)))
+        self.last_written.assign(tf.zeros_like(self.last_written))
+        self.clock.assign(0)
+        self.recent_slot.assign(tf.zeros([0], tf.int64))
+        if self.counts is not None:
+            self.counts.assign(tf.zeros_like(self.counts))
+        self.noise.reset_from_seed(self.seed)
+
+    @property
+    def ages(self) -> tf.Tensor:
+        """[N] int64 ages: write calls since each slot was last written (or since reset)."""
+        return self.clock - self.last_written
+
+    def slots_in_use(self) -> int:
+        return int(tf.math.count_nonzero(self.values >= 0))
+
+    def footprint_bytes(self) -> dict:
+        """Bytes held by keys, values, ages and bookkeeping (recent-slot table, counts, clock, RNG)."""
+        def nbytes(variable) -> int:
+            return int(tf.size(variable)) * variable.dtype.size
+
+        bookkeeping = nbytes(self.recent_slot) + nbytes(self.clock) + nbytes(self.noise.state)
+        if self.counts is not None:
+            bookkeeping += nbytes(self.counts)
+        parts = {
+            "keys": nbytes(self.keys),
+            "values": nbytes(self.values),
+            "ages": nbytes(self.last_written),
+            "bookkeeping": bookkeeping,
+        }
+        parts["total"] = sum(parts.values())
+        return parts
+
+    def save(self, path) -> None:
+        """Write the whole state to a standalone file (format versioned, written atomically)."""
+        from memory_module.state_file import save_memory
+
+        save_memory(self, path)
+
+    def load(self, path) -> None:
+        """Replace the state with one saved by `save`; a different size, dim or dtype is an error."""
+        from memory_module.state_file import load_memory
+
+        load_memory(self, path)
+
+    # ------------------------------------------------------------------ internals
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            warnings.warn(message, stacklevel=3)
+
+    def _warn_about_size(self, q: tf.Tensor, v: tf.Tensor) -> None:
+        batch = q.shape[0]
+        if batch is not None and batch > self.memory_size:
+            self._warn_once(
+                "batch",
+                f"a batch of {batch} is larger than memory_size={self.memory_size}: when more items miss "
+                f"than there are slots, only the last misses of the batch are stored",
+            )
+        if tf.executing_eagerly():
+            largest = int(tf.reduce_max(v)) + 1
+            if largest > self.memory_size:
+                self._warn_once(
+                    "classes",
+                    f"label ids reach {largest - 1} but memory_size={self.memory_size}: the memory is smaller "
+                    f"than the number of classes, so older classes will be overwritten (allowed)",
+                )
+
+    def _pool(self, unit: tf.Tensor) -> Pool:
+        return nearest_pool(unit, self.keys, self.values, self.pool_k)
+
+    def _answer(self, pool: Pool) -> LookupResult:
+        return answer(pool, self.vote_k)
+
+    def _recent_slot_for(self, v: tf.Tensor) -> tf.Tensor:
+        """[B] slot most recently written for each label that still holds it, else -1."""
+        table = tf.concat([self.recent_slot.read_value(), tf.constant([-1], tf.int64)], axis=0)
+        size = tf.shape(table, out_type=tf.int64)[0] - 1
+        slot = tf.gather(table, tf.where(v < size, v, size))
+        holds = tf.gather(self.values, tf.maximum(slot, 0)) == v
+        return tf.where((slot >= 0) & holds, slot, tf.constant(-1, tf.int64))
+
+    def _loss(self, unit: tf.Tensor, v: tf.Tensor, pool: Pool) -> tf.Tensor:
+        minus_inf = tf.constant(-float("inf"), pool.similarity.dtype)
+        positive = tf.equal(pool.values, v[:, None])
+        negative = (pool.values >= 0) & ~positive
+        pos_position = tf.argmax(tf.where(positive, pool.similarity, minus_inf), axis=1, output_type=tf.int64)
+        neg_position = tf.argmax(tf.where(negative, pool.similarity, minus_inf), axis=1, output_type=tf.int64)
+        has_pool_positive = tf.reduce_any(positive, axis=1)
+        has_negative = tf.reduce_any(negative, axis=1)
+        recent = self._recent_slot_for(v)
+        pos_slot = tf.where(has_pool_positive, tf.gather(pool.slots, pos_position, batch_dims=1), recent)
+        has_positive = has_pool_positive | (recent >= 0)
+        neg_slot = tf.gather(pool.slots, neg_position, batch_dims=1)
+        keys = tf.stop_gradient(self.keys)
+        pos_sim = tf.reduce_sum(unit * tf.gather(keys, tf.maximum(pos_slot, 0)), axis=1)
+        neg_sim = tf.reduce_sum(unit * tf.gather(keys, tf.maximum(neg_slot, 0)), axis=1)
+        zero = tf.zeros_like(pos_sim)
+        margin = self.alpha + tf.where(has_negative, neg_sim, zero) - tf.where(has_positive, pos_sim, zero)
+        per_item = tf.where(has_positive | has_negative, tf.nn.relu(margin), zero)
+        return tf.reduce_mean(per_item)
+
+    def _oldest_order(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+        """`count` distinct slots, oldest first by age + noise, never one of `excluded`."""
+        noisy_age = tf.cast(self.clock - self.last_written, tf.float64)
+        if self.age_noise > 0:
+            noisy_age += self.noise.uniform([self.memory_size], -self.age_noise, self.age_noise, dtype=tf.float64)
+        noisy_age = tf.tensor_scatter_nd_update(
+            noisy_age, excluded[:, None], tf.fill(tf.shape(excluded), tf.constant(-float("inf"), tf.float64))
+        )
+        _, order = tf.math.top_k(noisy_age, k=tf.cast(count, tf.int32), sorted=True)
+        return tf.cast(order, tf.int64)
+
+    def _write(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult) -> None:
+        now = self.clock + 1
+        hit = tf.equal(before.labels, v)
+        positions = tf.range(tf.shape(v, out_type=tf.int64)[0])
+
+        # Hits: all hits on one slot merge at once (order-free).
+        hit_positions = tf.boolean_mask(positions, hit)
+        hit_slots, segment = tf.unique(tf.boolean_mask(before.slot, hit))
+        n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
+        summed = tf.math.unsorted_segment_sum(tf.gather(unit, hit_positions), segment, n_hit_slots)
+        old_keys = tf.gather(self.keys, hit_slots)
+        if self.counts is not None:
+            old_counts = tf.gather(self.counts, hit_slots)
+            merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
+            new_keys = tf.math.l2_normalize(tf.cast(old_counts, unit.dtype)[:, None] * old_keys + summed, axis=1)
+            self.counts.scatter_nd_update(hit_slots[:, None], old_counts + merged)
+        else:
+            new_keys = tf.math.l2_normalize(old_keys + summed, axis=1)
+        self.keys.scatter_nd_update(hit_slots[:, None], new_keys)
+        self.last_written.scatter_nd_update(hit_slots[:, None], tf.fill(tf.shape(hit_slots), now))
+
+        # Misses: distinct oldest slots; the last misses win when slots run out.
+        miss_positions = tf.boolean_mask(positions, ~hit)
+        n_miss = tf.shape(miss_positions, out_type=tf.int64)[0]
+        n_store = tf.minimum(n_miss, self.memory_size - n_hit_slots)
+        stored_positions = miss_positions[n_miss - n_store :]
+        miss_slots = self._oldest_order(hit_slots, n_store)
+        self.keys.scatter_nd_update(miss_slots[:, None], tf.gather(unit, stored_positions))
+        self.values.scatter_nd_update(miss_slots[:, None], tf.gather(v, stored_positions))
+        self.last_written.scatter_nd_update(miss_slots[:, None], tf.fill(tf.shape(miss_slots), now))
+        if self.counts is not None:
+            self.counts.scatter_nd_update(miss_slots[:, None], tf.ones_like(miss_slots))
+        self.clock.assign(now)
+
+        # Recent slot per label: the last item of the batch written for that label wins.
+        written_positions = tf.concat([hit_positions, stored_positions], axis=0)
+        written_slots = tf.concat([tf.boolean_mask(before.slot, hit), miss_slots], axis=0)
+        written_labels = tf.gather(v, written_positions)
+        labels, label_segment = tf.unique(written_labels)
+        last = tf.math.unsorted_segment_max(written_positions, label_segment, tf.shape(labels)[0])
+        slot_of_position = tf.scatter_nd(
+            written_positions[:, None], written_slots, tf.shape(positions, out_type=tf.int64)
+        )
+        self._grow_recent_table(tf.reduce_max(v) + 1)
+        self.recent_slot.scatter_nd_update(labels[:, None], tf.gather(slot_of_position, last))
+
+    def _grow_recent_table(self, needed: tf.Tensor) -> None:
+        size = tf.shape(self.recent_slot, out_type=tf.int64)[0]
+
+        def grow():
+            extra = tf.fill([needed - size], tf.constant(-1, tf.int64))
+            self.recent_slot.assign(tf.concat([self.recent_slot.read_value(), extra], axis=0))
+            return tf.constant(True)
+
+        tf.cond(needed > size, grow, lambda: tf.constant(False))

@@ -1,0 +1,82 @@
+"""Reading a key table: nearest slots and the answer they give. No state is changed here.
+
+Shared by the Kaiser memory and the store-all baseline so that both answer with
+the same rule: cosine similarity of the unit-normalised query to every unit key,
+empty slots (value UNKNOWN_LABEL) excluded, a top-k pool, and the value of the
+best slot (or a similarity-weighted vote over the best `vote_k` slots).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from memory_module.labels import UNKNOWN_LABEL
+
+
+class LookupResult(NamedTuple):
+    """What a lookup answers for each query of a batch.
+
+    labels:     [B] int64 predicted dense label id, UNKNOWN_LABEL when the memory is empty.
+    similarity: [B] cosine similarity to `slot`, -inf when the memory is empty.
+    slot:       [B] int64 index of the answering slot, -1 when the memory is empty.
+    """
+
+    labels: tf.Tensor
+    similarity: tf.Tensor
+    slot: tf.Tensor
+
+
+class Pool(NamedTuple):
+    """The `k` most similar filled slots per query, best first ([B, k] each).
+
+    Where fewer than k slots are filled the tail holds similarity -inf and value
+    UNKNOWN_LABEL.
+    """
+
+    similarity: tf.Tensor
+    slots: tf.Tensor
+    values: tf.Tensor
+
+
+def nearest_pool(unit_queries: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, k: int) -> Pool:
+    """One matmul over all keys and one top_k: the only O(N) work of a lookup.
+
+    unit_queries [B, d], keys [N, d] unit rows, values [N] int64; k <= N.
+    """
+    similarity = tf.matmul(unit_queries, keys, transpose_b=True)  # [B, N]
+    empty_penalty = tf.where(
+        values >= 0,
+        tf.zeros([], similarity.dtype),
+        tf.constant(-float("inf"), similarity.dtype),
+    )  # [N]: empty slots can never win
+    pool_similarity, pool_slots = tf.math.top_k(similarity + empty_penalty, k=k, sorted=True)
+    pool_slots = tf.cast(pool_slots, tf.int64)
+    return Pool(pool_similarity, pool_slots, tf.gather(values, pool_slots))
+
+
+def answer(pool: Pool, vote_k: int = 1) -> LookupResult:
+    """The pool's answer: its best slot (paper), or a similarity-weighted vote (beyond the paper).
+
+    The vote sums the cosine similarities of the `vote_k` best filled slots per
+    label and answers the label with the largest sum; ties go to the label of the
+    nearer slot. The answering slot is the nearest slot holding that label.
+    """
+    if vote_k <= 1:
+        position = tf.zeros_like(pool.values[:, 0])
+    else:
+        values = pool.values[:, :vote_k]
+        similarity = pool.similarity[:, :vote_k]
+        filled = values >= 0
+        weight = tf.where(filled, similarity, tf.zeros_like(similarity))
+        same_label = tf.equal(values[:, :, None], values[:, None, :])  # [B, vk, vk]
+        score = tf.reduce_sum(tf.where(same_label, weight[:, None, :], tf.zeros_like(weight[:, None, :])), axis=2)
+        score = tf.where(filled, score, tf.constant(-float("inf"), score.dtype))
+        position = tf.argmax(score, axis=1, output_type=tf.int64)  # first maximum = nearest slot
+    labels = tf.gather(pool.values, position, batch_dims=1)
+    similarity = tf.gather(pool.similarity, position, batch_dims=1)
+    slot = tf.gather(pool.slots, position, batch_dims=1)
+    found = labels != UNKNOWN_LABEL
+    slot = tf.where(found, slot, tf.constant(-1, tf.int64))
+    return LookupResult(labels=labels, similarity=similarity, slot=slot)

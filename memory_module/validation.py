@@ -1,0 +1,97 @@
+"""Input checks shared by the Kaiser memory and the store-all baseline.
+
+A bad batch must be refused before it touches the state: a NaN query would
+poison a key for good, a float64 batch silently cast to float32 hides a bug in
+the caller, and a label outside the id range would write out of bounds.
+
+Eagerly every problem is a ValueError naming it. Inside a tf.function, shape
+and dtype problems are still ValueErrors (raised while tracing); value problems
+(NaN, inf, zero rows, labels out of range) can only be seen when the graph runs
+and surface as tf.errors.InvalidArgumentError carrying the same message.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def _to_tensor(value, what: str) -> tf.Tensor:
+    try:
+        return tf.convert_to_tensor(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{what} could not be turned into a tensor: {error}") from error
+
+
+def check_queries(queries, key_dim: int, dtype: tf.DType) -> tf.Tensor:
+    """Return `queries` as a [B, key_dim] tensor of `dtype`, or raise ValueError."""
+    q = _to_tensor(queries, "queries")
+    if q.dtype != dtype:
+        raise ValueError(
+            f"queries must be {dtype.name} (the memory's dtype), got {q.dtype.name}; "
+            f"cast them (tf.cast(queries, tf.{dtype.name})) or build the memory with dtype={q.dtype.name}"
+        )
+    if q.shape.rank != 2:
+        raise ValueError(f"queries must have shape [batch, {key_dim}], got shape {q.shape}")
+    if q.shape[1] is not None and q.shape[1] != key_dim:
+        raise ValueError(
+            f"queries have {q.shape[1]} features but the memory's key_dim is {key_dim} "
+            f"(shape {q.shape})"
+        )
+    if tf.executing_eagerly():
+        values = q.numpy()
+        if values.shape[0] == 0:
+            raise ValueError("queries is an empty batch (shape [0, d]); give at least one row")
+        bad = ~np.isfinite(values).all(axis=1)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:5].tolist()
+            raise ValueError(
+                f"queries contain NaN or infinite values in rows {rows}"
+                f"{' and more' if bad.sum() > 5 else ''}; the memory refuses them because a "
+                f"non-finite key would corrupt it for good. Check the embedder's input."
+            )
+        zero = ~np.any(values != 0, axis=1)
+        if zero.any():
+            rows = np.flatnonzero(zero)[:5].tolist()
+            raise ValueError(f"queries rows {rows} are all zeros and cannot be normalised to unit length")
+    else:
+        q = tf.debugging.assert_all_finite(
+            q, "queries contain NaN or infinite values; the memory refuses them"
+        )
+    return q
+
+
+def check_labels(labels, batch_size, label_limit: int) -> tf.Tensor:
+    """Return `labels` as int64 [B] dense ids in [0, label_limit), or raise ValueError."""
+    v = _to_tensor(labels, "labels")
+    if v.dtype == tf.string:
+        raise ValueError(
+            "labels are strings; the memory holds dense integer ids. Map them with "
+            "memory_module.LabelMap().encode(labels) and decode the answers with .decode()"
+        )
+    if not v.dtype.is_integer:
+        raise ValueError(f"labels must be integer ids (int32 or int64), got dtype {v.dtype.name}")
+    if v.shape.rank != 1:
+        raise ValueError(f"labels must have shape [batch], got shape {v.shape}")
+    if v.shape[0] is not None and batch_size is not None and v.shape[0] != batch_size:
+        raise ValueError(f"labels have {v.shape[0]} entries but queries have {batch_size} rows")
+    v = tf.cast(v, tf.int64)
+    if tf.executing_eagerly():
+        values = v.numpy()
+        bad = (values < 0) | (values >= label_limit)
+        if bad.any():
+            raise ValueError(
+                f"labels must be dense ids in [0, {label_limit}), got {values[bad][:5].tolist()}; "
+                f"map user labels with memory_module.LabelMap (UNKNOWN_LABEL=-1 cannot be written "
+                f"or used as a true label)"
+            )
+    else:
+        checks = [
+            tf.debugging.assert_non_negative(v, message="labels must be dense ids >= 0"),
+            tf.debugging.assert_less(
+                v, tf.constant(label_limit, tf.int64), message=f"labels must be < label_limit={label_limit}"
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            v = tf.identity(v)
+    return v
