@@ -1,0 +1,125 @@
+"""On-disk caches of aligned crops and of embeddings, keyed so they are never stale.
+
+Crop entries live at `<cache>/crops/<settings key>/<ab>/<content sha256>.npz`: the
+key holds margin, size, minimum face, size limit, `--aligned`, and the aligner's
+name and version (`AlignSettings.key()`); the file name is the sha256 of the image
+bytes. Embedding entries add the weights' sha256 and the TensorFlow and Keras
+versions: `<cache>/embeddings/<weights+versions key>/<settings key>/<ab>/<sha>.npy`.
+So editing, adding or removing a photo, changing a setting, upgrading mtcnn or
+switching weights all look up different entries. A failed face search is cached
+too (as a skip with its reason), so a no-face photo is not searched again.
+
+Entries are written atomically; an entry that cannot be read, or whose stored key
+does not match, is treated as missing and rewritten.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from kshot_io import atomic_write, cache_root
+from kshot_io.cache import CACHE_ENV_VAR
+
+from facenet_tf.align import AlignSettings
+
+
+def content_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(target: Path, data: bytes) -> None:
+    try:
+        with atomic_write(target, "wb") as handle:
+            handle.write(data)
+    except OSError as error:
+        raise PermissionError(
+            f"cannot write the cache entry {target}: {error}. Make {target.parent} writable "
+            f"or set {CACHE_ENV_VAR} to a writable folder."
+        ) from error
+
+
+class CropCache:
+    """Aligned uint8 crops (or the reason an image was skipped), one npz per image."""
+
+    def __init__(self, settings: AlignSettings, root: Path | None = None):
+        self.settings = settings.resolved()
+        self.settings_key = self.settings.key()
+        self.folder = (root or cache_root()) / "crops" / self.settings_key
+
+    def _entry(self, sha: str) -> Path:
+        return self.folder / sha[:2] / f"{sha}.npz"
+
+    def get(self, sha: str):
+        """None (miss), ('crop', uint8 array) or ('skip', kind, reason)."""
+        entry = self._entry(sha)
+        if not entry.is_file():
+            return None
+        try:
+            with np.load(entry, allow_pickle=False) as data:
+                if str(data["sha256"]) != sha or str(data["settings_key"]) != self.settings_key:
+                    return None
+                if str(data["status"]) == "crop":
+                    crop = np.asarray(data["crop"])
+                    size = self.settings.image_size
+                    if crop.shape != (size, size, 3) or crop.dtype != np.uint8:
+                        return None
+                    return ("crop", crop)
+                return ("skip", str(data["kind"]), str(data["reason"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            return None   # unreadable or half-written by an old crash: recomputed and rewritten
+
+    def put_crop(self, sha: str, crop: np.ndarray) -> None:
+        self._put(sha, status="crop", crop=np.asarray(crop, dtype=np.uint8), kind="", reason="")
+
+    def put_skip(self, sha: str, kind: str, reason: str) -> None:
+        self._put(sha, status="skip", crop=np.zeros((0,), np.uint8), kind=kind, reason=reason)
+
+    def _put(self, sha: str, **arrays) -> None:
+        buffer = io.BytesIO()
+        np.savez(buffer, sha256=sha, settings_key=self.settings_key, **arrays)
+        _write_atomic(self._entry(sha), buffer.getvalue())
+
+
+def embedding_key(weights_sha256: str) -> str:
+    import keras
+    import tensorflow as tf
+    text = f"{weights_sha256}|tf={tf.__version__}|keras={keras.__version__}"
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+class EmbeddingCache:
+    """Inference-mode (phase off) embeddings, one .npy per image and weights."""
+
+    def __init__(self, weights_sha256: str, settings: AlignSettings, root: Path | None = None):
+        self.settings = settings.resolved()
+        self.folder = (root or cache_root()) / "embeddings" / embedding_key(weights_sha256) / self.settings.key()
+
+    def _entry(self, sha: str) -> Path:
+        return self.folder / sha[:2] / f"{sha}.npy"
+
+    def get(self, sha: str, dim: int) -> np.ndarray | None:
+        entry = self._entry(sha)
+        if not entry.is_file():
+            return None
+        try:
+            vector = np.load(entry, allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if vector.shape != (dim,) or vector.dtype != np.float32 or not np.all(np.isfinite(vector)):
+            return None
+        return vector
+
+    def put(self, sha: str, vector: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(vector, dtype=np.float32))
+        _write_atomic(self._entry(sha), buffer.getvalue())
