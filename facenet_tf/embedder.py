@@ -23,6 +23,9 @@ from facenet_tf.caches import CropCache, EmbeddingCache, content_sha256
 from facenet_tf.errors import ImageSkipError
 
 PROGRESS_MIN_ITEMS = 64   # shorter lists run without a progress bar
+# XLA measured slower on a 2-core CPU (18.5 vs 41.7 img/s with the plain traced
+# function; benchmarks/embed_throughput.py), so it is off by default.
+DEFAULT_JIT_COMPILE = False
 
 
 def _progress(iterable, items: int, desc: str, enabled: bool):
@@ -93,11 +96,12 @@ class EmbeddedPaths:
 class Embedder:
     """Batched phase-off inference through one traced function; see the module docstring.
 
-    `jit_compile=True` (XLA) is the default because it measured faster on CPU and
-    matches the plain path within 1e-4 cosine (benchmarks/embed_throughput.py).
+    `jit_compile=True` asks for XLA; it matches the plain path within 1e-4 cosine
+    but measured slower on CPU, hence `DEFAULT_JIT_COMPILE = False`.
     """
 
-    def __init__(self, model, batch_size: int = 32, jit_compile: bool = True, progress: bool = True):
+    def __init__(self, model, batch_size: int = 32, jit_compile: bool = DEFAULT_JIT_COMPILE,
+                 progress: bool = True):
         import tensorflow as tf
 
         if batch_size < 1:
