@@ -264,7 +264,7 @@ class KaiserMemory(tf.Module):
     def _warn_once(self, key: str, message: str) -> None:
         if key not in self._warned:
             self._warned.add(key)
-            warnings.warn(message, stacklevel=3)
+            warnings.warn(message, stacklevel=4)
 
     def _warn_about_size(self, q: tf.Tensor, v: tf.Tensor) -> None:
         batch = q.shape[0]
