@@ -109,6 +109,18 @@ class StoreAllNearestNeighbour(tf.Module):
         parts["total"] = sum(parts.values())
         return parts
 
+    def save(self, path) -> None:
+        """Write every stored embedding to a standalone versioned file (see state_file)."""
+        from memory_module.state_file import save_memory
+
+        save_memory(self, path)
+
+    def load(self, path) -> None:
+        """Replace the stored embeddings with a saved set; another key_dim or dtype is an error."""
+        from memory_module.state_file import load_memory
+
+        load_memory(self, path)
+
     def _append(self, unit: tf.Tensor, v: tf.Tensor) -> None:
         batch = tf.shape(v, out_type=tf.int64)[0]
         needed = self.count + batch
