@@ -241,3 +241,18 @@ def to_toml(config: RunConfig) -> str:
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
+
+
+def config_repeats_note(config: RunConfig) -> str:
+    """One sentence saying how many repeats and shots each model runs, and why they differ."""
+    parts = [
+        f"{m}: {config.repeats_for(m)} repeats, up to {config.max_shots_for(m)} shots"
+        for m in config.run.models
+    ]
+    text = "Repeats and shots per model: " + "; ".join(parts) + "."
+    if any(m in FINETUNE_MODELS for m in config.run.models):
+        text += (
+            " Fine-tuned models run fewer repeats and shots because each learn step runs FaceNet"
+            " forward and backward and every evaluation re-embeds the images (about 20 images/s on a CPU)."
+        )
+    return text

@@ -29,7 +29,7 @@ def mean_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float
     if sem == 0.0:
         return mean, mean, mean
     half = float(scipy_stats.t.ppf(0.5 + confidence / 2, df=values.size - 1)) * sem
-    return mean, mean - half, mean + half
+    return mean, float(mean - half), float(mean + half)
 
 
 def summarize(results: pd.DataFrame, model_order: list[str] | None = None) -> pd.DataFrame:

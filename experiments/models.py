@@ -1,0 +1,275 @@
+"""The four models a k-shot run compares, behind one small adapter interface.
+
+Every adapter answers the same four questions, so the runner holds one loop:
+    start_repeat(seed)      forget everything learned (memory cleared, fine-tuned weights reset)
+    step(feed, evaluate)    feed a batch of dataset items (may be empty), then predict the
+                            evaluated ones: (memory loss of the batch, dense class ids, with
+                            memory_module.UNKNOWN_LABEL where nothing is stored)
+    memory_bytes(), slots_in_use()
+
+- `baseline`: store-all 1-NN (memory_module.StoreAllNearestNeighbour) on embeddings
+  computed once ("FaceNet alone" in the blog).
+- `memory`: the Kaiser memory (memory_module.KaiserMemory) on the same embeddings.
+- `memory_finetune_phase_off` / `_on`: the memory loss trains FaceNet. Each learn step
+  runs FaceNet forward on the fed batch with the train-phase switch (BatchNorm batch
+  statistics and Dropout) OFF or ON, takes one optimizer step on the memory loss,
+  and writes that forward pass's embeddings into the memory. Evaluation always runs
+  FaceNet in inference mode (switch off) so that the two models differ only in how
+  they learn. Weights (BatchNorm moving statistics included) and the optimizer state
+  are reset at the start of every repeat. Evaluation embeddings are recomputed only
+  after the weights changed, and only for the images being evaluated.
+
+Items are identified by their index in the dataset: frozen adapters look rows up in
+the precomputed embedding matrix; the fine-tuning adapter looks up prewhitened crops.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from experiments.config import MemorySection, FinetuneSection
+
+
+def total_bytes(footprint) -> int:
+    """memory_module reports the footprint as a dict of parts with a 'total'; accept a plain int too."""
+    return int(footprint["total"]) if isinstance(footprint, dict) else int(footprint)
+
+
+def _memory_module():
+    import memory_module
+
+    return memory_module
+
+
+class _FrozenStep:
+    """Shared by the frozen adapters: one traced call per iteration (loss, write, lookup).
+
+    Eager TensorFlow spends ~1 ms of Python overhead per small op, and an iteration of
+    the protocol is dozens of small ops. Tracing loss + write + lookup into one
+    tf.function with a [None, d] signature runs each iteration as one graph call (about
+    10x faster; measured in benchmarks/protocol_speed.py) and traces once per run, not
+    once per repeat, because the same memory object is reset between repeats.
+    """
+
+    def _build_step(self, model, key_dim: int) -> None:
+        import tensorflow as tf
+
+        queries = tf.TensorSpec([None, key_dim], tf.float32)
+        labels = tf.TensorSpec([None], tf.int64)
+
+        @tf.function(input_signature=[queries, labels, queries])
+        def feed_then_lookup(feed_q, feed_v, eval_q):
+            loss = model.loss(feed_q, feed_v)
+            model.write(feed_q, feed_v)
+            return loss, model.lookup(eval_q).labels
+
+        @tf.function(input_signature=[queries, labels])
+        def loss_only(feed_q, feed_v):
+            return model.loss(feed_q, feed_v)
+
+        @tf.function(input_signature=[queries])
+        def lookup_only(eval_q):
+            return model.lookup(eval_q).labels
+
+        self._feed_then_lookup = feed_then_lookup
+        self._lookup_only = lookup_only
+        self._loss_only = loss_only
+
+    def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
+        """Feed `feed` (may be empty), then predict `evaluate`: (memory loss of the feed, dense ids)."""
+        eval_q = self.embeddings[evaluate]
+        if len(feed) == 0:
+            return 0.0, self._lookup_only(eval_q).numpy().astype(np.int64)
+        if not self.write_traces:
+            # StoreAllNearestNeighbour grows its storage in Python, which a trace cannot
+            # hold: write eagerly, look up through the trace.
+            loss = self._loss_only(self.embeddings[feed], self.labels[feed])
+            self.write_eagerly(feed)
+            return float(loss), self._lookup_only(eval_q).numpy().astype(np.int64)
+        loss, predicted = self._feed_then_lookup(self.embeddings[feed], self.labels[feed], eval_q)
+        return float(loss), predicted.numpy().astype(np.int64)
+
+
+class FrozenBaseline(_FrozenStep):
+    """Store-all 1-NN (memory_module.StoreAllNearestNeighbour) on fixed embeddings."""
+
+    name = "baseline"
+    write_traces = False
+
+    def write_eagerly(self, feed: np.ndarray) -> None:
+        self.model.write(self.embeddings[feed], self.labels[feed])
+
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray):
+        mm = _memory_module()
+        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.model = mm.StoreAllNearestNeighbour(key_dim=self.embeddings.shape[1])
+        self._build_step(self.model, self.embeddings.shape[1])
+
+    def start_repeat(self, seed: int) -> None:
+        self.model.reset()
+
+    def memory_bytes(self) -> int:
+        return total_bytes(self.model.footprint_bytes())
+
+    def slots_in_use(self) -> int:
+        return int(self.model.slots_in_use())
+
+
+def build_kaiser_memory(settings: MemorySection, key_dim: int, seed: int):
+    mm = _memory_module()
+    return mm.KaiserMemory(
+        memory_size=settings.memory_size,
+        key_dim=key_dim,
+        choose_k=settings.choose_k,
+        alpha=settings.alpha,
+        age_noise=settings.age_noise,
+        seed=seed,
+        vote_k=settings.vote_k,
+        running_mean=settings.running_mean,
+    )
+
+
+def reset_with_seed(memory, seed: int) -> None:
+    """Empty `memory` and restart its age noise from `seed`.
+
+    KaiserMemory.reset() restarts the noise from `memory.seed`; the documented API has
+    no reseeding call, so the runner sets that attribute first. This keeps one traced
+    memory for a whole run while each repeat still gets its own noise stream; the
+    result equals a freshly built KaiserMemory(seed=seed) (tests/test_runner.py).
+    """
+    if not hasattr(memory, "seed"):
+        raise TypeError("the memory has no `seed` attribute; the runner cannot reseed it per repeat")
+    memory.seed = int(seed)
+    memory.reset()
+
+
+class FrozenMemory(_FrozenStep):
+    """The Kaiser memory on fixed embeddings: loss, write, then lookup, per iteration."""
+
+    name = "memory"
+    write_traces = True
+
+    def __init__(self, embeddings: np.ndarray, labels: np.ndarray, settings: MemorySection):
+        self.embeddings = np.asarray(embeddings, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.settings = settings
+        self.memory = build_kaiser_memory(settings, self.embeddings.shape[1], seed=0)
+        self._build_step(self.memory, self.embeddings.shape[1])
+
+    def start_repeat(self, seed: int) -> None:
+        # Each repeat's noise is seeded from the repeat's generator, so a repeat's result
+        # does not depend on which repeats ran before it in this process (that is what
+        # makes a resumed run equal an uninterrupted one).
+        reset_with_seed(self.memory, seed)
+
+    def memory_bytes(self) -> int:
+        return total_bytes(self.memory.footprint_bytes())
+
+    def slots_in_use(self) -> int:
+        return int(self.memory.slots_in_use())
+
+
+class FinetunedMemory:
+    """The Kaiser memory whose loss trains FaceNet; train-phase switch OFF or ON."""
+
+    def __init__(
+        self,
+        name: str,
+        facenet,
+        crops: np.ndarray,
+        initial_embeddings: np.ndarray,
+        labels: np.ndarray,
+        memory_settings: MemorySection,
+        finetune: FinetuneSection,
+        phase_train: bool,
+        embed_crops=None,
+    ):
+        self.name = name
+        self.facenet = facenet
+        self.crops = crops
+        self.initial_embeddings = np.asarray(initial_embeddings, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.memory_settings = memory_settings
+        self.finetune = finetune
+        self.phase_train = phase_train
+        self.initial_weights = [np.array(w, copy=True) for w in facenet.get_weights()]
+        self.memory = None
+        self.optimizer = None
+        self.weights_changed = False
+        # Inference-mode embedding of crops; the runner passes facenet_tf's Embedder (one
+        # traced function that reads the current weights), the fallback calls the model.
+        self.embed_crops = embed_crops or self._embed_plain
+
+    def _embed_plain(self, crops: np.ndarray) -> np.ndarray:
+        batch = self.finetune.batch_size
+        parts = [np.asarray(self.facenet(crops[i : i + batch], training=False)) for i in range(0, len(crops), batch)]
+        return np.concatenate(parts, axis=0)
+
+    def _make_optimizer(self):
+        import keras
+
+        if self.finetune.optimizer == "adam":
+            return keras.optimizers.Adam(learning_rate=self.finetune.learning_rate)
+        return keras.optimizers.SGD(learning_rate=self.finetune.learning_rate)
+
+    def start_repeat(self, seed: int) -> None:
+        import keras
+
+        self.facenet.set_weights(self.initial_weights)
+        keras.utils.set_random_seed(int(seed) % (2**31))  # Dropout masks under phase ON
+        self.optimizer = self._make_optimizer()
+        if self.memory is None:
+            self.memory = build_kaiser_memory(self.memory_settings, self.initial_embeddings.shape[1], seed)
+        reset_with_seed(self.memory, seed)
+        self.weights_changed = False
+
+    def learn(self, indices: np.ndarray) -> float:
+        import tensorflow as tf
+
+        crops = tf.constant(self.crops[indices])
+        labels = self.labels[indices]
+        variables = self.facenet.trainable_variables
+        with tf.GradientTape() as tape:
+            queries = self.facenet(crops, training=self.phase_train)
+            loss = self.memory.loss(queries, labels)
+        if self.phase_train:
+            # A training-mode forward pass moves BatchNorm's moving statistics even when
+            # the loss is zero, so inference embeddings must be recomputed after it.
+            self.weights_changed = True
+        gradients = tape.gradient(loss, variables)
+        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
+        if pairs and float(loss) != 0.0:
+            # A zero hinge loss has a zero gradient: skip the step (and the re-embedding).
+            self.optimizer.apply_gradients(pairs)
+            self.weights_changed = True
+        self.memory.write(tf.stop_gradient(queries), labels)
+        return float(loss)
+
+    def embed(self, indices: np.ndarray) -> np.ndarray:
+        """Inference-mode embeddings of `indices` under the current weights."""
+        if not self.weights_changed:
+            return self.initial_embeddings[indices]
+        return np.asarray(self.embed_crops(self.crops[indices]), dtype=np.float32)
+
+    def predict(self, indices: np.ndarray) -> np.ndarray:
+        return np.asarray(self.memory.lookup(self.embed(indices)).labels, dtype=np.int64)
+
+    def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
+        loss = self.learn(feed) if len(feed) else 0.0
+        return loss, self.predict(evaluate)
+
+    def memory_bytes(self) -> int:
+        return total_bytes(self.memory.footprint_bytes())
+
+    def slots_in_use(self) -> int:
+        return int(self.memory.slots_in_use())
+
+    def weights_digest(self) -> str:
+        """A short hash of the current FaceNet weights (tests use it to see change and reset)."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for w in self.facenet.get_weights():
+            digest.update(np.ascontiguousarray(w).tobytes())
+        return digest.hexdigest()[:16]

@@ -1,0 +1,147 @@
+"""The run's figures, each saved as PNG and SVG (matplotlib, Agg backend).
+
+- accuracy vs shots, one line per model with its 95% CI band, chance level dashed;
+- confusion-matrix evolution: per model, one panel per iteration (rows true class,
+  columns predicted), summed over repeats and normalised per row;
+- the dataset's cosine similarity matrix with images grouped by class;
+- accuracy vs memory footprint (bytes, log scale), one point per model and shots.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from kshot_io import write_bytes_atomic  # noqa: E402
+
+MAX_SIMILARITY_ITEMS = 1500  # beyond this the matrix is subsampled evenly per class (image size)
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """Write `stem`.png and `stem`.svg atomically; returns both paths."""
+    stem = Path(stem)
+    paths = []
+    for fmt in ("png", "svg"):
+        buffer = io.BytesIO()
+        metadata = {"Date": None} if fmt == "svg" else {}
+        fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
+        path = stem.with_suffix(f".{fmt}")
+        write_bytes_atomic(path, buffer.getvalue())
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, group in summary.groupby("model", sort=False):
+        group = group.sort_values("shots")
+        line = ax.plot(group["shots"], group["mean"], marker="o", ms=3, label=f"{model} (n={group['repeats'].max()})")
+        low, high = group["ci_low"].to_numpy(), group["ci_high"].to_numpy()
+        if np.isfinite(low).any():
+            ax.fill_between(group["shots"], low, high, color=line[0].get_color(), alpha=0.2, linewidth=0)
+    if n_classes > 0:
+        ax.axhline(1.0 / n_classes, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{n_classes})")
+    ax.set_xlabel("shots (images of each class seen before evaluation)")
+    ax.set_ylabel("accuracy on images not yet fed")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("k-shot accuracy, mean and 95% CI over repeats")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, stem)
+
+
+def plot_confusion_evolution(confusion: np.ndarray, class_names: list[str], model: str, stem: Path) -> list[Path]:
+    """confusion: int [repeats, iterations, C, C]; one panel per iteration, summed over repeats."""
+    totals = confusion.sum(axis=0)
+    n_iter = totals.shape[0]
+    cols = min(n_iter, 6)
+    rows = int(np.ceil(n_iter / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + 0.6), squeeze=False)
+    ticks = np.arange(len(class_names))
+    short = [name[:10] for name in class_names]
+    for i, ax in enumerate(axes.flat):
+        if i >= n_iter:
+            ax.axis("off")
+            continue
+        counts = totals[i].astype(np.float64)
+        row_sums = counts.sum(axis=1, keepdims=True)
+        rates = np.divide(counts, row_sums, out=np.zeros_like(counts), where=row_sums > 0)
+        ax.imshow(rates, vmin=0, vmax=1, cmap="viridis")
+        accuracy = np.trace(counts) / max(counts.sum(), 1)
+        ax.set_title(f"{i} shots, acc {accuracy:.3f}", fontsize=8)
+        if len(class_names) <= 20:
+            ax.set_xticks(ticks, short, rotation=90, fontsize=6)
+            ax.set_yticks(ticks, short, fontsize=6)
+        else:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        if i % cols == 0:
+            ax.set_ylabel("true", fontsize=7)
+        ax.set_xlabel("predicted", fontsize=7)
+    fig.suptitle(f"{model}: confusion matrix by iteration (rows normalised, summed over {confusion.shape[0]} repeats)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def grouped_order(labels: np.ndarray, limit: int = MAX_SIMILARITY_ITEMS) -> np.ndarray:
+    """Item indices sorted by class; at most `limit` items, taken evenly from each class."""
+    labels = np.asarray(labels)
+    classes = np.unique(labels)
+    per_class = max(1, limit // max(len(classes), 1))
+    chosen = []
+    for c in classes:
+        members = np.flatnonzero(labels == c)
+        if members.size > per_class:
+            members = members[np.linspace(0, members.size - 1, per_class).round().astype(int)]
+        chosen.append(members)
+    return np.concatenate(chosen)
+
+
+def plot_similarity(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], stem: Path) -> list[Path]:
+    order = grouped_order(labels)
+    vectors = np.asarray(embeddings, dtype=np.float64)[order]
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    similarity = vectors @ vectors.T
+    ordered_labels = np.asarray(labels)[order]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    image = ax.imshow(similarity, cmap="magma", vmin=-1, vmax=1, interpolation="nearest")
+    boundaries = np.flatnonzero(np.diff(ordered_labels)) + 0.5
+    for b in boundaries:
+        ax.axhline(b, color="white", linewidth=0.6)
+        ax.axvline(b, color="white", linewidth=0.6)
+    classes = np.unique(ordered_labels)
+    centres = [np.flatnonzero(ordered_labels == c).mean() for c in classes]
+    if len(classes) <= 30:
+        names = [class_names[c] for c in classes]
+        ax.set_xticks(centres, names, rotation=90, fontsize=7)
+        ax.set_yticks(centres, names, fontsize=7)
+    fig.colorbar(image, ax=ax, label="cosine similarity")
+    ax.set_title(f"dataset similarity, {len(order)} images grouped by class")
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for model, group in summary.groupby("model", sort=False):
+        group = group.sort_values("shots")
+        footprint = np.maximum(group["mean_memory_bytes"].to_numpy(), 1)
+        line = ax.plot(footprint, group["mean"], marker="o", ms=3, label=model)
+        for x, y, k in zip(footprint, group["mean"], group["shots"]):
+            ax.annotate(str(k), (x, y), fontsize=6, color=line[0].get_color(), xytext=(2, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("memory footprint (bytes, log scale); labels = shots")
+    ax.set_ylabel("mean accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("accuracy vs memory footprint")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower right")
+    return save_figure(fig, stem)

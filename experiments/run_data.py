@@ -1,0 +1,141 @@
+"""What a k-shot run learns from: embeddings from an npz, or images through FaceNet.
+
+Two sources, one result (runner.PreparedData):
+- `--embeddings FILE.npz` (the format `kshot embed` writes): no FaceNet at all, so the
+  frozen-embedder models serve users of any embedder. The file is checked before use:
+  required arrays present, equal lengths, 2-D finite embeddings; each problem is an
+  error naming the file and the arrays.
+- a dataset name or folder: images are aligned through facenet_tf's crop cache and
+  embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
+  every repeat and iteration of the frozen models reuses these embeddings. The
+  prewhitened crops are kept only when a fine-tuned model needs them.
+
+Class ids are dense, in sorted order of the class names, so a run's confusion
+matrices have the same rows whatever order the files were listed in.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from experiments.config import DataSection
+from experiments.runner import PreparedData
+
+REQUIRED_ARRAYS = ("embeddings", "labels")
+
+
+def select_items(labels: list[str], paths: list[str], max_classes: int, images_per_class: int) -> np.ndarray:
+    """Indices kept by max_classes (first N class names, sorted) and images_per_class (first N paths, sorted)."""
+    labels = np.asarray(labels, dtype=str)
+    paths = np.asarray(paths, dtype=str)
+    names = sorted(set(labels.tolist()))
+    if max_classes:
+        names = names[:max_classes]
+    keep = []
+    for name in names:
+        members = np.flatnonzero(labels == name)
+        members = members[np.argsort(paths[members], kind="stable")]
+        if images_per_class:
+            members = members[:images_per_class]
+        keep.append(members)
+    return np.sort(np.concatenate(keep)) if keep else np.empty(0, np.int64)
+
+
+def dense_labels(labels) -> tuple[np.ndarray, list[str]]:
+    names, dense = np.unique(np.asarray(labels, dtype=str), return_inverse=True)
+    return dense.astype(np.int64), [str(n) for n in names]
+
+
+def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"embeddings file {path} does not exist; write one with `kshot embed --out {path}`")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {k: archive[k] for k in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(f"embeddings file {path} cannot be read as an npz ({error}); write it again with `kshot embed`") from None
+    missing = [k for k in REQUIRED_ARRAYS if k not in arrays]
+    if missing:
+        raise ValueError(
+            f"embeddings file {path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(sorted(arrays)) or 'nothing'}. "
+            "It needs `embeddings` [n, d] and `labels` [n] (and `paths` [n]), as `kshot embed` writes."
+        )
+    embeddings = arrays["embeddings"]
+    if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
+        raise ValueError(f"embeddings file {path}: `embeddings` must be a non-empty 2-D array [n, d], got shape {embeddings.shape}")
+    if not np.issubdtype(embeddings.dtype, np.floating):
+        raise ValueError(f"embeddings file {path}: `embeddings` must be floating point, got {embeddings.dtype}")
+    n = embeddings.shape[0]
+    lengths = {"embeddings": n, "labels": len(arrays["labels"])}
+    for optional in ("paths", "split"):
+        if optional in arrays:
+            lengths[optional] = len(arrays[optional])
+    if len(set(lengths.values())) != 1:
+        listed = ", ".join(f"{k} has {v}" for k, v in lengths.items())
+        raise ValueError(f"embeddings file {path}: arrays of different lengths ({listed}); every array must have one entry per image")
+    bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
+    if bad_rows.size:
+        raise ValueError(
+            f"embeddings file {path}: {bad_rows.size} row(s) of `embeddings` hold NaN or infinity "
+            f"(first: row {bad_rows[0]}); recompute them or drop those rows"
+        )
+    labels = [str(x) for x in arrays["labels"]]
+    paths = [str(x) for x in arrays["paths"]] if "paths" in arrays else [f"item{i}" for i in range(n)]
+    keep = select_items(labels, paths, data.max_classes, data.images_per_class)
+    dense, names = dense_labels([labels[i] for i in keep])
+    skipped = [str(s) for s in arrays.get("skipped", [])]
+    return PreparedData(
+        embeddings=embeddings[keep].astype(np.float32),
+        labels=dense,
+        class_names=names,
+        paths=[paths[i] for i in keep],
+        skipped=skipped,
+        description=f"embeddings file {path}",
+    )
+
+
+def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> PreparedData:
+    """Align and embed a dataset (a built-in name or a folder) with the pretrained FaceNet."""
+    from experiments.datasets import load_image_dataset
+    from facenet_tf import Embedder, load_facenet, prepare_crops
+
+    dataset = load_image_dataset(data.source)
+    paths = [str(p) for p in dataset.paths]
+    labels = [str(label) for label in dataset.labels]
+    keep = select_items(labels, paths, data.max_classes, data.images_per_class)
+    paths = [paths[i] for i in keep]
+    label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
+
+    facenet = load_facenet()
+    embedder = Embedder(facenet, progress=progress)
+    embedded = embedder.embed_paths(paths, aligned=data.aligned)
+    kept = list(embedded.kept_paths)
+    embeddings = embedded.embeddings
+    crops = None
+    if need_crops:
+        prepared = prepare_crops(kept, aligned=data.aligned, progress=progress)
+        if list(prepared.kept_paths) != kept:
+            raise RuntimeError("the crop cache and the embedding cache disagree on which images are usable")
+        crops = prepared.crops
+    dense, names = dense_labels([label_of[p] for p in kept])
+    return PreparedData(
+        embeddings=np.asarray(embeddings, dtype=np.float32),
+        labels=dense,
+        class_names=names,
+        paths=kept,
+        crops=crops,
+        facenet=facenet if need_crops else None,
+        embed_crops=embedder.embed_crops if need_crops else None,
+        skipped=[f"{p}: {reason}" for p, reason in embedded.skipped],
+        description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
+    )
+
+
+def prepare_data(data: DataSection, need_crops: bool, progress: bool = True) -> PreparedData:
+    if data.embeddings:
+        return load_embeddings_file(data.embeddings, data)
+    return load_images(data, need_crops, progress)
