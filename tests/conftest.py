@@ -13,3 +13,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 tf.config.experimental.enable_tensor_float_32_execution(False)
+
+# FaceNet session fixtures (model, celebrity set and embeddings), built once per session.
+from facenet_fixtures import (  # noqa: E402,F401
+    celebrities,
+    celebrity_embeddings,
+    celebrity_photo,
+    facenet_embedder,
+    facenet_model,
+)
