@@ -98,6 +98,17 @@ class LabelMap:
                 )
         return out
 
+    def decode_output(self, output, unknown: Any = None) -> dict:
+        """A memory's answers (LookupResult or the dict of __call__) with user labels.
+
+        `labels` becomes a list of user labels (`unknown` where the memory had no
+        answer); every other entry becomes a NumPy value.
+        """
+        items = output._asdict() if hasattr(output, "_asdict") else dict(output)
+        decoded = {name: np.asarray(value) for name, value in items.items()}
+        decoded["labels"] = self.decode(decoded["labels"], unknown=unknown)
+        return decoded
+
     def to_list(self) -> list[Hashable]:
         """A JSON-friendly form: the labels in id order (rebuild with LabelMap(list))."""
         return self.labels
