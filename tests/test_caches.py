@@ -1,0 +1,158 @@
+"""Crop and embedding caches: keyed by content, settings, aligner version and weights; never stale, never trusted when damaged."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facenet_tf.embedder as embedder_module
+from facenet_tf import AlignSettings, Embedder, FaceAligner, prepare_crops
+from facenet_tf.caches import CropCache, EmbeddingCache, content_sha256
+
+
+@pytest.fixture
+def private_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+class CountingAligner(FaceAligner):
+    """A real aligner that counts how often it had to align a file."""
+
+    def __init__(self, settings=None):
+        super().__init__(settings)
+        self.calls = 0
+
+    def align(self, path):
+        self.calls += 1
+        return super().align(path)
+
+
+def _write_crop_image(path, seed):
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (64, 48, 3), dtype=np.uint8)).save(path)
+    return str(path)
+
+
+def test_a_second_run_reads_crops_from_the_cache(private_cache, tmp_path):
+    paths = [_write_crop_image(tmp_path / f"{i}.png", i) for i in range(3)]
+    first = CountingAligner(AlignSettings(aligned=True))
+    a = prepare_crops(paths, aligned=True, aligner=first, progress=False)
+    second = CountingAligner(AlignSettings(aligned=True))
+    b = prepare_crops(paths, aligned=True, aligner=second, progress=False)
+    assert (first.calls, second.calls) == (3, 0)
+    np.testing.assert_array_equal(a.crops, b.crops)
+
+
+def test_changing_a_setting_or_the_aligner_version_misses_the_cache(private_cache, tmp_path):
+    paths = [_write_crop_image(tmp_path / "a.png", 0)]
+    prepare_crops(paths, aligned=True, progress=False)
+    for settings in (AlignSettings(aligned=True, image_size=96), AlignSettings(aligned=True, margin=10),
+                     AlignSettings(aligned=True, aligner_version="9.9.9")):
+        counting = CountingAligner(settings)
+        out = prepare_crops(paths, aligned=True, settings=settings, aligner=counting, progress=False)
+        assert counting.calls == 1
+        assert out.crops.shape[1] == settings.image_size
+
+
+def test_editing_a_file_in_place_never_serves_its_old_crop(private_cache, tmp_path):
+    path = _write_crop_image(tmp_path / "same_name.png", 0)
+    old = prepare_crops([path], aligned=True, progress=False).crops[0]
+    _write_crop_image(tmp_path / "same_name.png", 1)
+    new = prepare_crops([path], aligned=True, progress=False).crops[0]
+    expected = prepare_crops([path], aligned=True, use_cache=False, progress=False).crops[0]
+    assert not np.allclose(old, new)
+    np.testing.assert_array_equal(new, expected)
+
+
+def test_a_damaged_cache_entry_is_recomputed(private_cache, tmp_path):
+    path = _write_crop_image(tmp_path / "a.png", 0)
+    good = prepare_crops([path], aligned=True, progress=False).crops
+    cache = CropCache(AlignSettings(aligned=True))
+    entry = cache._entry(content_sha256(path))
+    entry.write_bytes(entry.read_bytes()[:50])          # a half-written file from a crash
+    assert cache.get(content_sha256(path)) is None
+    again = prepare_crops([path], aligned=True, progress=False).crops
+    np.testing.assert_array_equal(good, again)
+    assert cache.get(content_sha256(path))[0] == "crop"
+
+
+def test_a_no_face_outcome_is_cached_with_its_reason(private_cache, tmp_path):
+    path = tmp_path / "wall.png"
+    Image.new("RGB", (200, 200), (120, 110, 100)).save(path)
+    first = CountingAligner()
+    a = prepare_crops([str(path)], aligner=first, progress=False)
+    second = CountingAligner()
+    b = prepare_crops([str(path)], aligner=second, progress=False)
+    assert (first.calls, second.calls) == (1, 0)
+    assert a.skipped == b.skipped and "no face" in b.skipped[0][1]
+
+
+def test_an_unwritable_cache_is_named(tmp_path, monkeypatch):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("x")
+    monkeypatch.setenv("KSHOT_CACHE", str(blocker))
+    path = _write_crop_image(tmp_path / "a.png", 0)
+    with pytest.raises(OSError, match=r"not_a_folder.*KSHOT_CACHE"):
+        prepare_crops([path], aligned=True, progress=False)
+
+
+def _tiny_model(seed: int, weights_sha: str):
+    """A small stand-in for FaceNet with the same input and output contract."""
+    import keras
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((160, 160, 3))
+    x = keras.layers.Conv2D(4, 8, strides=8)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(128)(x)
+    outputs = keras.layers.UnitNormalization()(x)
+    model = keras.Model(inputs, outputs)
+    model.kshot_weights_sha256 = weights_sha
+    return model
+
+
+def test_embeddings_are_cached_per_weights_and_follow_the_dataset(private_cache, tmp_path, monkeypatch):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    paths = [_write_crop_image(folder / f"{i}.png", i) for i in range(3)]
+    model_a = _tiny_model(0, "a" * 64)
+    first = Embedder(model_a, batch_size=2, progress=False).embed_paths(paths, aligned=True)
+    # a second run is served from the cache: the network is not called
+    embedder = Embedder(model_a, batch_size=2, progress=False)
+    monkeypatch.setattr(embedder, "embed_crops", lambda crops: pytest.fail("cache was not used"))
+    np.testing.assert_array_equal(embedder.embed_paths(paths, aligned=True).embeddings, first.embeddings)
+    monkeypatch.undo()
+    monkeypatch.setenv("KSHOT_CACHE", str(private_cache))
+    # other weights: a different key, fresh embeddings
+    model_b = _tiny_model(1, "b" * 64)
+    other = Embedder(model_b, batch_size=2, progress=False).embed_paths(paths, aligned=True)
+    assert not np.allclose(other.embeddings, first.embeddings)
+    np.testing.assert_allclose(other.embeddings,
+                               Embedder(model_b, batch_size=2, progress=False).embed_crops(
+                                   prepare_crops(paths, aligned=True, progress=False).crops), atol=1e-6)
+    # adding and removing files: exactly the current files are embedded
+    added = _write_crop_image(folder / "3.png", 3)
+    now = Embedder(model_a, batch_size=2, progress=False).embed_paths([paths[0], paths[2], added], aligned=True)
+    assert now.kept_paths == [paths[0], paths[2], added]
+    np.testing.assert_array_equal(now.embeddings[:2], first.embeddings[[0, 2]])
+    # settings are part of the embedding key too
+    assert EmbeddingCache("a" * 64, AlignSettings(aligned=True)).folder != \
+        EmbeddingCache("a" * 64, AlignSettings(aligned=True, margin=0)).folder
+
+
+def test_a_model_without_a_weights_hash_is_never_cached(private_cache, tmp_path):
+    paths = [_write_crop_image(tmp_path / "a.png", 0)]
+    model = _tiny_model(0, "")
+    Embedder(model, progress=False).embed_paths(paths, aligned=True)
+    assert not (private_cache / "embeddings").exists()
+
+
+def test_embed_crops_pads_the_last_batch_without_changing_results(private_cache):
+    model = _tiny_model(0, "c" * 64)
+    crops = np.random.default_rng(0).normal(size=(5, 160, 160, 3)).astype(np.float32)
+    in_batches_of_2 = Embedder(model, batch_size=2, progress=False).embed_crops(crops)
+    in_one_batch = model.predict(crops, verbose=0)
+    np.testing.assert_allclose(in_batches_of_2, in_one_batch, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\[n, 160, 160, 3\]"):
+        Embedder(model, progress=False).embed_crops(crops[:, :100])
+    assert embedder_module.DEFAULT_JIT_COMPILE in (True, False)
