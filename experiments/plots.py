@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.ticker  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -39,22 +40,37 @@ def save_figure(fig, stem: Path) -> list[Path]:
     return paths
 
 
-def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def _accuracy_panel(ax, summary: pd.DataFrame, min_shots: int) -> None:
     for model, group in summary.groupby("model", sort=False):
-        group = group.sort_values("shots")
+        group = group[group["shots"] >= min_shots].sort_values("shots")
+        if group.empty:
+            continue
         line = ax.plot(group["shots"], group["mean"], marker="o", ms=3, label=f"{model} (n={group['repeats'].max()})")
-        low, high = group["ci_low"].to_numpy(), group["ci_high"].to_numpy()
+        # The t-interval of a few repeats can pass 1; the band is drawn clipped to [0, 1].
+        low, high = np.clip(group["ci_low"].to_numpy(), 0, 1), np.clip(group["ci_high"].to_numpy(), 0, 1)
         if np.isfinite(low).any():
-            ax.fill_between(group["shots"], low, high, color=line[0].get_color(), alpha=0.2, linewidth=0)
-    if n_classes > 0:
-        ax.axhline(1.0 / n_classes, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{n_classes})")
+            ax.fill_between(group["shots"], low, high, color=line[0].get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("shots (images of each class seen before evaluation)")
-    ax.set_ylabel("accuracy on images not yet fed")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("k-shot accuracy, mean and 95% CI over repeats")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+
+
+def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Path]:
+    """Left: the whole curve from 0 shots with chance; right: shots >= 1, y zoomed to the data."""
+    fig, (full, zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
+    _accuracy_panel(full, summary, 0)
+    if n_classes > 0:
+        full.axhline(1.0 / n_classes, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{n_classes})")
+    full.set_ylim(0, 1.02)
+    full.set_ylabel("accuracy on images not yet fed")
+    full.set_title("k-shot accuracy, mean and 95% CI over repeats")
+    full.legend(fontsize=8, loc="lower right")
+    _accuracy_panel(zoom, summary, 1)
+    learned = summary[summary["shots"] >= 1]
+    if not learned.empty:
+        bottom = float(np.nanmin(np.r_[learned["mean"].to_numpy(), learned["ci_low"].clip(0, 1).to_numpy()]))
+        zoom.set_ylim(max(0.0, bottom - 0.01), 1.002)
+    zoom.set_title("shots >= 1, zoomed")
+    fig.tight_layout()
     return save_figure(fig, stem)
 
 
@@ -136,9 +152,11 @@ def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
         footprint = np.maximum(group["mean_memory_bytes"].to_numpy(), 1)
         line = ax.plot(footprint, group["mean"], marker="o", ms=3, label=model)
         for x, y, k in zip(footprint, group["mean"], group["shots"]):
-            ax.annotate(str(k), (x, y), fontsize=6, color=line[0].get_color(), xytext=(2, 2), textcoords="offset points")
+            if k in (0, 1) or k == group["shots"].max():
+                ax.annotate(f"{k} shots", (x, y), fontsize=6, color=line[0].get_color(), xytext=(3, -8), textcoords="offset points")
     ax.set_xscale("log")
-    ax.set_xlabel("memory footprint (bytes, log scale); labels = shots")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("memory footprint (bytes, log scale)")
     ax.set_ylabel("mean accuracy")
     ax.set_ylim(0, 1.02)
     ax.set_title("accuracy vs memory footprint")

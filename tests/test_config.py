@@ -1,0 +1,84 @@
+"""The run configuration: strict keys, ranges, overrides, and a round trip through TOML."""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from experiments import config as cfg
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+@pytest.mark.parametrize("name", ["celebrities", "blog_like"])
+def test_shipped_configs_load_and_round_trip(name, tmp_path):
+    loaded = cfg.load_config(CONFIG_DIR / f"{name}.toml")
+    path = tmp_path / "resolved.toml"
+    path.write_text(cfg.to_toml(loaded))
+    assert cfg.load_config(path) == loaded
+
+
+def test_demo_defaults_match_the_blog_and_paper():
+    demo = cfg.load_config(CONFIG_DIR / "celebrities.toml")
+    assert demo.memory.memory_size == 32 and demo.memory.alpha == 0.1 and demo.memory.choose_k == 256
+    assert set(demo.run.models) == set(cfg.MODEL_NAMES)
+    blog = cfg.load_config(CONFIG_DIR / "blog_like.toml")
+    assert (blog.data.max_classes, blog.data.images_per_class, blog.run.max_shots) == (12, 8, 7)
+    assert {"memory_finetune_phase_off", "memory_finetune_phase_on"} <= set(blog.run.models)
+
+
+def write(tmp_path, text):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    return path
+
+
+def test_unknown_key_names_the_key_and_the_file(tmp_path):
+    path = write(tmp_path, "[memory]\nmemroy_size = 64\n")
+    with pytest.raises(cfg.ConfigError, match=r"c\.toml.*unknown key 'memroy_size' in \[memory\]"):
+        cfg.load_config(path)
+
+
+def test_unknown_section_is_refused(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"unknown section \[memroy\]"):
+        cfg.load_config(write(tmp_path, "[memroy]\nmemory_size = 64\n"))
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        ("[memory]\nmemory_size = 0\n", r"\[memory\] memory_size = 0 is out of range; allowed: >= 1"),
+        ("[memory]\nalpha = -0.5\n", r"\[memory\] alpha = -0.5 is out of range; allowed: >= 0"),
+        ("[run]\nrepeats = 0\n", r"\[run\] repeats = 0 is out of range; allowed: >= 1"),
+        ("[finetune]\nlearning_rate = 0\n", r"learning_rate = 0.0 is out of range; allowed: > 0"),
+        ("[finetune]\noptimizer = 'rmsprop'\n", r"optimizer = 'rmsprop' is out of range; allowed: one of adam, sgd"),
+        ("[data]\nmax_classes = 1\n", r"max_classes = 1 is out of range"),
+    ],
+)
+def test_out_of_range_values_name_the_value_and_the_range(tmp_path, text, needle):
+    with pytest.raises(cfg.ConfigError, match=needle):
+        cfg.load_config(write(tmp_path, text))
+
+
+def test_wrong_types_and_unknown_models(tmp_path):
+    with pytest.raises(cfg.ConfigError, match=r"memory_size must be an integer, got '32'"):
+        cfg.load_config(write(tmp_path, "[memory]\nmemory_size = '32'\n"))
+    with pytest.raises(cfg.ConfigError, match=r"unknown model 'memry'"):
+        cfg.load_config(write(tmp_path, "[run]\nmodels = ['memry']\n"))
+    with pytest.raises(cfg.ConfigError, match="not valid TOML"):
+        cfg.load_config(write(tmp_path, "[run\n"))
+    with pytest.raises(FileNotFoundError, match="nope.toml does not exist"):
+        cfg.load_config(tmp_path / "nope.toml")
+
+
+def test_overrides_are_validated_too():
+    base = cfg.RunConfig()
+    changed = cfg.with_overrides(base, run__repeats=5, run__models=("baseline",), run__seed=None)
+    assert changed.run.repeats == 5 and changed.run.models == ("baseline",) and changed.run.seed == base.run.seed
+    with pytest.raises(cfg.ConfigError, match=r"command line: \[run\] repeats = 0 is out of range"):
+        cfg.with_overrides(base, run__repeats=0)
+
+
+def test_resolved_toml_is_plain_toml_with_every_section():
+    parsed = tomllib.loads(cfg.to_toml(cfg.RunConfig()))
+    assert set(parsed) == {"run", "data", "memory", "finetune"}
