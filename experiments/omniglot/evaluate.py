@@ -1,0 +1,236 @@
+"""N-way k-shot and per-shot accuracy on held-out Omniglot alphabets.
+
+Two measurements, both on the alphabets the run held out (from its split.json):
+
+- N-way k-shot tasks (the usual few-shot benchmark): N held-out characters, k labelled
+  drawings of each written into a cleared memory, then one (or `queries`) unseen
+  drawing of each classified by a lookup. The Kaiser memory is written one round per
+  shot (one drawing of every class per write), so from the second shot on it merges a
+  drawing into its class's slot when that slot answers correctly, as in the paper; the
+  store-all 1-NN keeps every drawing. With k = 1 both therefore hold the same N keys
+  and give the same answers. Mean accuracy over the tasks with a 95% t-interval
+  (experiments.stats.mean_ci).
+- Per-shot accuracy as the paper's train.py logs it: Kaiser-style episodes of width N
+  (every class shown once per round, the memory predicting each drawing before it is
+  written), accuracy at the k-th showing = "k-shot", with a 95% interval over episodes.
+
+Each is reported for the trained embedder and, as a floor, for the same architecture
+with its initial (untrained) weights.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from experiments.omniglot.data import OmniglotData, to_float
+from experiments.omniglot.episodes import sample_episodes, sample_task, shots_seen
+from experiments.stats import mean_ci
+
+
+def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """uint8 [n, s, s] -> float32 [n, d] keys, dropout off."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def forward(x):
+        return embedder(x, training=False)
+
+    parts = [forward(tf.constant(to_float(images[i : i + batch_size]))).numpy()
+             for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def _interval(values) -> dict:
+    mean, low, high = mean_ci(values)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
+
+
+def nway_kshot_accuracy(
+    keys: np.ndarray,
+    data: OmniglotData,
+    memories: dict,
+    ways: int,
+    shots: int,
+    episodes: int,
+    queries: int = 1,
+    seed: int = 0,
+) -> dict[str, dict]:
+    """Accuracy of each readout in `memories` ({name: memory}) on the same `episodes` tasks."""
+    import tensorflow as tf
+
+    if episodes < 2:
+        raise ValueError(f"episodes must be >= 2 for a confidence interval, got {episodes}")
+    by_class = data.indices_by_class()
+    rng = np.random.default_rng([seed, ways, shots, queries])
+    accuracies = {name: [] for name in memories}
+    for _ in range(episodes):
+        task = sample_task(by_class, rng, ways, shots, queries)
+        # round r: the r-th support drawing of every class
+        rounds = [task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots)[:, r]
+                  for r in range(shots)]
+        query_keys = tf.constant(keys[task.query])
+        for name, memory in memories.items():
+            memory.reset()
+            for r in range(shots):
+                memory.write(tf.constant(keys[rounds[r]]), tf.constant(np.arange(ways, dtype=np.int64)))
+            predicted = memory.lookup(query_keys).labels.numpy()
+            accuracies[name].append(float(np.mean(predicted == task.query_labels)))
+    return {name: {**_interval(values), "episodes": episodes} for name, values in accuracies.items()}
+
+
+def make_sequence_runner(memory):
+    """A tf.function feeding keys [L, d] with labels [L] to the memory one at a time; returns answers [L]."""
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def run(keys, labels):
+        length = tf.shape(labels)[0]
+        answers = tf.TensorArray(tf.int64, size=length)
+        for t in tf.range(length):
+            out = memory(keys[t : t + 1], labels=labels[t : t + 1], update=True)
+            answers = answers.write(t, out["labels"][0])
+        return answers.stack()
+
+    return run
+
+
+def per_shot_accuracy(
+    keys: np.ndarray,
+    data: OmniglotData,
+    memory,
+    ways: int,
+    rounds: int,
+    episodes: int,
+    seed: int = 0,
+) -> list[dict]:
+    """Accuracy at the 0th..(rounds-1)th earlier showing, in Kaiser-style episodes of width `ways`."""
+    import tensorflow as tf
+
+    by_class = data.indices_by_class()
+    rng = np.random.default_rng([seed, ways, rounds, 7])
+    run = make_sequence_runner(memory)
+    per_episode = []
+    for _ in range(episodes):
+        batch = sample_episodes(by_class, rng, ways, ways * rounds, 1)
+        labels = batch.labels[:, 0]
+        memory.reset()
+        answers = run(tf.constant(keys[batch.indices[:, 0]]), tf.constant(labels)).numpy()
+        shots = shots_seen(labels)
+        per_episode.append([float(np.mean(answers[shots == k] == labels[shots == k])) for k in range(rounds)])
+    per_episode = np.array(per_episode)
+    return [{"shot": k, **_interval(per_episode[:, k])} for k in range(rounds)]
+
+
+def evaluate_run(
+    run_dir: str | os.PathLike,
+    sources=None,
+    ways: Sequence[int] = (5,),
+    shots: Sequence[int] = (1,),
+    episodes: int = 1000,
+    queries: int = 1,
+    per_shot_episodes: int | None = None,
+    seed: int = 0,
+    untrained: bool = True,
+    progress: bool = False,
+) -> dict:
+    """Every measurement above for a run directory; a JSON-ready dict."""
+    import json
+
+    import keras
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments.omniglot.train import SPLIT_FILE, build_memory, build_model, prepare_data, restore_embedder
+
+    config, trained, step = restore_embedder(run_dir)
+    split_path = Path(run_dir) / SPLIT_FILE
+    if split_path.exists():  # evaluate on exactly the alphabets the run held out
+        saved = json.loads(split_path.read_text(encoding="utf-8"))
+        config = config.replace(test_alphabets=tuple(saved["test_alphabets"]))
+    data = prepare_data(config, sources)
+    test = data.test
+    for n in ways:
+        if n > test.num_classes:
+            raise ValueError(
+                f"{n}-way needs {n} held-out characters but the test alphabets "
+                f"({', '.join(data.test_alphabets)}) have {test.num_classes}"
+            )
+    per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes
+    rounds = max(shots) + 1
+
+    embedders = {"trained": trained}
+    if untrained:
+        keras.utils.set_random_seed(config.seed)
+        embedders["untrained"] = build_model(config)  # the initial weights training started from
+    results = {
+        "run": str(run_dir),
+        "step": step,
+        "split": data.describe(),
+        "episodes": episodes,
+        "queries": queries,
+        "seed": seed,
+        "memory_size": config.memory_size,
+        "key_dim": config.key_dim,
+        "nway": [],
+        "per_shot": [],
+    }
+    steps_total = len(embedders) * len(ways) * (len(shots) + (1 if per_shot_episodes else 0))
+    from tqdm import tqdm
+
+    bar = tqdm(total=steps_total, disable=not progress, desc="omniglot eval", unit="setting")
+    for embedder_name, embedder in embedders.items():
+        keys = embed_images(embedder, test.images)
+        readouts = {
+            "memory": build_memory(config, seed_offset=2),
+            "1-NN": StoreAllNearestNeighbour(config.key_dim),
+        }
+        for n in ways:
+            for k in shots:
+                measured = nway_kshot_accuracy(keys, test, readouts, n, k, episodes, queries, seed)
+                for readout, stats in measured.items():
+                    results["nway"].append({"embedder": embedder_name, "readout": readout, "ways": n, "shots": k, **stats})
+                bar.update(1)
+            if per_shot_episodes:
+                curve = per_shot_accuracy(keys, test, readouts["memory"], n, rounds, per_shot_episodes, seed)
+                results["per_shot"].append(
+                    {"embedder": embedder_name, "readout": "memory", "ways": n, "episodes": per_shot_episodes, "curve": curve}
+                )
+                bar.update(1)
+    bar.close()
+    return results
+
+
+def results_markdown(results: dict) -> str:
+    """Tables of the N-way k-shot accuracies and the per-shot curves."""
+    split = results["split"]
+    lines = [
+        f"Run {results['run']} at step {results['step']}; held out: {split['test_characters']} characters of "
+        f"{', '.join(split['test_alphabets'])}; trained on {split['train_characters']} characters "
+        f"({split['train_classes_with_rotations']} classes with rotations).",
+        "",
+        f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class, mean [95% CI]:",
+        "",
+        "| embedder | readout | ways | shots | accuracy | 95% CI |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for row in results["nway"]:
+        lines.append(
+            f"| {row['embedder']} | {row['readout']} | {row['ways']} | {row['shots']} | {100 * row['mean']:.1f}% "
+            f"| [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] |"
+        )
+    if results["per_shot"]:
+        rounds = len(results["per_shot"][0]["curve"])
+        lines += [
+            "",
+            "Per-shot accuracy of the memory in Kaiser-style episodes (k-shot = k earlier showings of that class):",
+            "",
+            "| embedder | ways | episodes | " + " | ".join(f"{k}-shot" for k in range(rounds)) + " |",
+            "|---|---:|---:|" + "---:|" * rounds,
+        ]
+        for row in results["per_shot"]:
+            cells = " | ".join(f"{100 * c['mean']:.1f}% ±{100 * c['half_width']:.1f}" for c in row["curve"])
+            lines.append(f"| {row['embedder']} | {row['ways']} | {row['episodes']} | {cells} |")
+    return "\n".join(lines) + "\n"
