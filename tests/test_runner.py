@@ -68,6 +68,8 @@ def test_traced_memory_reset_with_a_seed_equals_a_fresh_eager_memory(tmp_path):
                 assert float(memory.loss(data.embeddings[it.feed], data.labels[it.feed])) == pytest.approx(fast.memory_loss[i], abs=1e-6)
                 memory.write(data.embeddings[it.feed], data.labels[it.feed])
             predicted = np.asarray(memory.lookup(data.embeddings[it.evaluate]).labels)
+            assert fast.slots_in_use[i] == memory.slots_in_use()
+            assert fast.memory_bytes[i] == models.total_bytes(memory.footprint_bytes())
             if i > 0:
                 assert int(np.sum(predicted == data.labels[it.evaluate])) == fast.n_correct[i]
                 expected = np.zeros((5, 5), np.int64)
@@ -156,3 +158,30 @@ def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
     run_experiment(small_config(run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False)
     with pytest.raises(ValueError, match="already holds a run with another configuration"):
         run_experiment(small_config(run__repeats=3), tmp_path / "run", data, progress=False, make_figures=False)
+
+
+def test_numpy_baseline_equals_memory_module_store_all(tmp_path):
+    """The fast baseline adapter answers exactly as StoreAllNearestNeighbour, repeat by repeat."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments import models, protocol
+    from experiments.runner import model_generator, shuffle_generator
+
+    data = synthetic_data(tmp_path, n_classes=5, per_class=7, dim=8, spread=1.2)
+    config = small_config(run__max_shots=5)
+    adapter = models.FrozenBaseline(data.embeddings, data.labels)
+    reference = StoreAllNearestNeighbour(key_dim=8)
+    for repeat in range(4):
+        fast = run_repeat(adapter, "baseline", repeat, data, config)
+        reference.reset()
+        members = protocol.class_members(data.labels, 5)
+        shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
+        for i, it in enumerate(protocol.schedule(shuffled, 5)):
+            if i == 0:
+                continue
+            reference.write(data.embeddings[it.feed], data.labels[it.feed])
+            predicted = np.asarray(reference.lookup(data.embeddings[it.evaluate]).labels)
+            expected = np.zeros((5, 5), np.int64)
+            np.add.at(expected, (data.labels[it.evaluate], predicted), 1)
+            assert np.array_equal(expected, fast.confusion[i]), (repeat, i)
+            assert fast.slots_in_use[i] == int(reference.slots_in_use())
