@@ -56,7 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from memory_module.labels import UNKNOWN_LABEL
-from memory_module.readout import LookupResult, Pool, answer, nearest_pool
+from memory_module.readout import LookupResult, Pool, answer, nearest_pool, read_whole
 from memory_module.validation import check_labels, check_queries
 
 DEFAULT_LABEL_LIMIT = 1 << 24  # 16.7M label ids: a recent-slot table of at most 128 MiB
@@ -225,10 +225,10 @@ class KaiserMemory(tf.Module):
     @property
     def ages(self) -> tf.Tensor:
         """[N] int64 ages: write calls since each slot was last written (or since reset)."""
-        return self.clock - self.last_written
+        return self.clock.read_value() - read_whole(self.last_written)
 
     def slots_in_use(self) -> int:
-        return int(tf.math.count_nonzero(self.values >= 0))
+        return int(tf.math.count_nonzero(read_whole(self.values) >= 0))
 
     def footprint_bytes(self) -> dict:
         """Bytes held by keys, values, ages and bookkeeping (recent-slot table, counts, clock, RNG)."""
@@ -291,7 +291,7 @@ class KaiserMemory(tf.Module):
 
     def _recent_slot_for(self, v: tf.Tensor) -> tf.Tensor:
         """[B] slot most recently written for each label that still holds it, else -1."""
-        table = tf.concat([self.recent_slot.read_value(), tf.constant([-1], tf.int64)], axis=0)
+        table = tf.concat([read_whole(self.recent_slot), tf.constant([-1], tf.int64)], axis=0)
         size = tf.shape(table, out_type=tf.int64)[0] - 1
         slot = tf.gather(table, tf.where(v < size, v, size))
         holds = tf.gather(self.values, tf.maximum(slot, 0)) == v
@@ -309,9 +309,11 @@ class KaiserMemory(tf.Module):
         pos_slot = tf.where(has_pool_positive, tf.gather(pool.slots, pos_position, batch_dims=1), recent)
         has_positive = has_pool_positive | (recent >= 0)
         neg_slot = tf.gather(pool.slots, neg_position, batch_dims=1)
-        keys = tf.stop_gradient(self.keys)
-        pos_sim = tf.reduce_sum(unit * tf.gather(keys, tf.maximum(pos_slot, 0)), axis=1)
-        neg_sim = tf.reduce_sum(unit * tf.gather(keys, tf.maximum(neg_slot, 0)), axis=1)
+        # Gathers of the two rows, not a read of all keys; the keys never receive a gradient.
+        pos_key = tf.stop_gradient(tf.gather(self.keys, tf.maximum(pos_slot, 0)))
+        neg_key = tf.stop_gradient(tf.gather(self.keys, tf.maximum(neg_slot, 0)))
+        pos_sim = tf.reduce_sum(unit * pos_key, axis=1)
+        neg_sim = tf.reduce_sum(unit * neg_key, axis=1)
         zero = tf.zeros_like(pos_sim)
         margin = self.alpha + tf.where(has_negative, neg_sim, zero) - tf.where(has_positive, pos_sim, zero)
         per_item = tf.where(has_positive | has_negative, tf.nn.relu(margin), zero)
@@ -319,9 +321,12 @@ class KaiserMemory(tf.Module):
 
     def _oldest_order(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
         """`count` distinct slots, oldest first by age + noise, never one of `excluded`."""
-        noisy_age = tf.cast(self.clock - self.last_written, tf.float64)
+        age = self.clock.read_value() - read_whole(self.last_written)
+        noisy_age = tf.cast(age, tf.float64)  # exact for any realistic age
         if self.age_noise > 0:
-            noisy_age += self.noise.uniform([self.memory_size], -self.age_noise, self.age_noise, dtype=tf.float64)
+            # float32 noise: 4x cheaper to draw than float64 at N = 1M, and its resolution is irrelevant.
+            noise = self.noise.uniform([self.memory_size], -self.age_noise, self.age_noise, dtype=tf.float32)
+            noisy_age += tf.cast(noise, tf.float64)
         noisy_age = tf.tensor_scatter_nd_update(
             noisy_age, excluded[:, None], tf.fill(tf.shape(excluded), tf.constant(-float("inf"), tf.float64))
         )

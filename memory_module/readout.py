@@ -40,11 +40,28 @@ class Pool(NamedTuple):
     values: tf.Tensor
 
 
-def nearest_pool(unit_queries: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, k: int) -> Pool:
+def read_whole(variable: tf.Variable) -> tf.Tensor:
+    """The variable's value without a copy.
+
+    A variable that has been written with scatter ops is in TensorFlow's
+    copy-on-read mode, where every plain read copies the whole buffer (512 MiB
+    for a 1M x 128 memory, slower than the matmul itself). Reading with
+    `read_value_no_copy` switches it to copy-on-write instead: the read aliases
+    the buffer, and a later scatter copies only if that read is still alive.
+    """
+    return variable.read_value_no_copy()
+
+
+def nearest_pool(unit_queries: tf.Tensor, keys, values, k: int) -> Pool:
     """One matmul over all keys and one top_k: the only O(N) work of a lookup.
 
-    unit_queries [B, d], keys [N, d] unit rows, values [N] int64; k <= N.
+    unit_queries [B, d], keys [N, d] unit rows, values [N] int64 (tensors or
+    variables); k <= N.
     """
+    if isinstance(keys, tf.Variable):
+        keys = read_whole(keys)
+    if isinstance(values, tf.Variable):
+        values = read_whole(values)
     similarity = tf.matmul(unit_queries, keys, transpose_b=True)  # [B, N]
     empty_penalty = tf.where(
         values >= 0,

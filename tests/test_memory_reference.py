@@ -21,7 +21,8 @@ KEY_DIM = 3
 
 def _next_noise(memory: KaiserMemory) -> np.ndarray:
     clone = tf.random.Generator.from_state(memory.noise.state.numpy(), memory.noise.algorithm)
-    return clone.uniform([memory.memory_size], -memory.age_noise, memory.age_noise, dtype=tf.float64).numpy()
+    noise = clone.uniform([memory.memory_size], -memory.age_noise, memory.age_noise, dtype=tf.float32)
+    return noise.numpy().astype(np.float64)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
