@@ -36,6 +36,14 @@ def _progress(iterable, items: int, desc: str, enabled: bool):
     return tqdm(iterable, desc=desc, file=sys.stderr, leave=False)
 
 
+def effective_settings(settings: AlignSettings | None, aligned: bool) -> AlignSettings:
+    """`settings` with `aligned` applied: the one source of the crop and embedding cache keys."""
+    settings = settings or AlignSettings(aligned=aligned)
+    if settings.aligned != aligned:
+        settings = AlignSettings(**{**settings.__dict__, "aligned": aligned})
+    return settings.resolved()
+
+
 @dataclass
 class PreparedCrops:
     """Prewhitened float32 crops [n, 160, 160, 3] of `kept_paths`; `skipped` holds (path, reason)."""
@@ -50,9 +58,7 @@ def prepare_crops(paths: Sequence[str | os.PathLike], aligned: bool = False,
                   settings: AlignSettings | None = None, use_cache: bool = True,
                   aligner: FaceAligner | None = None, progress: bool = True) -> PreparedCrops:
     """Align (or, with `aligned=True`, only resize) and prewhiten each image, via the crop cache."""
-    settings = settings or AlignSettings(aligned=aligned)
-    if settings.aligned != aligned:
-        settings = AlignSettings(**{**settings.__dict__, "aligned": aligned})
+    settings = effective_settings(settings, aligned)
     aligner = aligner or FaceAligner(settings)
     cache = CropCache(aligner.settings) if use_cache else None
     crops, kept, skipped, hashes = [], [], [], []
@@ -149,7 +155,7 @@ class Embedder:
         embeddings = np.empty((n, self.embedding_size), np.float32)
         cache = None
         if use_cache and self.weights_sha256:
-            cache = EmbeddingCache(self.weights_sha256, settings or AlignSettings(aligned=aligned))
+            cache = EmbeddingCache(self.weights_sha256, effective_settings(settings, aligned))
         todo = []
         for i, sha in enumerate(prepared.content_hashes):
             hit = cache.get(sha, self.embedding_size) if cache else None

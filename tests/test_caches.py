@@ -156,3 +156,11 @@ def test_embed_crops_pads_the_last_batch_without_changing_results(private_cache)
     with pytest.raises(ValueError, match=r"\[n, 160, 160, 3\]"):
         Embedder(model, progress=False).embed_crops(crops[:, :100])
     assert embedder_module.DEFAULT_JIT_COMPILE in (True, False)
+
+
+def test_the_aligned_flag_overrides_settings_for_both_cache_keys():
+    from facenet_tf.embedder import effective_settings
+    resolved = effective_settings(AlignSettings(aligned=False, margin=10), aligned=True)
+    assert resolved.aligned and resolved.margin == 10
+    assert resolved.key() == AlignSettings(aligned=True, margin=10).key()
+    assert resolved.key() != effective_settings(AlignSettings(margin=10), aligned=False).key()
