@@ -4,9 +4,11 @@
 `aligned=True`) through the crop cache and prewhitens the crops; images that
 cannot be used are returned in `skipped` as (path, reason) instead of stopping
 the run. `Embedder(model)` runs the network in inference mode (phase off) as one
-`tf.function` with a fixed [batch_size, 160, 160, 3] signature: the last partial
-batch is zero-padded (phase off makes every row independent of the others), so
-the graph is traced once and no per-call Keras overhead remains.
+`tf.function` with the fixed input signature [None, 160, 160, 3] float32, so the
+graph is traced once, whatever the number of images, and no per-batch Keras
+overhead (data adapters, callbacks, output concatenation) remains. Inputs run in
+chunks of `batch_size`; a short last chunk is not padded, so embedding a handful
+of images costs only those images.
 """
 
 from __future__ import annotations
@@ -118,7 +120,7 @@ class Embedder:
         self.input_shape = tuple(model.input_shape[1:])
         self.embedding_size = int(model.output_shape[-1])
         self.weights_sha256 = getattr(model, "kshot_weights_sha256", None)
-        signature = [tf.TensorSpec((self.batch_size, *self.input_shape), tf.float32)]
+        signature = [tf.TensorSpec((None, *self.input_shape), tf.float32)]
 
         def forward(batch):
             return model(batch, training=False)
@@ -136,10 +138,7 @@ class Embedder:
         starts = range(0, n, self.batch_size)
         for start in _progress(starts, n, "embedding batches", self.progress and n >= PROGRESS_MIN_ITEMS):
             batch = crops[start:start + self.batch_size]
-            rows = batch.shape[0]
-            if rows < self.batch_size:
-                batch = np.concatenate([batch, np.zeros((self.batch_size - rows, *self.input_shape), np.float32)])
-            out[start:start + rows] = self._forward(batch).numpy()[:rows]
+            out[start:start + batch.shape[0]] = self._forward(batch).numpy()
         return out
 
     def embed_paths(self, paths: Sequence[str | os.PathLike], aligned: bool = False,

@@ -147,7 +147,7 @@ def test_a_model_without_a_weights_hash_is_never_cached(private_cache, tmp_path)
     assert not (private_cache / "embeddings").exists()
 
 
-def test_embed_crops_pads_the_last_batch_without_changing_results(private_cache):
+def test_embed_crops_in_chunks_matches_one_call(private_cache):
     model = _tiny_model(0, "c" * 64)
     crops = np.random.default_rng(0).normal(size=(5, 160, 160, 3)).astype(np.float32)
     in_batches_of_2 = Embedder(model, batch_size=2, progress=False).embed_crops(crops)
