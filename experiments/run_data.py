@@ -113,6 +113,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     facenet = load_facenet()
     embedder = Embedder(facenet, progress=progress)
     embedded = embedder.embed_paths(paths, aligned=data.aligned)
+    embedder.progress = False  # later calls re-embed evaluation sets inside a repeat's progress bar
     kept = list(embedded.kept_paths)
     embeddings = embedded.embeddings
     crops = None

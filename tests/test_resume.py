@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 CONFIG = """
 [run]
 seed = 3
-repeats = 40
+repeats = 30
 max_shots = 4
 models = ["baseline", "memory"]
 [memory]
@@ -52,7 +52,7 @@ def test_kill_minus_nine_then_rerun_gives_identical_results(tmp_path):
     out = tmp_path / "killed"
     chooser = random.Random(12345)
     kills = 0
-    for attempt in range(3):
+    for attempt in range(2):
         before = finished_repeats(out)
         process = subprocess.Popen(command(tmp_path, out), cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 120
@@ -67,9 +67,8 @@ def test_kill_minus_nine_then_rerun_gives_identical_results(tmp_path):
         kept = finished_repeats(out)
         assert before <= kept, "finished repeats were lost by a kill"
     assert kills >= 1, "the run finished before any kill; make it longer"
-    assert not (out / "results.csv").exists() or kills < 3
-
+    
     final = subprocess.run(command(tmp_path, out), cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert final.returncode == 0, final.stderr[-2000:]
     assert (out / "results.csv").read_bytes() == (tmp_path / "ref" / "results.csv").read_bytes()
-    assert "resuming" in final.stderr or "resuming" in final.stdout or len(finished_repeats(out)) == 80
+    assert "resuming" in final.stderr or "resuming" in final.stdout or len(finished_repeats(out)) == 60
