@@ -1,11 +1,11 @@
-"""Write tests/golden/celebrity_golden.npz: the reference embeddings of five celebrity photos.
+"""Write tests/golden/celebrity_golden.npz: reference boxes and embeddings of five celebrity photos.
 
-Run only when a change of the model's output is intended (new weights, a
-deliberate preprocessing change), and say why in the commit:
+The file holds, per photo, the MTCNN box of the most confident face and the
+FaceNet embedding of the crop cut with that recorded box. The test can then tell
+aligner drift (boxes move) from model drift (same crop, different embedding).
+Run only when a change of output is intended, and say why in the commit:
 
     .venv/bin/python tests/golden/make_golden.py
-
-It aligns without the cache, so the file records MTCNN and FaceNet as installed.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ GOLDEN = Path(__file__).with_name("celebrity_golden.npz")
 
 
 def golden_files(dataset) -> list[Path]:
-    """The first val photo of each person, as `val/<person>/<file>` paths inside the dataset."""
+    """The first val photo of each person."""
     chosen = {}
     for path, label, split in zip(dataset.paths, dataset.labels, dataset.split):
         if split == "val" and label not in chosen:
@@ -28,15 +28,28 @@ def golden_files(dataset) -> list[Path]:
     return [chosen[label] for label in sorted(chosen)]
 
 
-def compute(dataset, embedder) -> tuple[list[str], np.ndarray]:
-    from facenet_tf import prepare_crops
+def detect_boxes(paths) -> np.ndarray:
+    """[n, 4] xyxy box of the most confident face per photo, as the aligner sees it."""
+    from facenet_tf import FaceAligner, load_rgb
 
-    paths = golden_files(dataset)
-    prepared = prepare_crops([str(p) for p in paths], use_cache=False, progress=False)
-    if len(prepared.kept_paths) != len(paths):
-        raise RuntimeError(f"golden photos were skipped: {prepared.skipped}")
-    names = [p.relative_to(dataset.root).as_posix() for p in paths]
-    return names, embedder.embed_crops(prepared.crops)
+    aligner = FaceAligner()
+    boxes = []
+    for path in paths:
+        faces = aligner.detect(load_rgb(path, aligner.settings.max_image_side))
+        if not faces:
+            raise RuntimeError(f"no face in golden photo {path}")
+        boxes.append(faces[0]["box"])
+    return np.asarray(boxes, dtype=np.float64)
+
+
+def embed_with_boxes(paths, boxes, embedder) -> np.ndarray:
+    """Embeddings of crops cut with the given boxes (the aligner's margin and size)."""
+    from facenet_tf import AlignSettings, crop_with_margin, load_rgb, prewhiten
+
+    settings = AlignSettings()
+    crops = [crop_with_margin(load_rgb(p, settings.max_image_side), box, settings.margin, settings.image_size)
+             for p, box in zip(paths, boxes)]
+    return embedder.embed_crops(prewhiten(np.stack(crops)))
 
 
 def main() -> int:
@@ -49,12 +62,15 @@ def main() -> int:
     from facenet_tf import Embedder, load_facenet
 
     dataset = load_image_dataset("celebrities")
-    names, embeddings = compute(dataset, Embedder(load_facenet(), progress=False))
+    paths = golden_files(dataset)
+    boxes = detect_boxes(paths)
+    embeddings = embed_with_boxes(paths, boxes, Embedder(load_facenet(), progress=False))
     with open(GOLDEN, "wb") as handle:
-        np.savez(handle, files=np.array(names), embeddings=embeddings.astype(np.float32),
+        np.savez(handle, files=np.array([p.relative_to(dataset.root).as_posix() for p in paths]),
+                 boxes=boxes, embeddings=embeddings.astype(np.float32),
                  versions=np.array([f"tensorflow={tf.__version__}", f"keras={keras.__version__}",
                                     f"mtcnn={mtcnn_version}"]))
-    print(f"wrote {GOLDEN} ({len(names)} embeddings)")
+    print(f"wrote {GOLDEN} ({len(paths)} photos)")
     return 0
 
 
