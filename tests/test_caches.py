@@ -164,3 +164,15 @@ def test_the_aligned_flag_overrides_settings_for_both_cache_keys():
     assert resolved.aligned and resolved.margin == 10
     assert resolved.key() == AlignSettings(aligned=True, margin=10).key()
     assert resolved.key() != effective_settings(AlignSettings(margin=10), aligned=False).key()
+
+
+def test_long_path_lists_are_embedded_in_chunks_with_the_same_result(private_cache, tmp_path, monkeypatch):
+    paths = [_write_crop_image(tmp_path / f"{i}.png", i) for i in range(5)]
+    (tmp_path / "bad.png").write_bytes(b"")
+    paths.insert(2, str(tmp_path / "bad.png"))
+    model = _tiny_model(0, "")
+    whole = Embedder(model, batch_size=4, progress=False).embed_paths(paths, aligned=True)
+    monkeypatch.setattr(embedder_module, "PATHS_PER_CHUNK", 2)
+    chunked = Embedder(model, batch_size=4, progress=False).embed_paths(paths, aligned=True)
+    assert chunked.kept_paths == whole.kept_paths and chunked.skipped == whole.skipped
+    np.testing.assert_allclose(chunked.embeddings, whole.embeddings, atol=1e-6)
