@@ -267,6 +267,11 @@ class KaiserMemory(tf.Module):
             warnings.warn(message, stacklevel=4)
 
     def _warn_about_size(self, q: tf.Tensor, v: tf.Tensor) -> None:
+        """Warn once when the batch, or the label ids, outgrow the memory (allowed, but lossy).
+
+        The batch check needs only the static shape; the class check needs label
+        values, so inside a tf.function it is skipped (values are unknown while tracing).
+        """
         batch = q.shape[0]
         if batch is not None and batch > self.memory_size:
             self._warn_once(

@@ -23,7 +23,9 @@ def _batches(n_batches=5, batch=6, n_classes=5, seed=0, dtype=np.float32):
 
 
 def _state(memory):
-    return [v.numpy().copy() for v in memory.variables]
+    """Every variable, plus the noise generator's state (not listed in tf.Module.variables)."""
+    noise = [memory.noise.state] if hasattr(memory, "noise") else []
+    return [v.numpy().copy() for v in list(memory.variables) + noise]
 
 
 def _assert_same_state(a, b):

@@ -11,7 +11,9 @@ EYE = np.eye(D, dtype=np.float32)
 
 
 def _state(memory):
-    return [v.numpy().copy() for v in memory.variables]
+    """Every variable, plus the noise generator's state (not listed in tf.Module.variables)."""
+    noise = [memory.noise.state] if hasattr(memory, "noise") else []
+    return [v.numpy().copy() for v in list(memory.variables) + noise]
 
 
 # ---------------------------------------------------------------- sizes (issue 8)
