@@ -49,6 +49,25 @@ def _interval(values) -> dict:
     return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
 
 
+def make_task_runner(memory):
+    """A tf.function running one task on a cleared memory: write the support round by round, answer the queries.
+
+    support [shots, ways, d] (round r = the r-th drawing of every class), labels [ways],
+    queries [m, d] -> answers [m]. Compiled, because eager dispatch of the memory's many
+    small ops dominates thousands of tasks.
+    """
+    import tensorflow as tf
+
+    @tf.function(reduce_retracing=True)
+    def run(support, labels, queries):
+        memory.reset()
+        for r in range(support.shape[0]):  # unrolled: shots is fixed per setting
+            memory.write(support[r], labels)
+        return memory.lookup(queries).labels
+
+    return run
+
+
 def nway_kshot_accuracy(
     keys: np.ndarray,
     data: OmniglotData,
@@ -66,18 +85,17 @@ def nway_kshot_accuracy(
         raise ValueError(f"episodes must be >= 2 for a confidence interval, got {episodes}")
     by_class = data.indices_by_class()
     rng = np.random.default_rng([seed, ways, shots, queries])
+    runners = {name: make_task_runner(memory) for name, memory in memories.items()}
+    labels = tf.constant(np.arange(ways, dtype=np.int64))
     accuracies = {name: [] for name in memories}
     for _ in range(episodes):
         task = sample_task(by_class, rng, ways, shots, queries)
-        # round r: the r-th support drawing of every class
-        rounds = [task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots)[:, r]
-                  for r in range(shots)]
+        # [shots, ways]: round r holds the r-th support drawing of every class, in label order
+        rounds = task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
+        support = tf.constant(keys[rounds])
         query_keys = tf.constant(keys[task.query])
-        for name, memory in memories.items():
-            memory.reset()
-            for r in range(shots):
-                memory.write(tf.constant(keys[rounds[r]]), tf.constant(np.arange(ways, dtype=np.int64)))
-            predicted = memory.lookup(query_keys).labels.numpy()
+        for name, run in runners.items():
+            predicted = run(support, labels, query_keys).numpy()
             accuracies[name].append(float(np.mean(predicted == task.query_labels)))
     return {name: {**_interval(values), "episodes": episodes} for name, values in accuracies.items()}
 
