@@ -30,6 +30,7 @@ def test_memory_size_one_holds_the_latest_example():
     assert memory.slots_in_use() == 1
 
 
+@pytest.mark.filterwarnings("ignore:label ids reach:UserWarning")
 def test_memory_smaller_than_the_batch_stores_the_last_misses_and_warns_once():
     memory = KaiserMemory(3, D, age_noise=0.0)
     with pytest.warns(UserWarning, match="batch of 4 is larger than memory_size=3"):

@@ -8,6 +8,9 @@ from memory_module import UNKNOWN_LABEL, KaiserMemory
 
 R = np.sqrt(0.5)
 
+# Hand-worked cases use small sparse label ids on tiny memories; that warning is tested in test_memory_edges.
+pytestmark = pytest.mark.filterwarnings("ignore:label ids reach:UserWarning")
+
 
 def make(memory_size=4, **kwargs):
     kwargs.setdefault("age_noise", 0.0)
