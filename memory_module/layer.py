@@ -17,23 +17,29 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
+from memory_module.baseline import StoreAllNearestNeighbour
 from memory_module.memory import KaiserMemory
 
 
-class MemoryLayer(keras.layers.Layer):
-    """Wraps `memory` (built from `memory_kwargs` when not given)."""
+_KINDS = {"KaiserMemory": KaiserMemory, "StoreAllNearestNeighbour": StoreAllNearestNeighbour}
 
-    def __init__(self, memory=None, **memory_kwargs) -> None:
-        layer_kwargs = {k: memory_kwargs.pop(k) for k in ("name",) if k in memory_kwargs}
-        super().__init__(**layer_kwargs)
+
+class MemoryLayer(keras.layers.Layer):
+    """Wraps `memory`, or a memory of `memory_kind` built from `memory_kwargs`."""
+
+    def __init__(self, memory=None, memory_kind: str = "KaiserMemory", name=None, trainable=True, **memory_kwargs):
+        super().__init__(name=name, trainable=trainable)
         if memory is None:
-            memory = KaiserMemory(**memory_kwargs)
+            if memory_kind not in _KINDS:
+                raise ValueError(f"memory_kind must be one of {sorted(_KINDS)}, got {memory_kind!r}")
+            memory = _KINDS[memory_kind](**memory_kwargs)
         elif memory_kwargs:
             raise ValueError(f"give either a memory or its settings, not both (got {sorted(memory_kwargs)})")
         self.memory = memory
 
     def call(self, embeddings, labels=None, training=False):
-        embeddings = tf.cast(embeddings, self.memory.dtype) if embeddings.dtype != self.memory.dtype else embeddings
+        if embeddings.dtype != self.memory.dtype:
+            embeddings = tf.cast(embeddings, self.memory.dtype)
         out = self.memory(embeddings, labels=labels, update=bool(training) and labels is not None)
         if labels is not None:
             self.add_loss(out.pop("loss"))
@@ -48,6 +54,10 @@ class MemoryLayer(keras.layers.Layer):
         }
 
     def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(self.memory.get_config())
-        return config
+        """Settings only (name, trainable, memory kind and its settings); the state goes in checkpoints."""
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "memory_kind": type(self.memory).__name__,
+            **self.memory.get_config(),
+        }

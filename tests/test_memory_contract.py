@@ -199,3 +199,15 @@ def test_keras_fit_writes_the_memory_and_lowers_nothing_it_should_not():
         history = model.fit([images, labels], epochs=2, batch_size=8, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
     assert int(layer.memory.clock) == 4  # two batches per epoch, each written once
+
+
+def test_keras_layer_config_rebuilds_the_same_memory_settings():
+    for layer in (
+        MemoryLayer(memory_size=8, key_dim=D, choose_k=4, vote_k=2, running_mean=True, dtype="float64", name="m"),
+        MemoryLayer(StoreAllNearestNeighbour(D, initial_capacity=4)),
+    ):
+        rebuilt = MemoryLayer.from_config(layer.get_config())
+        assert type(rebuilt.memory) is type(layer.memory)
+        assert rebuilt.memory.get_config() == layer.memory.get_config()
+    with pytest.raises(ValueError, match="memory_kind must be one of"):
+        MemoryLayer(memory_kind="Nope", key_dim=D)
