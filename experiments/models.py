@@ -239,10 +239,12 @@ class FinetunedMemory:
         return keras.optimizers.SGD(learning_rate=self.finetune.learning_rate)
 
     def start_repeat(self, seed: int) -> None:
-        import keras
-
         self.facenet.set_weights(self.initial_weights)
-        keras.utils.set_random_seed(int(seed) % (2**31))  # Dropout masks under phase ON
+        # Dropout masks under phase ON come from Keras SeedGenerator states, which are
+        # not weights (set_weights leaves them) and start from an unseeded value when the
+        # model is built. Set each to the repeat's seed so a repeat is the same in any process.
+        for index, variable in enumerate(v for v in self.facenet.variables if "seed_generator_state" in v.path):
+            variable.assign(np.array([int(seed), index], dtype=variable.dtype))
         self.optimizer = self._make_optimizer()
         if self.memory is None:
             self.memory = build_kaiser_memory(self.memory_settings, self.initial_embeddings.shape[1], seed)

@@ -63,5 +63,7 @@ def test_finetuning_changes_facenet_and_every_repeat_starts_from_the_pretrained_
         assert columns.max() < 0.6, (model, columns)
         adapter.start_repeat(123)
         assert adapter.weights_digest() == pretrained, f"{model}: weights not reset at the start of a repeat"
+        dropout_states = [v.numpy().tolist() for v in adapter.facenet.variables if "seed_generator_state" in v.path]
+        assert dropout_states and all(state[0] == 123 for state in dropout_states)  # same masks in any process
         again = run_repeat(adapter, model, 0, data, config)
         assert np.array_equal(again.confusion, result.confusion), f"{model}: a repeat is not reproducible"
