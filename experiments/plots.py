@@ -103,7 +103,7 @@ def plot_confusion_evolution(confusion: np.ndarray, class_names: list[str], mode
             ax.set_ylabel("true", fontsize=7)
         ax.set_xlabel("predicted", fontsize=7)
     fig.suptitle(f"{model}: confusion matrix by iteration (rows normalised, summed over {confusion.shape[0]} repeats)", fontsize=9)
-    fig.tight_layout()
+    fig.tight_layout(h_pad=1.5)
     return save_figure(fig, stem)
 
 
@@ -146,20 +146,29 @@ def plot_similarity(embeddings: np.ndarray, labels: np.ndarray, class_names: lis
 
 
 def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
+    """Mean accuracy against mean footprint, shots >= 1 (0 shots is a uniform guess at any size)."""
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for model, group in summary.groupby("model", sort=False):
+    learned = summary[summary["shots"] >= 1]
+    for index, (model, group) in enumerate(learned.groupby("model", sort=False)):
         group = group.sort_values("shots")
         footprint = np.maximum(group["mean_memory_bytes"].to_numpy(), 1)
         line = ax.plot(footprint, group["mean"], marker="o", ms=3, label=model)
-        for x, y, k in zip(footprint, group["mean"], group["shots"]):
-            if k in (0, 1) or k == group["shots"].max():
-                ax.annotate(f"{k} shots", (x, y), fontsize=6, color=line[0].get_color(), xytext=(3, -8), textcoords="offset points")
+        for position in {0, len(group) - 1}:
+            ax.annotate(
+                f"{group['shots'].iloc[position]} shots",
+                (footprint[position], group["mean"].iloc[position]),
+                fontsize=6,
+                color=line[0].get_color(),
+                xytext=(4, -10 - 7 * index),
+                textcoords="offset points",
+            )
     ax.set_xscale("log")
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("memory footprint (bytes, log scale)")
     ax.set_ylabel("mean accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("accuracy vs memory footprint")
+    if not learned.empty:
+        ax.set_ylim(max(0.0, float(learned["mean"].min()) - 0.03), 1.005)
+    ax.set_title("accuracy vs memory footprint (shots >= 1)")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="lower left")
     return save_figure(fig, stem)
