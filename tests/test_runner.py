@@ -1,7 +1,6 @@
 """The runner on synthetic clustered embeddings: chance at 0 shots, learning after, clear refusals."""
 
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
