@@ -1,4 +1,5 @@
-"""The run's figures, each saved as PNG and SVG (matplotlib, Agg backend).
+"""The run's figures. Each `*_figure` function returns a matplotlib Figure (for notebooks);
+each `plot_*` function draws the same figure and saves it as PNG and SVG (for `kshot run`).
 
 - accuracy vs shots, one line per model with its 95% CI band, chance level dashed;
 - confusion-matrix evolution: per model, one panel per iteration (rows true class,
@@ -12,15 +13,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import matplotlib
+import matplotlib.ticker
+from matplotlib.figure import Figure
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.ticker  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from kshot_io import write_bytes_atomic  # noqa: E402
+from kshot_io import write_bytes_atomic
 
 MAX_SIMILARITY_ITEMS = 1500  # beyond this the matrix is subsampled evenly per class (image size)
 
@@ -36,7 +34,6 @@ def save_figure(fig, stem: Path) -> list[Path]:
         path = stem.with_suffix(f".{fmt}")
         write_bytes_atomic(path, buffer.getvalue())
         paths.append(path)
-    plt.close(fig)
     return paths
 
 
@@ -54,9 +51,10 @@ def _accuracy_panel(ax, summary: pd.DataFrame, min_shots: int) -> None:
     ax.grid(alpha=0.3)
 
 
-def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Path]:
+def accuracy_figure(summary: pd.DataFrame, n_classes: int):
     """Left: the whole curve from 0 shots with chance; right: shots >= 1, y zoomed to the data."""
-    fig, (full, zoom) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig = Figure(figsize=(12, 4.5))
+    full, zoom = fig.subplots(1, 2)
     _accuracy_panel(full, summary, 0)
     if n_classes > 0:
         full.axhline(1.0 / n_classes, color="grey", linestyle="--", linewidth=1, label=f"chance (1/{n_classes})")
@@ -71,16 +69,17 @@ def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Pat
         zoom.set_ylim(max(0.0, bottom - 0.01), 1.002)
     zoom.set_title("shots >= 1, zoomed")
     fig.tight_layout()
-    return save_figure(fig, stem)
+    return fig
 
 
-def plot_confusion_evolution(confusion: np.ndarray, class_names: list[str], model: str, stem: Path) -> list[Path]:
+def confusion_evolution_figure(confusion: np.ndarray, class_names: list[str], model: str):
     """confusion: int [repeats, iterations, C, C]; one panel per iteration, summed over repeats."""
     totals = confusion.sum(axis=0)
     n_iter = totals.shape[0]
     cols = min(n_iter, 6)
     rows = int(np.ceil(n_iter / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 2.6 * rows + 0.6), squeeze=False)
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + 0.6))
+    axes = fig.subplots(rows, cols, squeeze=False)
     ticks = np.arange(len(class_names))
     short = [name[:10] for name in class_names]
     for i, ax in enumerate(axes.flat):
@@ -104,7 +103,7 @@ def plot_confusion_evolution(confusion: np.ndarray, class_names: list[str], mode
         ax.set_xlabel("predicted", fontsize=7)
     fig.suptitle(f"{model}: confusion matrix by iteration (rows normalised, summed over {confusion.shape[0]} repeats)", fontsize=9)
     fig.tight_layout(h_pad=1.5)
-    return save_figure(fig, stem)
+    return fig
 
 
 def grouped_order(labels: np.ndarray, limit: int = MAX_SIMILARITY_ITEMS) -> np.ndarray:
@@ -121,13 +120,14 @@ def grouped_order(labels: np.ndarray, limit: int = MAX_SIMILARITY_ITEMS) -> np.n
     return np.concatenate(chosen)
 
 
-def plot_similarity(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], stem: Path) -> list[Path]:
+def similarity_figure(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str]):
     order = grouped_order(labels)
     vectors = np.asarray(embeddings, dtype=np.float64)[order]
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     similarity = vectors @ vectors.T
     ordered_labels = np.asarray(labels)[order]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    fig = Figure(figsize=(6.5, 5.5))
+    ax = fig.subplots()
     image = ax.imshow(similarity, cmap="magma", vmin=-1, vmax=1, interpolation="nearest")
     boundaries = np.flatnonzero(np.diff(ordered_labels)) + 0.5
     for b in boundaries:
@@ -142,12 +142,13 @@ def plot_similarity(embeddings: np.ndarray, labels: np.ndarray, class_names: lis
     fig.colorbar(image, ax=ax, label="cosine similarity")
     ax.set_title(f"dataset similarity, {len(order)} images grouped by class")
     fig.tight_layout()
-    return save_figure(fig, stem)
+    return fig
 
 
-def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
+def accuracy_vs_footprint_figure(summary: pd.DataFrame):
     """Mean accuracy against mean footprint, shots >= 1 (0 shots is a uniform guess at any size)."""
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.subplots()
     learned = summary[summary["shots"] >= 1]
     for index, (model, group) in enumerate(learned.groupby("model", sort=False)):
         group = group.sort_values("shots")
@@ -171,4 +172,24 @@ def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
     ax.set_title("accuracy vs memory footprint (shots >= 1)")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8, loc="lower left")
-    return save_figure(fig, stem)
+    return fig
+
+
+def plot_accuracy(summary: pd.DataFrame, n_classes: int, stem: Path) -> list[Path]:
+    """Draw with `accuracy_figure` and save as `stem`.png and .svg."""
+    return save_figure(accuracy_figure(summary, n_classes), stem)
+
+
+def plot_confusion_evolution(confusion: np.ndarray, class_names: list[str], model: str, stem: Path) -> list[Path]:
+    """Draw with `confusion_evolution_figure` and save as `stem`.png and .svg."""
+    return save_figure(confusion_evolution_figure(confusion, class_names, model), stem)
+
+
+def plot_similarity(embeddings: np.ndarray, labels: np.ndarray, class_names: list[str], stem: Path) -> list[Path]:
+    """Draw with `similarity_figure` and save as `stem`.png and .svg."""
+    return save_figure(similarity_figure(embeddings, labels, class_names), stem)
+
+
+def plot_accuracy_vs_footprint(summary: pd.DataFrame, stem: Path) -> list[Path]:
+    """Draw with `accuracy_vs_footprint_figure` and save as `stem`.png and .svg."""
+    return save_figure(accuracy_vs_footprint_figure(summary), stem)
