@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from experiments.cli import main
 from experiments.omniglot.data import default_sources
@@ -107,4 +106,3 @@ def test_bad_requests_are_refused_with_a_message(setup, capsys):
     bad.write_text("[train]\nstepz = 3\n")
     assert main(["omniglot", "train", "--config", str(bad), "--out", str(tmp_path / "y")]) == 2
     assert "unknown setting(s) ['stepz']" in capsys.readouterr().err
-    assert tf.executing_eagerly()

@@ -265,15 +265,17 @@ def restore_embedder(run_dir: str | os.PathLike):
 # ---------------------------------------------------------------- validation
 
 
-def validate(embedder, memory, data: OmniglotData, config: OmniglotConfig, episodes: int, seed: int) -> dict:
+def validate(embedder, memory, data: OmniglotData, config: OmniglotConfig, episodes: int, seed: int,
+             run=None) -> dict:
     """Per-shot accuracy of the memory readout on `episodes` held-out episodes, one at a time.
 
     Each episode has the training width and length and its own cleared memory; the
-    memory is written as it answers, as in the paper's validation.
+    memory is written as it answers, as in the paper's validation. Pass the `run` of an
+    earlier call (make_episode_runner(embedder, memory)) to avoid tracing it again.
     """
     import tensorflow as tf
 
-    run = make_episode_runner(embedder, memory)
+    run = run or make_episode_runner(embedder, memory)
     by_class = data.indices_by_class()
     rng = np.random.default_rng([seed, 1_000_003])
     correct, shots = [], []
@@ -348,6 +350,7 @@ def train(
     run = make_episode_runner(embedder, memory, optimizer)
     by_class = data.train.indices_by_class()
     eval_memory = build_memory(config, seed_offset=1)
+    validation_run = make_episode_runner(embedder, eval_memory)  # traced once, reused
     history = []
     recent_loss, recent_correct, recent_shots = [], [], []
     started = time.time()
@@ -372,7 +375,8 @@ def train(
             correct = np.concatenate(recent_correct, axis=1)
             shots = np.concatenate(recent_shots, axis=1)
             max_shot = int(shots.max())
-            valid = validate(embedder, eval_memory, data.test, config, config.validation_episodes, config.seed)
+            valid = validate(embedder, eval_memory, data.test, config, config.validation_episodes, config.seed,
+                             run=validation_run)
             record = {
                 "step": done,
                 "train_loss": float(np.mean(recent_loss)),
