@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test bench notebooks readme-results clean-venv
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,15 @@ test: $(INSTALLED)
 
 bench: $(INSTALLED)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Execute both notebooks (on the quick config unless RUN_DIR=... is given) into runs/notebooks/.
+notebooks: $(INSTALLED)
+	$(BIN)/python -m experiments.notebook_support runs/notebooks $(RUN_DIR)
+
+# Regenerate the README's celebrity result from a fresh default run.
+readme-results: $(INSTALLED)
+	$(BIN)/kshot run --out runs/readme
+	$(BIN)/python -m experiments.publish runs/readme
 
 clean-venv:
 	rm -rf $(VENV)

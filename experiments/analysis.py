@@ -109,3 +109,20 @@ def top_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int =
                 }
             )
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
+
+
+def describe_run(summary: pd.DataFrame, reference: str = "baseline") -> str:
+    """A short reading of a whole run: every model against `reference`, shot by shot.
+
+    Falls back to the first model as the reference when `reference` did not run.
+    """
+    models = list(dict.fromkeys(summary["model"]))
+    if not models:
+        return "The run has no results."
+    if reference not in models:
+        reference = models[0]
+    others = [m for m in models if m != reference]
+    if not others:
+        return f"Only {reference} ran; there is nothing to compare it with."
+    paragraphs = [f"{model} against {reference}:\n{describe_comparison(summary, model, reference)}" for model in others]
+    return "\n\n".join(paragraphs)

@@ -2,7 +2,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.analysis import compare_models, describe_comparison, top_confused_pairs
+from experiments.analysis import compare_models, describe_comparison, describe_run, top_confused_pairs
 
 
 def summary_of(rows):
@@ -68,3 +68,21 @@ def test_top_confused_pairs_sums_repeats_and_ranks_off_diagonal():
 def test_top_confused_pairs_checks_shapes():
     with pytest.raises(ValueError, match="2 class names"):
         top_confused_pairs(np.zeros((1, 1, 3, 3)), ["a", "b"])
+
+
+def test_describe_run_compares_every_model_with_the_reference():
+    summary = summary_of(
+        [
+            ("baseline", 1, 0.90, 0.88, 0.92),
+            ("memory", 1, 0.90, 0.88, 0.92),
+            ("memory_finetune_phase_on", 1, 0.70, 0.60, 0.80),
+        ]
+    )
+    text = describe_run(summary)
+    assert "memory against baseline:\nAt 1 shots memory and baseline score the same." in text
+    assert "At 1 shots baseline leads memory_finetune_phase_on by 20.0 points, and the 95% CIs do not overlap." in text
+
+
+def test_describe_run_without_the_reference_uses_the_first_model():
+    summary = summary_of([("memory", 1, 0.9, 0.8, 1.0), ("other", 1, 0.5, 0.4, 0.6)])
+    assert describe_run(summary).startswith("other against memory:")
