@@ -17,7 +17,7 @@ rotations = true
 [model]
 key_dim = 16
 channels = [4, 8]
-key_dropout = 0.0
+key_dropout = 0.3
 [memory]
 memory_size = 64
 [train]

@@ -330,7 +330,14 @@ def train(
         learning_rate=config.learning_rate, epsilon=config.adam_epsilon, global_clipnorm=config.grad_clip_norm
     )
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    checkpoint = tf.train.Checkpoint(embedder=embedder, optimizer=optimizer, step=step_var)
+    # Keras keeps dropout's seed-generator state outside what tf.train.Checkpoint tracks for a
+    # model; saving it explicitly makes a resumed run draw the same dropout masks.
+    seed_states = {
+        f"dropout_seed_{i}": v.value
+        for i, v in enumerate(embedder.non_trainable_variables)
+        if "seed_generator" in v.path
+    }
+    checkpoint = tf.train.Checkpoint(embedder=embedder, optimizer=optimizer, step=step_var, **seed_states)
     found = latest_checkpoint(out_dir)
     if found is not None:
         step, prefix = found
