@@ -91,3 +91,26 @@ def test_lifelong_training_keeps_and_checkpoints_the_memory(tmp_path, monkeypatc
     # (hits merge, so at most 15), labelled with the dataset's class ids.
     assert 5 < memory.slots_in_use() <= 15
     assert int(memory.clock.numpy()) == 15
+
+
+def test_paper_preset_has_the_papers_settings_and_builds_a_256d_key_with_an_8192_slot_memory():
+    import pytest
+
+    from experiments.omniglot.presets import load_preset
+    from experiments.omniglot.train import build_memory
+
+    paper, fast = load_preset("paper"), load_preset("fast")
+    # Kaiser et al. (2017); with the TF1 code's 128-d default users got ~40% at 20-way 1-shot.
+    assert (paper.key_dim, paper.memory_size, paper.batch_size, paper.episode_length) == (256, 8192, 16, 30)
+    assert (paper.learning_rate, paper.key_dropout, paper.channels) == (1e-4, 0.7, (64, 128))
+    assert fast == load_preset() and fast.key_dim == 128
+    with pytest.raises(ValueError, match="unknown Omniglot preset 'huge'"):
+        load_preset("huge")
+
+    embedder = build_model(paper)
+    keys = embedder(np.zeros((3, 28, 28, 1), np.float32) + np.eye(28, dtype=np.float32)[None, :, :, None])
+    assert keys.shape == (3, 256)
+    memory = build_memory(paper)
+    assert memory.memory_size == 8192 and memory.key_dim == 256
+    memory.write(keys, np.array([0, 1, 2]))
+    assert memory.slots_in_use() == 3
