@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -175,15 +176,27 @@ def test_an_unwritable_cache_names_the_folder_and_the_variable(tmp_path, monkeyp
         ensure_weights()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="root ignores directory permissions; the variant above covers root")
+def _make_read_only(folder: Path) -> None:
+    """chmod for ordinary users; root ignores permissions, so it gets the immutable flag."""
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["chattr", "+i", str(folder)], check=True, capture_output=True)
+    else:
+        folder.chmod(0o555)
+
+
+def _make_writable(folder: Path) -> None:
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        subprocess.run(["chattr", "-i", str(folder)], check=True, capture_output=True)
+    folder.chmod(0o755)
+
+
 def test_a_read_only_cache_names_the_folder_and_the_variable(tmp_path, monkeypatch):
     cache = tmp_path / "ro"
     cache.mkdir()
-    cache.chmod(0o555)
+    _make_read_only(cache)
     monkeypatch.setenv("KSHOT_CACHE", str(cache))
     try:
         with pytest.raises(PermissionError, match=r"ro.*KSHOT_CACHE"):
             ensure_weights()
     finally:
-        cache.chmod(0o755)
+        _make_writable(cache)
