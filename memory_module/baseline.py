@@ -15,12 +15,13 @@ import numpy as np
 import tensorflow as tf
 
 from memory_module.labels import UNKNOWN_LABEL
+from memory_module.state_file import SavesStateFile
 from memory_module.memory import DEFAULT_LABEL_LIMIT, _check_positive_int
 from memory_module.readout import LookupResult, answer, nearest_pool
 from memory_module.validation import check_labels, check_queries
 
 
-class StoreAllNearestNeighbour(tf.Module):
+class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
     """Unbounded 1-NN (or similarity-weighted vote_k-NN) over every stored embedding."""
 
     def __init__(
@@ -108,18 +109,6 @@ class StoreAllNearestNeighbour(tf.Module):
         parts = {"keys": keys, "values": values, "ages": 0, "bookkeeping": 8}
         parts["total"] = sum(parts.values())
         return parts
-
-    def save(self, path) -> None:
-        """Write every stored embedding to a standalone versioned file (see state_file)."""
-        from memory_module.state_file import save_memory
-
-        save_memory(self, path)
-
-    def load(self, path) -> None:
-        """Replace the stored embeddings with a saved set; another key_dim or dtype is an error."""
-        from memory_module.state_file import load_memory
-
-        load_memory(self, path)
 
     def _append(self, unit: tf.Tensor, v: tf.Tensor) -> None:
         batch = tf.shape(v, out_type=tf.int64)[0]

@@ -56,6 +56,7 @@ import numpy as np
 import tensorflow as tf
 
 from memory_module.labels import UNKNOWN_LABEL
+from memory_module.state_file import SavesStateFile
 from memory_module.readout import LookupResult, Pool, answer, nearest_pool, read_whole
 from memory_module.validation import check_labels, check_queries
 
@@ -70,7 +71,7 @@ def _check_positive_int(name: str, value) -> int:
     return int(value)
 
 
-class KaiserMemory(tf.Module):
+class KaiserMemory(SavesStateFile, tf.Module):
     """Key-value memory for k-shot learning; see the module docstring for the exact rules.
 
     memory_size: N, the number of slots (>= 1; fixed; millions are fine).
@@ -246,18 +247,6 @@ class KaiserMemory(tf.Module):
         }
         parts["total"] = sum(parts.values())
         return parts
-
-    def save(self, path) -> None:
-        """Write the whole state to a standalone file (format versioned, written atomically)."""
-        from memory_module.state_file import save_memory
-
-        save_memory(self, path)
-
-    def load(self, path) -> None:
-        """Replace the state with one saved by `save`; a different size, dim or dtype is an error."""
-        from memory_module.state_file import load_memory
-
-        load_memory(self, path)
 
     # ------------------------------------------------------------------ internals
 

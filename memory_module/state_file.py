@@ -75,3 +75,15 @@ def load_memory(memory, path: str | os.PathLike) -> None:
             memory.noise.reset(tf.constant(value, memory.noise.state.dtype))
         else:
             getattr(memory, name).assign(value)
+
+
+class SavesStateFile:
+    """`save` / `load` through the standalone state file, shared by both memories."""
+
+    def save(self, path) -> None:
+        """Write the whole state to a standalone file (format versioned, written atomically)."""
+        save_memory(self, path)
+
+    def load(self, path) -> None:
+        """Replace the state with one saved by `save`; a different kind, size, dim or dtype is an error."""
+        load_memory(self, path)
