@@ -50,7 +50,7 @@ def scan_identity_folders(root: Path, skip_bad: bool = False):
 
     def bad(path: Path, reason: str) -> None:
         if not skip_bad:
-            raise ValueError(f"{path}: {reason} (pass skip_bad=True to skip such entries)")
+            raise ValueError(f"{path}: {reason} (or pass --skip-bad on the command line, skip_bad=True in Python, to skip and list such entries)")
         skipped.append((str(path), reason))
 
     for entry in _visible(root.iterdir()):

@@ -103,7 +103,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     from experiments.datasets import load_image_dataset
     from facenet_tf import Embedder, load_facenet, prepare_crops
 
-    dataset = load_image_dataset(data.source)
+    dataset = load_image_dataset(data.source, skip_bad=data.skip_bad)
     paths = [str(p) for p in dataset.paths]
     labels = [str(label) for label in dataset.labels]
     keep = select_items(labels, paths, data.max_classes, data.images_per_class)
@@ -131,7 +131,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         crops=crops,
         facenet=facenet if need_crops else None,
         embed_crops=embedder.embed_crops if need_crops else None,
-        skipped=[f"{p}: {reason}" for p, reason in embedded.skipped],
+        skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *embedded.skipped]],
         description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
     )
 

@@ -1,0 +1,45 @@
+"""`kshot run` on a messy folder: refuses naming the file, or skips and records it when asked."""
+
+import shutil
+
+import pytest
+from PIL import Image
+
+from experiments.cli import main
+
+pytestmark = pytest.mark.weights
+
+
+@pytest.fixture
+def messy_people(tmp_path, celebrities):
+    root = tmp_path / "people"
+    for path, label, split in zip(celebrities.paths, celebrities.labels, celebrities.split):
+        if split == "val" and label in ("madonna", "elton_john"):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / label / path.name)
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(root / "madonna" / "blank_wall.png")
+    (root / "elton_john" / "setlist.txt").write_text("Rocket Man")
+    (root / "nobody").mkdir()
+    return root
+
+
+def test_run_stops_on_a_non_image_file_naming_it(messy_people, tmp_path, capsys):
+    status = main(["run", "--data", str(messy_people), "--out", str(tmp_path / "run"),
+                   "--models", "baseline,memory", "--repeats", "2", "--no-figures", "--no-progress"])
+    assert status == 2
+    error = capsys.readouterr().err
+    assert "setlist.txt: not an image" in error and "--skip-bad" in error
+    assert not (tmp_path / "run" / "results.csv").exists()
+
+
+def test_run_with_skip_bad_records_every_skip_in_the_report(messy_people, tmp_path):
+    out = tmp_path / "run"
+    status = main(["run", "--data", str(messy_people), "--out", str(out), "--skip-bad",
+                   "--models", "baseline,memory", "--repeats", "2", "--no-figures", "--no-progress"])
+    assert status == 0
+    skipped = (out / "skipped.txt").read_text()
+    assert "setlist.txt: not an image" in skipped
+    assert "nobody" in skipped  # the empty class folder
+    assert "blank_wall.png: no face" in skipped
+    assert "3 image(s) skipped" in (out / "summary.md").read_text()
+    assert "skip_bad = true" in (out / "config.toml").read_text()
