@@ -11,14 +11,18 @@ import numpy as np
 import pandas as pd
 
 PAIR_COLUMNS = ["iteration", "true", "predicted", "count", "rate_of_true"]
+# Fewer repeats than this give no CI verdict: three identical repeats make a zero-width
+# t-interval, which would otherwise read as a resolved difference.
+MIN_REPEATS_FOR_VERDICT = 5
 
 
 def compare_models(summary: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
     """Per shot: both means, the difference a - b, and whether the 95% CIs overlap.
 
     `summary` is the frame of `experiments.stats.summarize` (columns model, shots, mean,
-    ci_low, ci_high). Only shots that both models reached are compared. A CI of NaN (one
-    repeat) is treated as unknown: `cis_overlap` is then None.
+    ci_low, ci_high, and optionally repeats). Only shots that both models reached are
+    compared. `cis_overlap` is None (unknown) when a CI is NaN (one repeat) or either
+    model has fewer than MIN_REPEATS_FOR_VERDICT repeats.
     """
     known = set(summary["model"])
     for name in (model_a, model_b):
@@ -30,7 +34,8 @@ def compare_models(summary: pd.DataFrame, model_a: str, model_b: str) -> pd.Data
     for shots in sorted(set(a.index) & set(b.index)):
         ra, rb = a.loc[shots], b.loc[shots]
         bounds = [ra["ci_low"], ra["ci_high"], rb["ci_low"], rb["ci_high"]]
-        if any(np.isnan(bounds)):
+        repeats = [r.get("repeats", MIN_REPEATS_FOR_VERDICT) for r in (ra, rb)]
+        if any(np.isnan(bounds)) or min(repeats) < MIN_REPEATS_FOR_VERDICT:
             overlap = None
         else:
             overlap = bool(ra["ci_low"] <= rb["ci_high"] and rb["ci_low"] <= ra["ci_high"])
@@ -61,7 +66,7 @@ def describe_comparison(summary: pd.DataFrame, model_a: str, model_b: str) -> st
         diff = row.difference
         points = abs(diff) * 100
         if row.cis_overlap is None:
-            verdict = "(one repeat, no interval)"
+            verdict = f"(too few repeats for a CI verdict; at least {MIN_REPEATS_FOR_VERDICT} needed)"
         elif row.cis_overlap:
             verdict = "but the 95% CIs overlap, so this is within noise"
         else:

@@ -14,6 +14,9 @@ import shutil
 import sys
 from pathlib import Path
 
+import pandas as pd
+
+from experiments.analysis import describe_run
 from kshot_io import write_text_atomic
 
 START_MARKER = "<!-- results:start (written by `make readme-results`; do not edit by hand) -->"
@@ -22,14 +25,22 @@ FIGURES = ("accuracy_vs_shots.png", "accuracy_vs_shots.svg")
 
 
 def results_block(run_dir: Path, docs_dir: Path, readme_dir: Path) -> str:
-    """The Markdown that goes between the markers: figure, summary table, timing note."""
-    summary = (run_dir / "summary.md").read_text(encoding="utf-8").strip()
+    """The Markdown between the markers: figure, a reading computed from the numbers, the table."""
+    summary_md = (run_dir / "summary.md").read_text(encoding="utf-8").strip()
+    reading = describe_run(pd.read_csv(run_dir / "summary.csv"), reference="baseline")
     figure = (docs_dir / FIGURES[0]).relative_to(readme_dir).as_posix()
-    notes_path = run_dir / "notes.txt"
-    notes = notes_path.read_text(encoding="utf-8").strip() if notes_path.is_file() else ""
-    parts = [f"![k-shot accuracy on the celebrity set, mean and 95% CI]({figure})", "", summary]
-    if notes:
-        parts += ["", "```text", notes, "```"]
+    parts = [
+        f"![k-shot accuracy on the celebrity set, mean and 95% CI]({figure})",
+        "",
+        "Reading (generated from the table below by `experiments.analysis.describe_run`):",
+        "",
+        "```text",
+        reading,
+        "```",
+        "",
+        # the run summary's headings sit below the README's section heading
+        summary_md.replace("# k-shot run summary", "### Run summary", 1).replace("\n## ", "\n#### "),
+    ]
     return "\n".join(parts)
 
 
@@ -51,16 +62,14 @@ def read_block(readme_text: str) -> str:
 
 def publish(run_dir: Path, readme: Path, docs_dir: Path) -> None:
     run_dir, readme, docs_dir = Path(run_dir), Path(readme), Path(docs_dir)
-    for name in ("summary.md", *(f"figures/{f}" for f in FIGURES)):
+    for name in ("summary.md", "summary.csv", *(f"figures/{f}" for f in FIGURES)):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing; run `kshot run --out {run_dir}` (or `kshot report {run_dir}`) first")
     docs_dir.mkdir(parents=True, exist_ok=True)
     for name in FIGURES:
         shutil.copyfile(run_dir / "figures" / name, docs_dir / name)
-    shutil.copyfile(run_dir / "summary.md", docs_dir / "summary.md")
-    notes = run_dir / "notes.txt"
-    if notes.is_file():
-        shutil.copyfile(notes, docs_dir / "notes.txt")
+    for name in ("summary.md", "summary.csv"):
+        shutil.copyfile(run_dir / name, docs_dir / name)
     block = results_block(docs_dir, docs_dir, readme.parent.resolve())
     write_text_atomic(readme, replace_block(readme.read_text(encoding="utf-8"), block))
 

@@ -41,7 +41,16 @@ def test_describe_comparison_says_who_leads_and_whether_it_is_noise():
 
 def test_describe_comparison_without_interval_says_so():
     summary = summary_of([("a", 1, 0.5, np.nan, np.nan), ("b", 1, 0.4, np.nan, np.nan)])
-    assert "one repeat" in describe_comparison(summary, "a", "b")
+    assert "too few repeats" in describe_comparison(summary, "a", "b")
+
+
+def test_a_zero_width_interval_from_three_repeats_gives_no_verdict():
+    summary = pd.DataFrame(
+        [("a", 3, 0.990, 0.990, 0.990, 3), ("b", 3, 0.987, 0.986, 0.988, 200)],
+        columns=["model", "shots", "mean", "ci_low", "ci_high", "repeats"],
+    )
+    assert compare_models(summary, "a", "b")["cis_overlap"].tolist() == [None]
+    assert "too few repeats for a CI verdict" in describe_comparison(summary, "a", "b")
 
 
 def test_compare_unknown_model_is_named():
