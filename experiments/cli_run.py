@@ -30,6 +30,8 @@ def register(subparsers) -> None:
     parser.add_argument("--models", default=None, help="comma-separated subset of: baseline,memory,memory_finetune_phase_off,memory_finetune_phase_on")
     parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
+    parser.add_argument("--weights", default=None,
+                        help="FaceNet weights: registry name or a keras-facenet-style h5 (default: 20170512-110547)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="skip non-image files and empty class folders (listed in skipped.txt) instead of stopping")
     parser.add_argument("--embeddings", type=Path, default=None, help="npz from `kshot embed`: run the frozen-embedder models on it, no FaceNet")
@@ -59,6 +61,7 @@ def resolve_config(args):
         data__source=args.data,
         data__aligned=args.aligned,
         data__skip_bad=args.skip_bad,
+        data__weights=args.weights,
         data__embeddings=str(args.embeddings) if args.embeddings is not None else None,
     )
     out = args.out or Path("runs") / Path(config_path).stem

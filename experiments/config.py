@@ -56,6 +56,7 @@ class DataSection:
     source: str = "celebrities"  # a built-in dataset name or a folder root/<label>/<image>
     aligned: bool = False  # images are already face crops: skip MTCNN detection
     skip_bad: bool = False  # non-image files and empty class folders are skipped and listed, not an error
+    weights: str = ""  # FaceNet weights: "" = the registry default (20170512-110547), a registry name, or a keras-facenet-style h5
     embeddings: str = ""  # an npz from `kshot embed`; bypasses FaceNet (frozen models only)
     max_classes: int = 0  # 0 = all classes; else the first N labels in sorted order
     images_per_class: int = 0  # 0 = all images; else the first N paths of each class in sorted order

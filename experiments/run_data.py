@@ -110,7 +110,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
 
-    facenet = load_facenet()
+    facenet = load_facenet(data.weights or None)
     embedder = Embedder(facenet, progress=progress)
     embedded = embedder.embed_paths(paths, aligned=data.aligned)
     embedder.progress = False  # later calls re-embed evaluation sets inside a repeat's progress bar
