@@ -21,4 +21,5 @@ from facenet_fixtures import (  # noqa: E402,F401
     celebrity_photo,
     facenet_embedder,
     facenet_model,
+    messy_folder,
 )

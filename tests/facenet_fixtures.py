@@ -67,3 +67,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a = np.asarray(a, np.float64).ravel()
     b = np.asarray(b, np.float64).ravel()
     return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+@pytest.fixture
+def messy_folder(tmp_path, celebrities) -> Path:
+    """A folder-per-identity set of 10 real photos plus a faceless image and a stray text file."""
+    import shutil
+
+    from PIL import Image
+
+    root = tmp_path / "people"
+    for path, label, split in zip(celebrities.paths, celebrities.labels, celebrities.split):
+        if split == "val" and label in ("madonna", "elton_john"):
+            (root / label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(path, root / label / path.name)
+    Image.new("RGB", (200, 200), (90, 90, 90)).save(root / "madonna" / "blank_wall.png")
+    (root / "elton_john" / "setlist.txt").write_text("Rocket Man")
+    return root

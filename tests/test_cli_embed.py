@@ -44,18 +44,6 @@ def test_embed_celebrities_writes_the_contract_with_split_and_skips(shared_model
         assert line in stderr and ": no face found" in line
 
 
-@pytest.fixture
-def messy_folder(tmp_path, celebrities):
-    root = tmp_path / "people"
-    for path, label, split in zip(celebrities.paths, celebrities.labels, celebrities.split):
-        if split == "val" and label in ("madonna", "elton_john"):
-            (root / label).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, root / label / path.name)
-    Image.new("RGB", (200, 200), (90, 90, 90)).save(root / "madonna" / "blank_wall.png")
-    (root / "elton_john" / "setlist.txt").write_text("Rocket Man")
-    return root
-
-
 def test_embed_a_folder_skipping_bad_entries(shared_model, messy_folder, tmp_path, capsys):
     out = tmp_path / "people.npz"
     assert main(["embed", "--data", str(messy_folder), "--out", str(out), "--skip-bad", "--quiet"]) == 0

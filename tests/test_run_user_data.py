@@ -1,9 +1,6 @@
 """`kshot run` on a user's own folder and weights: refusals name the file; skips are recorded when asked."""
 
-import shutil
-
 import pytest
-from PIL import Image
 
 from experiments.cli import main
 
@@ -11,16 +8,10 @@ pytestmark = pytest.mark.weights
 
 
 @pytest.fixture
-def messy_people(tmp_path, celebrities):
-    root = tmp_path / "people"
-    for path, label, split in zip(celebrities.paths, celebrities.labels, celebrities.split):
-        if split == "val" and label in ("madonna", "elton_john"):
-            (root / label).mkdir(parents=True, exist_ok=True)
-            shutil.copy(path, root / label / path.name)
-    Image.new("RGB", (200, 200), (90, 90, 90)).save(root / "madonna" / "blank_wall.png")
-    (root / "elton_john" / "setlist.txt").write_text("Rocket Man")
-    (root / "nobody").mkdir()
-    return root
+def messy_people(messy_folder):
+    """The shared messy folder plus an empty class folder."""
+    (messy_folder / "nobody").mkdir()
+    return messy_folder
 
 
 def test_run_stops_on_a_non_image_file_naming_it(messy_people, tmp_path, capsys):
