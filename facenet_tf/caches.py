@@ -90,19 +90,26 @@ class CropCache:
         _write_atomic(self._entry(sha), buffer.getvalue())
 
 
-def embedding_key(weights_sha256: str) -> str:
+# Bumped when the way embeddings are computed changes, so older entries are not served.
+# 2: every image is embedded in a zero-padded batch of exactly the Embedder's batch size.
+EMBEDDING_RECIPE_VERSION = 2
+
+
+def embedding_key(weights_sha256: str, batch_size: int) -> str:
+    """Weights, library versions, recipe and batch size: all that changes an embedding's bits."""
     import keras
     import tensorflow as tf
-    text = f"{weights_sha256}|tf={tf.__version__}|keras={keras.__version__}"
+    text = (f"{weights_sha256}|tf={tf.__version__}|keras={keras.__version__}"
+            f"|recipe={EMBEDDING_RECIPE_VERSION}|batch={batch_size}")
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 class EmbeddingCache:
     """Inference-mode (phase off) embeddings, one .npy per image and weights."""
 
-    def __init__(self, weights_sha256: str, settings: AlignSettings, root: Path | None = None):
+    def __init__(self, weights_sha256: str, settings: AlignSettings, batch_size: int, root: Path | None = None):
         self.settings = settings.resolved()
-        self.folder = (root or cache_root()) / "embeddings" / embedding_key(weights_sha256) / self.settings.key()
+        self.folder = (root or cache_root()) / "embeddings" / embedding_key(weights_sha256, batch_size) / self.settings.key()
 
     def _entry(self, sha: str) -> Path:
         return self.folder / sha[:2] / f"{sha}.npy"

@@ -131,8 +131,16 @@ class Embedder:
         self._forward = tf.function(forward, input_signature=signature, jit_compile=jit_compile,
                                     reduce_retracing=True)
 
-    def embed_crops(self, crops: np.ndarray) -> np.ndarray:
-        """Prewhitened float32 [n, 160, 160, 3] -> unit-norm float32 [n, 128]."""
+    def embed_crops(self, crops: np.ndarray, fixed_batch: bool = False) -> np.ndarray:
+        """Prewhitened float32 [n, 160, 160, 3] -> unit-norm float32 [n, 128].
+
+        With `fixed_batch`, a short last chunk is padded with zeros to `batch_size`, so
+        every image goes through the network in a batch of exactly that size. oneDNN's
+        rounding depends on the batch size (up to ~3e-7 here) but not on the other
+        images in the batch or the position in it, so fixed batches make an image's
+        embedding independent of what it was embedded with: the embedding cache needs
+        that, or a result would depend on which images happened to be cached already.
+        """
         crops = np.asarray(crops, dtype=np.float32)
         if crops.ndim != 4 or crops.shape[1:] != self.input_shape:
             raise ValueError(f"crops must have shape [n, {', '.join(map(str, self.input_shape))}], got {crops.shape}")
@@ -141,7 +149,10 @@ class Embedder:
         starts = range(0, n, self.batch_size)
         for start in _progress(starts, n, "embedding batches", self.progress and n >= PROGRESS_MIN_ITEMS):
             batch = crops[start:start + self.batch_size]
-            out[start:start + batch.shape[0]] = self._forward(batch).numpy()
+            size = batch.shape[0]
+            if fixed_batch and size < self.batch_size:
+                batch = np.concatenate([batch, np.zeros((self.batch_size - size, *self.input_shape), np.float32)])
+            out[start:start + size] = self._forward(batch).numpy()[:size]
         return out
 
     def embed_paths(self, paths: Sequence[str | os.PathLike], aligned: bool = False,
@@ -160,7 +171,7 @@ class Embedder:
         embeddings = np.empty((n, self.embedding_size), np.float32)
         cache = None
         if use_cache and self.weights_sha256:
-            cache = EmbeddingCache(self.weights_sha256, effective_settings(settings, aligned))
+            cache = EmbeddingCache(self.weights_sha256, effective_settings(settings, aligned), self.batch_size)
         todo = []
         for i, sha in enumerate(prepared.content_hashes):
             hit = cache.get(sha, self.embedding_size) if cache else None
@@ -169,7 +180,7 @@ class Embedder:
             else:
                 embeddings[i] = hit
         if todo:
-            fresh = self.embed_crops(prepared.crops[todo])
+            fresh = self.embed_crops(prepared.crops[todo], fixed_batch=True)
             embeddings[todo] = fresh
             if cache:
                 for i, vector in zip(todo, fresh):

@@ -136,8 +136,11 @@ def test_embeddings_are_cached_per_weights_and_follow_the_dataset(private_cache,
     assert now.kept_paths == [paths[0], paths[2], added]
     np.testing.assert_array_equal(now.embeddings[:2], first.embeddings[[0, 2]])
     # settings are part of the embedding key too
-    assert EmbeddingCache("a" * 64, AlignSettings(aligned=True)).folder != \
-        EmbeddingCache("a" * 64, AlignSettings(aligned=True, margin=0)).folder
+    assert EmbeddingCache("a" * 64, AlignSettings(aligned=True), 32).folder != \
+        EmbeddingCache("a" * 64, AlignSettings(aligned=True, margin=0), 32).folder
+    # and so is the batch size, which changes an embedding's last bits
+    assert EmbeddingCache("a" * 64, AlignSettings(aligned=True), 32).folder != \
+        EmbeddingCache("a" * 64, AlignSettings(aligned=True), 16).folder
 
 
 def test_a_model_without_a_weights_hash_is_never_cached(private_cache, tmp_path):
@@ -176,3 +179,26 @@ def test_long_path_lists_are_embedded_in_chunks_with_the_same_result(private_cac
     chunked = Embedder(model, batch_size=4, progress=False).embed_paths(paths, aligned=True)
     assert chunked.kept_paths == whole.kept_paths and chunked.skipped == whole.skipped
     np.testing.assert_allclose(chunked.embeddings, whole.embeddings, atol=1e-6)
+
+
+@pytest.mark.weights
+def test_an_image_embeds_to_the_same_bits_whatever_it_is_cached_with(facenet_model, celebrity_photo, tmp_path, monkeypatch):
+    """Cached embeddings must not depend on which other images were missing from the cache.
+
+    oneDNN rounds differently for different batch sizes, so the Embedder pads every chunk
+    it caches to exactly batch_size; one photo embedded alone and the same photo embedded
+    among 33 others (a full batch and a short one) must give identical bits.
+    """
+    import shutil
+    from pathlib import Path
+
+    monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "alone"))
+    alone = Embedder(facenet_model, progress=False).embed_paths([celebrity_photo], aligned=True).embeddings[0]
+    crowd_dir = tmp_path / "crowd"
+    crowd_dir.mkdir()
+    others = sorted(Path(celebrity_photo).parent.parent.glob("*/*.jpg"))[:33]
+    paths = [str(shutil.copy(p, crowd_dir / f"{i:02d}_{Path(p).name}")) for i, p in enumerate(others)]
+    paths.insert(32, str(celebrity_photo))  # first in the short second chunk
+    monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "crowd_cache"))
+    crowd = Embedder(facenet_model, progress=False).embed_paths(paths, aligned=True)
+    np.testing.assert_array_equal(crowd.embeddings[crowd.kept_paths.index(str(celebrity_photo))], alone)
