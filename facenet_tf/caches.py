@@ -4,7 +4,7 @@ Crop entries live at `<cache>/crops/<settings key>/<ab>/<content sha256>.npz`: t
 key holds margin, size, minimum face, size limit, `--aligned`, and the aligner's
 name and version (`AlignSettings.key()`); the file name is the sha256 of the image
 bytes. Embedding entries add the weights' sha256 and the TensorFlow and Keras
-versions: `<cache>/embeddings/<weights+versions key>/<settings key>/<ab>/<sha>.npy`.
+versions: `<cache>/embeddings/<weights, library versions, recipe and batch-size key>/<settings key>/<ab>/<sha>.npy`.
 So editing, adding or removing a photo, changing a setting, upgrading mtcnn or
 switching weights all look up different entries. A failed face search is cached
 too (as a skip with its reason), so a no-face photo is not searched again.
