@@ -162,20 +162,6 @@ def build_kaiser_memory(settings: MemorySection, key_dim: int, seed: int):
     )
 
 
-def reset_with_seed(memory, seed: int) -> None:
-    """Empty `memory` and restart its age noise from `seed`.
-
-    KaiserMemory.reset() restarts the noise from `memory.seed`; the documented API has
-    no reseeding call, so the runner sets that attribute first. This keeps one traced
-    memory for a whole run while each repeat still gets its own noise stream; the
-    result equals a freshly built KaiserMemory(seed=seed) (tests/test_runner.py).
-    """
-    if not hasattr(memory, "seed"):
-        raise TypeError("the memory has no `seed` attribute; the runner cannot reseed it per repeat")
-    memory.seed = int(seed)
-    memory.reset()
-
-
 class FrozenMemory(_FrozenStep):
     """The Kaiser memory on fixed embeddings: loss, write, then lookup, per iteration."""
 
@@ -192,7 +178,7 @@ class FrozenMemory(_FrozenStep):
         # Each repeat's noise is seeded from the repeat's generator, so a repeat's result
         # does not depend on which repeats ran before it in this process (that is what
         # makes a resumed run equal an uninterrupted one).
-        reset_with_seed(self.memory, seed)
+        self.memory.reset(seed=seed)
 
 
 class FinetunedMemory:
@@ -248,7 +234,7 @@ class FinetunedMemory:
         self.optimizer = self._make_optimizer()
         if self.memory is None:
             self.memory = build_kaiser_memory(self.memory_settings, self.initial_embeddings.shape[1], seed)
-        reset_with_seed(self.memory, seed)
+        self.memory.reset(seed=seed)
         self.weights_changed = False
 
     def learn(self, indices: np.ndarray) -> float:

@@ -2,7 +2,9 @@
 
 k-shot: an image is evaluated "at k shots" when the model has been shown exactly k
 earlier images of every class, one per class per iteration. So iteration i is the
-i-shot evaluation (`shots_of_iteration`), and no other module counts shots.
+i-shot evaluation (`shots_of_iteration`), and no other part of the runner counts shots.
+(Omniglot's episodic training counts differently, per item in a stream: see
+`experiments.omniglot.episodes.shots_seen`.)
 
 One repeat of the protocol:
 - shuffle the images of every class with the repeat's generator;

@@ -212,8 +212,15 @@ class KaiserMemory(SavesStateFile, tf.Module):
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def reset(self) -> None:
-        """Empty every slot, zero the ages and the clock, restart the noise from the seed."""
+    def reset(self, seed: int | None = None) -> None:
+        """Empty every slot, zero the ages and the clock, restart the noise from the seed.
+
+        With `seed`, the noise restarts from that seed instead (and `seed` becomes the
+        memory's seed), so one memory can serve many independently seeded repeats and
+        end in exactly the state of a memory built fresh with that seed.
+        """
+        if seed is not None:
+            self.seed = int(seed)
         self.keys.assign(tf.zeros_like(self.keys))
         self.values.assign(tf.fill([self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)))
         self.last_written.assign(tf.zeros_like(self.last_written))

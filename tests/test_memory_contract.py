@@ -211,3 +211,18 @@ def test_keras_layer_config_rebuilds_the_same_memory_settings():
         assert rebuilt.memory.get_config() == layer.memory.get_config()
     with pytest.raises(ValueError, match="memory_kind must be one of"):
         MemoryLayer(memory_kind="Nope", key_dim=D)
+
+
+def test_reset_with_a_seed_equals_a_memory_built_with_that_seed():
+    """One memory reused across repeats: reset(seed=s) must leave it exactly as new with seed s."""
+    used = KaiserMemory(8, D, choose_k=4, seed=1)
+    for queries, labels in _batches():
+        used.write(queries, labels)
+    used.reset(seed=7)
+    fresh = KaiserMemory(8, D, choose_k=4, seed=7)
+    _assert_same_state(_state(used), _state(fresh))
+    for queries, labels in _batches(seed=5):  # and the two go on drawing the same age noise
+        used.write(queries, labels)
+        fresh.write(queries, labels)
+    _assert_same_state(_state(used), _state(fresh))
+    assert used.get_config()["seed"] == 7
