@@ -30,11 +30,6 @@ import numpy as np
 from experiments.config import MemorySection, FinetuneSection
 
 
-def total_bytes(footprint) -> int:
-    """memory_module reports the footprint as a dict of parts with a 'total'; accept a plain int too."""
-    return int(footprint["total"]) if isinstance(footprint, dict) else int(footprint)
-
-
 def _memory_module():
     import memory_module
 
@@ -194,7 +189,6 @@ class FinetunedMemory:
         memory_settings: MemorySection,
         finetune: FinetuneSection,
         phase_train: bool,
-        embed_crops=None,
     ):
         self.name = name
         self.facenet = facenet
@@ -208,14 +202,11 @@ class FinetunedMemory:
         self.memory = None
         self.optimizer = None
         self.weights_changed = False
-        # Inference-mode embedding of crops; the runner passes facenet_tf's Embedder (one
-        # traced function that reads the current weights), the fallback calls the model.
-        self.embed_crops = embed_crops or self._embed_plain
+        # Inference-mode re-embedding after the weights changed: one traced function that
+        # reads the current weights, `finetune.batch_size` images per forward pass.
+        from facenet_tf import Embedder
 
-    def _embed_plain(self, crops: np.ndarray) -> np.ndarray:
-        batch = self.finetune.batch_size
-        parts = [np.asarray(self.facenet(crops[i : i + batch], training=False)) for i in range(0, len(crops), batch)]
-        return np.concatenate(parts, axis=0)
+        self.embed_crops = Embedder(facenet, batch_size=finetune.batch_size, progress=False).embed_crops
 
     def _make_optimizer(self):
         import keras
@@ -273,7 +264,7 @@ class FinetunedMemory:
         return loss, self.predict(evaluate)
 
     def memory_bytes(self) -> int:
-        return total_bytes(self.memory.footprint_bytes())
+        return int(self.memory.footprint_bytes()["total"])
 
     def slots_in_use(self) -> int:
         return int(self.memory.slots_in_use())

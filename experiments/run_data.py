@@ -113,7 +113,6 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     facenet = load_facenet(data.weights or None)
     embedder = Embedder(facenet, progress=progress)
     embedded = embedder.embed_paths(paths, aligned=data.aligned)
-    embedder.progress = False  # later calls re-embed evaluation sets inside a repeat's progress bar
     kept = list(embedded.kept_paths)
     embeddings = embedded.embeddings
     crops = None
@@ -130,7 +129,6 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         paths=kept,
         crops=crops,
         facenet=facenet if need_crops else None,
-        embed_crops=embedder.embed_crops if need_crops else None,
         skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *embedded.skipped]],
         description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
     )

@@ -45,7 +45,6 @@ class PreparedData:
     paths: list[str]
     crops: np.ndarray | None = None  # prewhitened FaceNet inputs; None with --embeddings
     facenet: object | None = None
-    embed_crops: object | None = None  # inference-mode crops -> embeddings under the current weights
     skipped: list[str] = field(default_factory=list)
     description: str = ""
 
@@ -135,7 +134,6 @@ def build_adapter(model: str, data: PreparedData, config: RunConfig):
         memory_settings=config.memory,
         finetune=config.finetune,
         phase_train=(model == "memory_finetune_phase_on"),
-        embed_crops=data.embed_crops,
     )
 
 

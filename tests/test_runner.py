@@ -68,7 +68,7 @@ def test_traced_memory_reset_with_a_seed_equals_a_fresh_eager_memory(tmp_path):
                 memory.write(data.embeddings[it.feed], data.labels[it.feed])
             predicted = np.asarray(memory.lookup(data.embeddings[it.evaluate]).labels)
             assert fast.slots_in_use[i] == memory.slots_in_use()
-            assert fast.memory_bytes[i] == models.total_bytes(memory.footprint_bytes())
+            assert fast.memory_bytes[i] == memory.footprint_bytes()["total"]
             if i > 0:
                 assert int(np.sum(predicted == data.labels[it.evaluate])) == fast.n_correct[i]
                 expected = np.zeros((5, 5), np.int64)

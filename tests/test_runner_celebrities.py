@@ -48,12 +48,13 @@ def test_finetuning_changes_facenet_and_every_repeat_starts_from_the_pretrained_
             "run": {"models": ["memory_finetune_phase_off", "memory_finetune_phase_on"]},
             "data": {"max_classes": 3, "images_per_class": 5},
             "memory": {"alpha": 2.0},
-            "finetune": {"repeats": 1, "max_shots": 2, "learning_rate": 1e-4},
+            "finetune": {"repeats": 1, "max_shots": 2, "learning_rate": 1e-4, "batch_size": 4},
         }
     )
     data = prepare_data(config.data, need_crops=True, progress=False)
     for model in config.run.models:
         adapter = build_adapter(model, data, config)
+        assert adapter.embed_crops.__self__.batch_size == 4  # [finetune] batch_size reaches the re-embedding
         pretrained = adapter.weights_digest()
         result = run_repeat(adapter, model, 0, data, config)
         assert list(result.shots) == [0, 1, 2] and result.memory_loss[2] > 0
