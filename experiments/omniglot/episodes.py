@@ -149,3 +149,17 @@ def sample_task(
         query=np.concatenate(query),
         query_labels=np.repeat(np.arange(ways), queries),
     )
+
+
+def accuracy_by_shot(correct: np.ndarray, shots: np.ndarray, max_shot: int) -> list[float | None]:
+    """Accuracy at 0, 1, ..., max_shot earlier showings (`shots` from `shots_seen`).
+
+    None where no item was at that shot count. Training logs, validation and the
+    per-shot evaluation all read per-shot accuracy through this one function.
+    """
+    correct, shots = np.asarray(correct), np.asarray(shots)
+    out = []
+    for k in range(max_shot + 1):
+        mask = shots == k
+        out.append(float(correct[mask].mean()) if mask.any() else None)
+    return out

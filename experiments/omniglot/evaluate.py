@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from experiments.omniglot.data import OmniglotData, to_float
-from experiments.omniglot.episodes import sample_episodes, sample_task, shots_seen
+from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, sample_task, shots_seen
 from experiments.stats import mean_ci
 
 
@@ -138,7 +138,7 @@ def per_shot_accuracy(
         memory.reset()
         answers = run(tf.constant(keys[batch.indices[:, 0]]), tf.constant(labels)).numpy()
         shots = shots_seen(labels)
-        per_episode.append([float(np.mean(answers[shots == k] == labels[shots == k])) for k in range(rounds)])
+        per_episode.append(accuracy_by_shot(answers == labels, shots, rounds - 1))  # every round has all shots
     per_episode = np.array(per_episode)
     return [{"shot": k, **_interval(per_episode[:, k])} for k in range(rounds)]
 

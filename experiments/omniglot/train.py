@@ -41,7 +41,7 @@ from experiments.omniglot.data import (
     split_by_alphabet,
     to_float,
 )
-from experiments.omniglot.episodes import sample_episodes, shots_seen, step_rng
+from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, shots_seen, step_rng
 from experiments.omniglot.presets import OmniglotConfig, config_from_mapping
 from kshot_io import write_text_atomic
 
@@ -132,15 +132,6 @@ def memory_labels(labels: np.ndarray, classes: np.ndarray, width: int, lifelong:
     if lifelong:
         return classes.astype(np.int64)
     return (labels + width * np.arange(labels.shape[1])[None, :]).astype(np.int64)
-
-
-def per_shot_accuracy(correct: np.ndarray, shots: np.ndarray, max_shot: int) -> list[float | None]:
-    """Accuracy at 0, 1, ..., max_shot earlier showings (None where there were no such steps)."""
-    out = []
-    for k in range(max_shot + 1):
-        mask = shots == k
-        out.append(float(correct[mask].mean()) if mask.any() else None)
-    return out
 
 
 def format_per_shot(accuracies: Sequence[float | None]) -> str:
@@ -289,7 +280,7 @@ def validate(embedder, memory, data: OmniglotData, config: OmniglotConfig, episo
     correct = np.concatenate(correct, axis=1)
     shots = np.concatenate(shots, axis=1)
     max_shot = int(shots.max())
-    return {"accuracy": float(correct.mean()), "per_shot": per_shot_accuracy(correct, shots, max_shot)}
+    return {"accuracy": float(correct.mean()), "per_shot": accuracy_by_shot(correct, shots, max_shot)}
 
 
 # ---------------------------------------------------------------- training
@@ -387,7 +378,7 @@ def train(
             record = {
                 "step": done,
                 "train_loss": float(np.mean(recent_loss)),
-                "train_per_shot": per_shot_accuracy(correct, shots, max_shot),
+                "train_per_shot": accuracy_by_shot(correct, shots, max_shot),
                 "heldout_accuracy": valid["accuracy"],
                 "heldout_per_shot": valid["per_shot"],
                 "seconds": round(time.time() - started, 1),
