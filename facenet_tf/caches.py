@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import zipfile
 from pathlib import Path
 
@@ -27,14 +26,6 @@ from kshot_io import atomic_write, cache_root
 from kshot_io.cache import CACHE_ENV_VAR
 
 from facenet_tf.align import AlignSettings
-
-
-def content_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _write_atomic(target: Path, data: bytes) -> None:

@@ -21,8 +21,9 @@ from typing import Sequence
 import numpy as np
 
 from facenet_tf.align import AlignSettings, FaceAligner, prewhiten
-from facenet_tf.caches import CropCache, EmbeddingCache, content_sha256
+from facenet_tf.caches import CropCache, EmbeddingCache
 from facenet_tf.errors import ImageSkipError, UnreadableImageError
+from kshot_io import sha256_of_file
 
 PROGRESS_MIN_ITEMS = 64   # shorter lists run without a progress bar
 # embed_paths aligns and embeds this many photos at a time, so that memory stays
@@ -70,7 +71,7 @@ def prepare_crops(paths: Sequence[str | os.PathLike], aligned: bool = False,
     for path in _progress(paths, len(paths), "aligning", progress):
         path = str(path)
         try:
-            sha = content_sha256(path)
+            sha = sha256_of_file(path)
         except OSError as error:
             skipped.append((path, f"cannot read the file ({error.strerror or error})"))
             continue

@@ -8,7 +8,8 @@ from PIL import Image
 
 import facenet_tf.embedder as embedder_module
 from facenet_tf import AlignSettings, Embedder, FaceAligner, prepare_crops
-from facenet_tf.caches import CropCache, EmbeddingCache, content_sha256
+from facenet_tf.caches import CropCache, EmbeddingCache
+from kshot_io import sha256_of_file
 
 
 @pytest.fixture
@@ -69,12 +70,12 @@ def test_a_damaged_cache_entry_is_recomputed(private_cache, tmp_path):
     path = _write_crop_image(tmp_path / "a.png", 0)
     good = prepare_crops([path], aligned=True, progress=False).crops
     cache = CropCache(AlignSettings(aligned=True))
-    entry = cache._entry(content_sha256(path))
+    entry = cache._entry(sha256_of_file(path))
     entry.write_bytes(entry.read_bytes()[:50])          # a half-written file from a crash
-    assert cache.get(content_sha256(path)) is None
+    assert cache.get(sha256_of_file(path)) is None
     again = prepare_crops([path], aligned=True, progress=False).crops
     np.testing.assert_array_equal(good, again)
-    assert cache.get(content_sha256(path))[0] == "crop"
+    assert cache.get(sha256_of_file(path))[0] == "crop"
 
 
 def test_a_no_face_outcome_is_cached_with_its_reason(private_cache, tmp_path):
