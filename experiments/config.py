@@ -242,10 +242,13 @@ def from_dict(raw: dict, schema: type = RunConfig, origin: str = "<config>"):
     defaults = schema()
     built = {}
     for section_name, section_value in raw.items():
+        if not isinstance(section_value, dict):
+            raise ConfigError(
+                f"{origin}: {section_name} = {section_value!r} is outside any section; "
+                f"put it under one of [{'], ['.join(sections)}]"
+            )
         if section_name not in sections:
             raise ConfigError(f"{origin}: unknown section [{section_name}]; allowed sections: {', '.join(sections)}")
-        if not isinstance(section_value, dict):
-            raise ConfigError(f"{origin}: {section_name} must be a [{section_name}] table")
         cls = sections[section_name]
         base = getattr(defaults, section_name)
         fields = {f.name: f for f in dataclasses.fields(cls)}

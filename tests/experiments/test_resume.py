@@ -14,10 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kshot_synthetic import write_embeddings_npz  # noqa: E402
+from support import write_embeddings_npz
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = """
 [run]
 seed = 3
