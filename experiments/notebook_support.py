@@ -16,9 +16,10 @@ import numpy as np
 import pandas as pd
 
 from experiments import metrics, report, results as store
+from experiments.config import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-QUICK_CONFIG = Path(__file__).resolve().parent / "configs" / "quick.toml"
+QUICK_CONFIG = CONFIG_DIR / "quick.toml"
 RUN_DIR_ENV_VAR = "KSHOT_RUN_DIR"
 NOTEBOOKS = ("kshot_curves.ipynb", "confusion_evolution.ipynb")
 
