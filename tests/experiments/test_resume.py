@@ -40,6 +40,7 @@ def finished_repeats(out: Path) -> set[Path]:
     return {p for p in (out / "repeats").rglob("*.npz")} if (out / "repeats").is_dir() else set()
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_rerun_gives_identical_results(tmp_path):
     (tmp_path / "c.toml").write_text(CONFIG)
     write_embeddings_npz(tmp_path / "emb.npz", n_classes=5, per_class=8, dim=16, spread=1.0)
