@@ -180,7 +180,9 @@ class FinetunedMemory:
 def build_store_all(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
     from memory_module import StoreAllNearestNeighbour
 
-    return FrozenMethod(StoreAllNearestNeighbour(key_dim=data.embeddings.shape[1]), data.embeddings, data.labels)
+    # It never holds more than every item of the dataset: allocate that, so it never grows.
+    n, key_dim = data.embeddings.shape
+    return FrozenMethod(StoreAllNearestNeighbour(key_dim=key_dim, initial_capacity=n), data.embeddings, data.labels)
 
 
 def build_frozen_memory(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
