@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from support import write_embeddings_npz
 
 REPO = Path(__file__).resolve().parents[2]
