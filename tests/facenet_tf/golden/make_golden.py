@@ -5,7 +5,7 @@ FaceNet embedding of the crop cut with that recorded box. The test can then tell
 aligner drift (boxes move) from model drift (same crop, different embedding).
 Run only when a change of output is intended, and say why in the commit:
 
-    .venv/bin/python tests/golden/make_golden.py
+    .venv/bin/python tests/facenet_tf/golden/make_golden.py
 """
 
 from __future__ import annotations
@@ -75,5 +75,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     sys.exit(main())
