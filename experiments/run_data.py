@@ -8,7 +8,7 @@ Two sources, one result (runner.PreparedData):
 - a dataset name or folder: images are aligned through facenet_tf's crop cache and
   embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
   every repeat and iteration of the frozen models reuses these embeddings. The
-  prewhitened crops are kept only when a fine-tuned model needs them.
+  prewhitened crops of the same pass are kept only when a fine-tuned model needs them.
 
 Class ids are dense, in sorted order of the class names, so a run's confusion
 matrices have the same rows whatever order the files were listed in.
@@ -101,7 +101,7 @@ def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
 def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> PreparedData:
     """Align and embed a dataset (a built-in name or a folder) with the pretrained FaceNet."""
     from experiments.datasets import load_image_dataset
-    from facenet_tf import Embedder, load_facenet, prepare_crops
+    from facenet_tf import Embedder, load_pretrained
 
     dataset = load_image_dataset(data.source, skip_bad=data.skip_bad)
     paths = [str(p) for p in dataset.paths]
@@ -110,17 +110,13 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
 
-    facenet = load_facenet(data.weights or None)
-    embedder = Embedder(facenet, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned)
+    pretrained = load_pretrained(data.weights or None)
+    embedder = Embedder.from_pretrained(pretrained, progress=progress)
+    embedded = embedder.embed_paths(paths, aligned=data.aligned, keep_crops=need_crops)
     kept = list(embedded.kept_paths)
     embeddings = embedded.embeddings
-    crops = None
-    if need_crops:
-        prepared = prepare_crops(kept, aligned=data.aligned, progress=progress)
-        if list(prepared.kept_paths) != kept:
-            raise RuntimeError("the crop cache and the embedding cache disagree on which images are usable")
-        crops = prepared.crops
+    crops = embedded.crops
+    facenet = pretrained.model
     dense, names = dense_labels([label_of[p] for p in kept])
     return PreparedData(
         embeddings=np.asarray(embeddings, dtype=np.float32),

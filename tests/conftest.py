@@ -21,5 +21,6 @@ from facenet_fixtures import (  # noqa: E402,F401
     celebrity_photo,
     facenet_embedder,
     facenet_model,
+    facenet_pretrained,
     messy_folder,
 )
