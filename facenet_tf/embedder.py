@@ -3,7 +3,7 @@
 `Embedder.embed_paths(paths)` is the pass: each photo is hashed once, aligned
 through the crop cache (MTCNN, or resize only with `aligned=True`), prewhitened
 when the weights want it, and embedded through the embedding cache; with
-`keep_crops=True` the same prewhitened crops come back next to the embeddings, so
+`keep_crops=True` the very crops fed to the network come back with the embeddings, so
 a caller that fine-tunes never prepares them a second time. Images that cannot be
 used are returned in `skipped` as (path, reason) instead of stopping the run.
 

@@ -148,10 +148,11 @@ class PretrainedFaceNet:
     """A loaded FaceNet and its identity: the weights' hash keys the embedding cache.
 
     The identity travels as a value next to the model instead of an attribute set on
-    it, so whatever embeds with a cache is handed the key explicitly and a model
-    built or changed elsewhere (a test's stand-in, fine-tuned weights) cannot pass
-    for the file it was loaded from. `prewhiten` and the model's input size come
-    from the registry entry, or davidsandberg's defaults for a file given by path.
+    it, so whatever embeds through the cache is handed the key explicitly, and a
+    model built elsewhere has no key unless given one. It describes the weights as
+    loaded: once `.model` is fine-tuned, embed with a plain `Embedder(model)`,
+    which never caches. `prewhiten` and the model's input size come from the
+    registry entry, or davidsandberg's defaults for a file given by path.
     """
 
     model: keras.Model
