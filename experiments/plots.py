@@ -157,13 +157,13 @@ def _set_class_ticks(ax, labels: list[str] | None, centres, numbered: bool, show
     chosen = np.arange(0, len(labels), step)
     positions = np.asarray(centres)[chosen]
     shown = [labels[i] for i in chosen]
-    fontsize = 6 if len(labels) <= 40 else 5
+    fontsize = 8 if len(labels) <= 10 else 6 if len(labels) <= 40 else 5
     ax.set_xticks(positions, shown if show_x else [], rotation=90, fontsize=fontsize)
     ax.set_yticks(positions, shown if show_y else [], fontsize=fontsize)
 
 
 KEY_FONTSIZE = 7
-KEY_LINE_INCHES = KEY_FONTSIZE * 1.35 / 72  # one key line, with matplotlib's line spacing
+KEY_LINE_INCHES = KEY_FONTSIZE * 1.5 / 72  # one key line, room for CJK glyphs' height
 KEY_CHAR_INCHES = KEY_FONTSIZE * 0.62 / 72  # a generous average glyph width
 KEY_NUMBER_INCHES = 0.3  # the numbers' column inside each key column
 
@@ -181,18 +181,21 @@ def key_layout(key: list[str], width_inches: float) -> tuple[int, float]:
 def draw_key(ax, key: list[str], columns: int) -> None:
     """Number i+1 and the full name key[i], in `columns` columns read down then across.
 
-    Numbers and names are separate texts so a right-to-left name cannot reorder its number.
+    Every number and every name is its own text at a fixed line pitch: multi-line texts
+    space their lines by the glyphs they hold (a CJK or accented line is taller), which
+    would slide names away from their numbers, and a right-to-left name could reorder a
+    number sharing its line.
     """
     ax.axis("off")
     rows = int(np.ceil(len(key) / columns))
     number_width = KEY_NUMBER_INCHES / ax.get_figure().get_figwidth()
-    for column in range(columns):
-        first = column * rows
-        names = key[first : first + rows]
-        numbers = "\n".join(str(first + i + 1) for i in range(len(names)))
+    pitch = KEY_LINE_INCHES * 72
+    for index, name in enumerate(key):
+        column, row = divmod(index, rows)
         x = column / columns
-        ax.text(x + number_width * 0.8, 1.0, numbers, transform=ax.transAxes, va="top", ha="right", fontsize=KEY_FONTSIZE)
-        ax.text(x + number_width, 1.0, "\n".join(names), transform=ax.transAxes, va="top", ha="left", fontsize=KEY_FONTSIZE)
+        placed = {"xycoords": "axes fraction", "textcoords": "offset points", "va": "top", "fontsize": KEY_FONTSIZE}
+        ax.annotate(str(index + 1), (x + number_width * 0.8, 1.0), xytext=(0, -row * pitch), ha="right", **placed)
+        ax.annotate(name, (x + number_width, 1.0), xytext=(0, -row * pitch), ha="left", **placed)
     ax.set_title("classes (number on the axes: full name)", fontsize=8, loc="left")
 
 ACCURACY_LABEL = "accuracy on images not yet fed"
@@ -375,7 +378,7 @@ def footprint_positions(learned: pd.DataFrame) -> dict[str, np.ndarray]:
         return {}
     every = np.concatenate(list(bytes_by_model.values()))
     span = np.log10(every.max()) - np.log10(every.min())
-    slot = max(0.03, 0.07 * span)  # decades of x given to one fixed-footprint model
+    slot = max(0.04, 0.09 * span)  # decades of x given to one fixed-footprint model
     fixed: dict[float, list[str]] = {}
     for model, values in bytes_by_model.items():
         if np.allclose(values, values[0], rtol=1e-9):
