@@ -282,8 +282,10 @@ def confusion_evolution_figure(confusion: np.ndarray, class_names: list[str], mo
         fig.colorbar(image, ax=panels, shrink=0.9, label="share of the row's evaluations")
         if key:
             draw_key(fig.add_subplot(grid[rows, :]), key, key_columns)
+        unnamed = f"; {len(class_names)} classes, too many to name" if labels is None else ""
         fig.suptitle(
-            f"{model}: confusion matrix by iteration (rows normalised, summed over {confusion.shape[0]} repeats)", fontsize=9
+            f"{model}: confusion matrix by iteration (rows normalised, summed over {confusion.shape[0]} repeats{unnamed})",
+            fontsize=9,
         )
     return fig
 
@@ -327,7 +329,8 @@ def similarity_figure(embeddings: np.ndarray, labels: np.ndarray, class_names: l
         ax.set_xlabel("image (grouped by class)")
         ax.set_ylabel("image (grouped by class)")
         fig.colorbar(image, ax=ax, label="cosine similarity")
-        ax.set_title(f"dataset similarity, {len(order)} images of {len(classes)} classes")
+        unnamed = ", too many to name" if tick_labels is None else ""
+        ax.set_title(f"dataset similarity, {len(order)} images of {len(classes)} classes{unnamed}")
         if key:
             draw_key(fig.add_subplot(grid[1]), key, key_columns)
     return fig
