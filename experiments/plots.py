@@ -25,7 +25,7 @@ from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
-from matplotlib import font_manager
+from matplotlib import font_manager, ft2font
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 import numpy as np
@@ -83,7 +83,7 @@ def _covered_codepoints() -> frozenset[int]:
     covered: set[int] = set()
     for family in font_families():
         path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
-        covered.update(matplotlib.ft2font.FT2Font(path).get_charmap())
+        covered.update(ft2font.FT2Font(path).get_charmap())
     return frozenset(covered)
 
 
