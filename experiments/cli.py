@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -51,7 +52,10 @@ def add_run(subparsers) -> None:
     )
     parser.add_argument("--config", type=Path, default=None, help=f"TOML configuration (default: {DEFAULT_RUN_CONFIG.name})")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<config name>)")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats for every method (overrides [run] and [finetune] repeats)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeats of the frozen-embedder methods ([run] repeats); on an existing run, more repeats are added")
+    parser.add_argument("--finetune-repeats", type=int, default=None,
+                        help="repeats of the fine-tuned methods ([finetune] repeats); each costs seconds")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
     parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
@@ -61,6 +65,8 @@ def add_run(subparsers) -> None:
                         help="skip non-image files and empty class folders (listed in skipped.txt) instead of stopping")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="npz from `kshot embed`: run the methods that need no images on it, no FaceNet")
+    parser.add_argument("--allow-duplicates", action="store_true", default=None,
+                        help="run even when the same image content is filed under two classes")
     parser.add_argument("--no-figures", action="store_true", help="write tables only (faster; `kshot report DIR` draws them later)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle_run)
@@ -84,13 +90,14 @@ def resolve_run_config(args):
         origin=f"{config_path} with command-line options",
         run__seed=args.seed,
         run__repeats=args.repeats,
-        finetune__repeats=args.repeats,
+        finetune__repeats=args.finetune_repeats,
         run__models=models,
         data__source=args.data,
         data__aligned=args.aligned,
         data__skip_bad=args.skip_bad,
         data__weights=args.weights,
         data__embeddings=str(args.embeddings) if args.embeddings is not None else None,
+        data__allow_duplicates=args.allow_duplicates,
     )
     out = args.out or Path("runs") / Path(config_path).stem
     return config, Path(out)
@@ -103,19 +110,36 @@ def handle_run(args) -> int:
     from experiments.run_data import prepare_data
     from experiments.runner import run_experiment
 
+    from experiments.run_dir import GROWABLE, check_run_dir
+
     started = time.perf_counter()
     config, out_dir = resolve_run_config(args)
+    # Everything that can be refused without images is refused before FaceNet is loaded.
+    check_run_dir(out_dir, config, may_change=GROWABLE)
     print(f"kshot run: writing to {out_dir}")
     print(config_repeats_note(config))
     need_crops = any(needs_images(m) for m in config.run.models)
     data = prepare_data(config.data, need_crops=need_crops, progress=not args.no_progress)
     outcome = run_experiment(config, out_dir, data, progress=not args.no_progress, make_figures=not args.no_figures)
     print()
-    print("accuracy, mean [95% CI] over repeats, by shots:")
+    print(f"accuracy, mean [95% interval] over repeats, by shots ({report.metrics.ACCURACY_METHOD}):")
     print(report.accuracy_table(outcome["summary"]).to_string())
     print()
+    verdicts = outcome["paired"]
+    if not verdicts.empty:
+        print(f"against {report.REFERENCE}, paired over the same shuffles (details in paired.csv):")
+        for model, rows in verdicts.groupby("model", sort=False):
+            wins = rows[rows.verdict == "wins"].shots.tolist()
+            losses = rows[rows.verdict == "loses"].shots.tolist()
+            print(f"  {model}: wins at shots {wins or 'none'}, loses at shots {losses or 'none'}, "
+                  f"within noise elsewhere")
+        print()
     for model, t in outcome["timing"].items():
         print(f"{model}: {t['repeats']} repeats ({t['computed']} computed now), {t['seconds_per_repeat']:.3f} s per repeat")
+    for line in data.skipped:
+        print(f"skipped {line}")
+    for line in data.notes:
+        print(line)
     print(f"total wall time {time.perf_counter() - started:.1f} s; summary in {out_dir / 'summary.md'}")
     return 0
 
@@ -190,6 +214,9 @@ def handle_report(args) -> int:
 
     if not args.run_dir.is_dir():
         raise FileNotFoundError(f"run directory {args.run_dir} does not exist")
+    progress = report.assemble_tables(args.run_dir)
+    if progress:
+        print(progress)
     built = report.write_report(args.run_dir, make_figures=not args.no_figures)
     print(report.accuracy_table(built["summary"]).to_string())
     print(f"wrote {args.run_dir / 'summary.csv'}, {args.run_dir / 'summary.md'} and {len(built['figures'])} figure files")
@@ -280,22 +307,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# TensorFlow's native start-up lines (absl's pre-init notice, the oneDNN and CPU-feature
+# notices). They are written by C++ straight to file descriptor 2 whenever one of its
+# libraries loads, before and regardless of TF_CPP_MIN_LOG_LEVEL, so they can only be
+# removed from the stream itself.
+NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]"
+    rb"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+
+
+def quiet_runtime() -> None:
+    """Give Python warnings one line each (no source line), and keep TF's own logging at errors."""
+    import warnings
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"kshot: warning: {message}\n"
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def filter_native_stderr() -> None:
+    """Route file descriptor 2 through a thread that drops NATIVE_NOISE lines and passes the rest.
+
+    Writes are forwarded as they arrive (progress bars stay live); a native log line is
+    one write, so it arrives whole. At exit the pipe is closed and drained.
+    """
+    import atexit
+    import threading
+
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            while chunk := source.read(65536):
+                kept = b"".join(line for line in chunk.splitlines(keepends=True) if not NATIVE_NOISE.match(line))
+                if kept:
+                    os.write(real, kept)
+
+    thread = threading.Thread(target=pump, name="kshot-stderr", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to the end and stops
+        thread.join(timeout=2)
+
+    atexit.register(drain)
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_runtime()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        # `kshot` alone behaves like `kshot run`: the default demo.
-        args = parser.parse_args(["run", *(argv or [])])
+        parser.print_help()  # the demo is `kshot run`; a bare command only explains itself
+        return 0
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, OSError) as error:
+        # Library code raises these with messages written for the user (OSError covers a
+        # full disk, a file where a folder must be, and permissions).
         print(f"kshot {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"kshot {args.command}: error: out of memory; use a smaller [memory] memory_size or dataset", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kshot {args.command}: interrupted; finished work is on disk, run the same command to resume.", file=sys.stderr)
         return 130
 
 
+def console_main() -> int:
+    """The `kshot` executable: `main` with TensorFlow's native start-up lines filtered out."""
+    if os.environ.get("KSHOT_RAW_STDERR") != "1":  # 1: see everything TensorFlow prints (debugging)
+        filter_native_stderr()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

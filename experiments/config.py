@@ -97,6 +97,7 @@ class DataSection:
     embeddings: str = ""  # an npz from `kshot embed`; bypasses FaceNet (methods that need no images only)
     max_classes: int = zero_or_at_least(2, 0)  # 0 = all classes; else the first N labels in sorted order
     images_per_class: int = zero_or_at_least(2, 0)  # 0 = all images; else the first N paths of each class, sorted
+    allow_duplicates: bool = False  # identical files under two classes are an error unless this is true
 
 
 @dataclass(frozen=True)
@@ -327,6 +328,15 @@ def to_toml(config) -> str:
         lines.append(f"[{section}]")
         lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
     return "\n".join(lines) + "\n"
+
+
+def with_repeats(config: RunConfig, repeats: int) -> RunConfig:
+    """`config` with every budget's repeats set to `repeats` (what a repeat's identity leaves out)."""
+    return dataclasses.replace(
+        config,
+        run=dataclasses.replace(config.run, repeats=repeats),
+        finetune=dataclasses.replace(config.finetune, repeats=repeats),
+    )
 
 
 def differences(saved, now, ignore: tuple[str, ...] = ()) -> list[str]:

@@ -2,10 +2,11 @@
 
 Order is deterministic: labels sorted, then file names sorted (for `celebrities`,
 the train split first, then val). Hidden files and folders (names starting with
-'.') are ignored. Anything else that is not an image by its extension, files
-lying directly in `root`, and empty class folders are errors naming the path,
-unless `skip_bad=True`, which records them in `dataset.skipped` as
-(path, reason) instead. Whether an image file can actually be decoded is found
+'.') are ignored, and so are non-image files lying directly in `root` (a README or
+LICENSE cannot be an image of any class; each gets a note in `dataset.notes`).
+Anything else that is not an image by its extension, image files lying directly in
+`root`, and empty class folders are errors naming the path, unless `skip_bad=True`,
+which records them in `dataset.skipped` as (path, reason) instead. Whether an image file can actually be decoded is found
 out later, when it is aligned (`facenet_tf.prepare_crops` reports it as skipped).
 """
 
@@ -29,6 +30,7 @@ class ImageDataset:
     labels: tuple[str, ...]
     split: tuple[str, ...] | None = None
     skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -43,10 +45,11 @@ def _visible(entries) -> list[Path]:
 
 
 def scan_identity_folders(root: Path, skip_bad: bool = False):
-    """(paths, labels, skipped) of `root/<label>/<image>`; see the module docstring for the rules."""
+    """(paths, labels, skipped, notes) of `root/<label>/<image>`; see the module docstring for the rules."""
     paths: list[Path] = []
     labels: list[str] = []
     skipped: list[tuple[str, str]] = []
+    notes: list[str] = []
 
     def bad(path: Path, reason: str) -> None:
         if not skip_bad:
@@ -55,7 +58,10 @@ def scan_identity_folders(root: Path, skip_bad: bool = False):
 
     for entry in _visible(root.iterdir()):
         if not entry.is_dir():
-            bad(entry, f"a file directly in the dataset folder; images must be in {root}/<label>/")
+            if entry.suffix.lower() not in IMAGE_EXTENSIONS:
+                notes.append(f"ignored {entry}: not an image, and not in a class folder")
+            else:
+                bad(entry, f"an image directly in the dataset folder; images must be in {root}/<label>/")
             continue
         images = []
         for item in _visible(entry.iterdir()):
@@ -71,7 +77,7 @@ def scan_identity_folders(root: Path, skip_bad: bool = False):
             continue
         paths.extend(images)
         labels.extend([entry.name] * len(images))
-    return paths, labels, skipped
+    return paths, labels, skipped, notes
 
 
 def load_folder(root: str | os.PathLike, skip_bad: bool = False) -> ImageDataset:
@@ -82,10 +88,10 @@ def load_folder(root: str | os.PathLike, skip_bad: bool = False) -> ImageDataset
             f"dataset folder {root} does not exist; give a folder laid out as root/<label>/<image> "
             f"or one of the built-in names {sorted(BUILTIN_DATASETS)}"
         )
-    paths, labels, skipped = scan_identity_folders(root, skip_bad)
+    paths, labels, skipped, notes = scan_identity_folders(root, skip_bad)
     if not paths:
         raise ValueError(f"dataset folder {root} holds no images in root/<label>/<image> layout")
-    return ImageDataset(root.name, root, tuple(paths), tuple(labels), None, tuple(skipped))
+    return ImageDataset(root.name, root, tuple(paths), tuple(labels), None, tuple(skipped), tuple(notes))
 
 
 def load_celebrities(skip_bad: bool = False) -> ImageDataset:
@@ -97,13 +103,15 @@ def load_celebrities(skip_bad: bool = False) -> ImageDataset:
     labels: list[str] = []
     split: list[str] = []
     skipped: list[tuple[str, str]] = []
+    notes: list[str] = []
     for part in ("train", "val"):
-        part_paths, part_labels, part_skipped = scan_identity_folders(root / part, skip_bad)
+        part_paths, part_labels, part_skipped, part_notes = scan_identity_folders(root / part, skip_bad)
         paths += part_paths
         labels += part_labels
         split += [part] * len(part_paths)
         skipped += part_skipped
-    return ImageDataset("celebrities", root, tuple(paths), tuple(labels), tuple(split), tuple(skipped))
+        notes += part_notes
+    return ImageDataset("celebrities", root, tuple(paths), tuple(labels), tuple(split), tuple(skipped), tuple(notes))
 
 
 BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {"celebrities": load_celebrities}

@@ -29,10 +29,11 @@ from typing import Callable
 import numpy as np
 
 from experiments import methods, protocol
+from experiments import config as cfg
 from experiments.config import RunConfig, config_repeats_note, to_toml
 from experiments.results import RepeatResult, save_dataset, write_tables
 from experiments.run_data import PreparedData
-from experiments.run_dir import config_digest, load_repeat, open_run_dir, save_repeat
+from experiments.run_dir import GROWABLE, config_digest, load_repeat, open_run_dir, save_repeat, stored_repeats
 from kshot_io import write_text_atomic
 
 
@@ -118,13 +119,32 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
                 f"{sizes.min()} images, so the run stops at {available} shots (one image per class "
                 "must stay to evaluate)."
             )
-    if any(methods.bounded(m) for m in config.run.models) and config.memory.memory_size < len(data.class_names):
-        message = (
-            f"memory_size {config.memory.memory_size} is smaller than the {len(data.class_names)} classes: "
-            "the memory will evict some classes and cannot be right about all of them at once."
+    bounded = [m for m in config.run.models if methods.bounded(m)]
+    if bounded:
+        check_memory_fits(config.memory.memory_size, data.embeddings.shape[1])
+        top_shots = max(protocol.max_iterations(sizes, config.budget(m).max_shots) for m in bounded)
+        store_all_keys = len(data.class_names) * top_shots
+        if config.memory.memory_size < store_all_keys:
+            message = (
+                f"memory_size {config.memory.memory_size} is smaller than the {store_all_keys} keys store-all holds "
+                f"at {top_shots} shots ({len(data.class_names)} classes x {top_shots}): the memory must merge or "
+                "evict, and may trail the baseline for that reason alone."
+            )
+            warnings.warn(message, stacklevel=2)
+            log(f"warning: {message}")
+
+
+def check_memory_fits(memory_size: int, key_dim: int) -> None:
+    """Refuse a memory that cannot be allocated on this machine, before TensorFlow tries."""
+    import os
+
+    needed = memory_size * (key_dim * 4 + 16)  # keys (float32), value and last-written (int64) per slot
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * physical:
+        raise ValueError(
+            f"[memory] memory_size = {memory_size} needs about {needed / 2**30:.1f} GiB for {key_dim}-d keys, more than "
+            f"this machine's {physical / 2**30:.1f} GiB allows; choose a smaller memory_size"
         )
-        warnings.warn(message, stacklevel=2)
-        log(f"warning: {message}")
 
 
 def run_experiment(
@@ -143,8 +163,10 @@ def run_experiment(
 
     out_dir = Path(out_dir)
     check_data(data, config, log)
-    open_run_dir(out_dir, config)
-    digest = config_digest(to_toml(config) + data.fingerprint())
+    open_run_dir(out_dir, config, may_change=GROWABLE)
+    # Repeats are not part of a repeat's identity: a run asked for more repeats keeps and
+    # reuses the ones it has (repeat r's shuffle depends only on the seed and r).
+    digest = config_digest(to_toml(cfg.with_repeats(config, 1)) + data.fingerprint())
     save_dataset(out_dir, data.embeddings, data.labels, data.class_names, data.paths)
     if data.skipped:
         write_text_atomic(out_dir / "skipped.txt", "\n".join(data.skipped) + "\n")
@@ -153,21 +175,25 @@ def run_experiment(
     timing: dict[str, dict] = {}
     for model in config.run.models:
         repeats = config.budget(model).repeats
-        done, todo = [], []
-        for r in range(repeats):
-            stored = load_repeat(out_dir, model, r, digest)
-            (done if stored is not None else todo).append(stored if stored is not None else r)
+        on_disk = stored_repeats(out_dir, model, repeats)  # one directory listing, not one check per repeat
+        done = [r for r in (load_repeat(out_dir, model, i, digest) for i in on_disk) if r is not None]
+        done_ids = {r.repeat for r in done}
         computed: list[RepeatResult] = []
-        if todo:
-            adapter = methods.build(model, data, config)
-            bar = tqdm(todo, desc=f"{model}", unit="repeat", disable=not progress, file=sys.stderr, leave=True)
+        if len(done_ids) < repeats:
+            bar = tqdm(total=repeats - len(done_ids), desc=model, unit="repeat", disable=not progress,
+                       file=sys.stderr, leave=True)
             if done:
                 bar.write(f"{model}: resuming, {len(done)} of {repeats} repeats already on disk")
-            for r in bar:
+            adapter = methods.build(model, data, config)
+            for r in range(repeats):
+                if r in done_ids:
+                    continue
                 result = run_repeat(adapter, model, r, data, config)
                 save_repeat(out_dir, result, digest)
                 computed.append(result)
-        results = done + computed
+                bar.update(1)
+            bar.close()
+        results = sorted(done + computed, key=lambda r: r.repeat)
         all_results.extend(results)
         per_repeat = [float(r.seconds.sum()) for r in computed] or [float(r.seconds.sum()) for r in done]
         timing[model] = {
@@ -181,7 +207,7 @@ def run_experiment(
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))
-    return {"timing": timing, "summary": built["summary"]}
+    return {"timing": timing, "summary": built["summary"], "paired": built["paired"]}
 
 
 def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
@@ -195,4 +221,4 @@ def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
     ]
     if data.skipped:
         notes.append(f"{len(data.skipped)} image(s) skipped (see skipped.txt).")
-    return notes
+    return notes + list(data.notes)
