@@ -103,3 +103,26 @@ def test_names_are_path_safe_and_disambiguate_shared_keys():
     name = cell_name({"run.max_shots": 5, "finetune.max_shots": 2, "data.source": "/data/my faces"}, keys)
     assert name == "run.max_shots=5__finetune.max_shots=2__source=my_faces"
     assert "/" not in cell_name({"data.source": "/a/b/"}, ("data.source",))
+
+
+def test_ray_missing_says_how_to_install_it(monkeypatch):
+    import sys
+
+    from experiments.sweep import Resources
+    from experiments.sweep_exec import RayExecutor
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ValueError, match=r'pip install "kshot-memory\[ray\]"'):
+        RayExecutor(None, Resources())
+
+
+def test_cli_dry_run_lists_cells_and_a_typo_exits_2_naming_it(tmp_path, capsys):
+    from experiments.cli import main
+
+    good = write(tmp_path, '[sweep]\nbase = "base.toml"\n[grid]\n"run.seed" = [0, 1]\n')
+    assert main(["sweep", "--config", str(good), "--out", str(tmp_path / "out"), "--dry-run"]) == 0
+    assert capsys.readouterr().out.splitlines()[:2] == ["seed=0", "seed=1"]
+    assert not (tmp_path / "out").exists()
+    bad = write(tmp_path, '[sweep]\nbase = "base.toml"\n[grid]\n"run.sead" = [0]\n')
+    assert main(["sweep", "--config", str(bad), "--out", str(tmp_path / "out")]) == 2
+    assert "unknown key 'sead' in [run]" in capsys.readouterr().err
