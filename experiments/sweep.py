@@ -74,6 +74,11 @@ class Cell:
     def config(self):
         return cfg.from_dict(tomllib.loads(self.config_toml), origin=f"sweep cell {self.name}")
 
+    def value(self, dotted: str) -> Any:
+        """The value this cell runs with for `section.key`, whether it sets it or the base does."""
+        section, key = dotted.split(".", 1)
+        return tomllib.loads(self.config_toml)[section][key]
+
 
 @dataclass(frozen=True)
 class Sweep:

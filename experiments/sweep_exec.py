@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Callable
 
 from experiments.sweep import Cell, Resources, Sweep
-from experiments.sweep_task import Outcome, Task, limit_threads, repeat_file, repeats_of, run_task
+from experiments.sweep_task import Outcome, Task, repeat_file, repeats_of, run_task, start_worker
 from kshot_io import write_bytes_atomic, write_text_atomic
 
 RAY_INSTALL_HINT = 'pip install "kshot-memory[ray]" (or pip install "ray>=2.9")'
@@ -67,7 +67,7 @@ class LocalExecutor:
     def _new_pool(self):
         return futures.ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"),
-            initializer=limit_threads, initargs=(self.threads,),
+            initializer=start_worker, initargs=(self.threads,),
         )
 
     def describe(self) -> str:

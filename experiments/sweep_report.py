@@ -38,7 +38,7 @@ MEASURED_COLUMNS = ("seconds_per_repeat", "cell_seconds")
 
 
 def plan_csv(sweep: Sweep) -> str:
-    rows = [{"cell": c.name, **{k: _cell_value(c.settings.get(k)) for k in sweep.swept_keys}} for c in sweep.cells]
+    rows = [{"cell": c.name, **{k: _cell_value(c.value(k)) for k in sweep.swept_keys}} for c in sweep.cells]
     return pd.DataFrame(rows, columns=["cell", *sweep.swept_keys]).to_csv(index=False, lineterminator="\n")
 
 
@@ -58,7 +58,7 @@ def merged_table(out_dir: Path, sweep: Sweep) -> pd.DataFrame:
     rows = []
     for cell in sweep.cells:
         status = read_status(out_dir, cell.name)
-        settings = {k: _cell_value(cell.settings.get(k, _base_value(cell, k))) for k in sweep.swept_keys}
+        settings = {k: _cell_value(cell.value(k)) for k in sweep.swept_keys}
         head = {"cell": cell.name, "status": status.get("state", "not run"), **settings}
         here = cell_dir(out_dir, cell.name)
         summary_path = here / "summary.csv"
@@ -83,12 +83,6 @@ def merged_table(out_dir: Path, sweep: Sweep) -> pd.DataFrame:
     shot_columns = sorted((c for c in frame.columns if c.startswith("acc_")), key=lambda c: int(c[4:-4]))
     columns = ["cell", "status", *sweep.swept_keys, "model", "policy", "repeats", *shot_columns, "memory_bytes", *MEASURED_COLUMNS]
     return frame.reindex(columns=columns)
-
-
-def _base_value(cell, dotted: str):
-    """The value a cell that does not set a swept key runs with (from its resolved config)."""
-    section, key = dotted.split(".", 1)
-    return tomllib.loads(cell.config_toml).get(section, {}).get(key)
 
 
 def headline_shots(table: pd.DataFrame) -> int | None:
@@ -116,7 +110,11 @@ def write_sweep_report(out_dir: str | Path, sweep: Sweep, summary: str, make_fig
 def _markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |"
     rule = "|" + "|".join("---" for _ in frame.columns) + "|"
-    body = ["| " + " | ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    formats = {c: ("{:.0f}" if c == "memory_bytes" else "{:.4f}") for c in frame.columns}
+    body = [
+        "| " + " | ".join(formats[c].format(v) if isinstance(v, float) else str(v) for c, v in zip(frame.columns, row)) + " |"
+        for row in frame.itertuples(index=False)
+    ]
     return "\n".join([header, rule, *body])
 
 

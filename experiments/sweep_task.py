@@ -80,6 +80,12 @@ def limit_threads(threads: int) -> None:
             pass  # the runtime already started in this process with its pools sized
 
 
+def start_worker(threads: int) -> None:
+    """A local pool worker's initializer: cap the threads, then start TensorFlow once, up front."""
+    limit_threads(threads)
+    import tensorflow  # noqa: F401 -- every task needs it; importing here keeps task times comparable
+
+
 def run_task(task: Task) -> Outcome:
     """Run one task; a failure of the cell comes back as an Outcome with ok False."""
     limit_threads(task.threads)

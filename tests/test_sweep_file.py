@@ -50,6 +50,7 @@ max_retries = 1
     assert config["memory"]["memory_size"] == 64 and config["run"]["seed"] == 1
     assert config["run"]["repeats"] == 3  # from the base
     assert tomllib.loads(sweep.cells[4].config_toml)["finetune"]["learning_rate"] == 1e-4
+    assert sweep.cells[4].value("memory.memory_size") == 32  # a key the cell does not set: the base's value
     assert sweep.resources.num_cpus == 2 and sweep.resources.max_retries == 1 and sweep.resources.num_gpus == 0
 
 
