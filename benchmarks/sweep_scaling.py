@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic embeddings the runner tests use
 
 from experiments.sweep import load_sweep  # noqa: E402
-from experiments.sweep_exec import LocalExecutor, available_cores, run_sweep  # noqa: E402
+from experiments.sweep_exec import LocalExecutor, available_cores, read_status, run_sweep  # noqa: E402
 from kshot_synthetic import write_embeddings_npz  # noqa: E402
 
 
@@ -57,7 +57,10 @@ def cells_per_minute(sweep_path: Path, out: Path, workers: int) -> float:
     if outcome["failed"] or len(outcome["done"]) != len(sweep.cells):
         raise SystemExit(f"{workers} worker(s): not every cell finished: {outcome['failed']}")
     rate = len(sweep.cells) / seconds * 60
-    print(f"{workers} worker(s): started in {startup:.1f} s, then {len(sweep.cells)} cells in {seconds:.1f} s = {rate:.2f} cells/min")
+    # Cell task seconds summed over wall time: how many cells really ran side by side.
+    busy = sum(read_status(out, cell.name)["seconds"] for cell in sweep.cells) / seconds
+    print(f"{workers} worker(s): started in {startup:.1f} s, then {len(sweep.cells)} cells in {seconds:.1f} s "
+          f"= {rate:.2f} cells/min (cells running at once, on average: {busy:.2f})")
     return rate
 
 
@@ -72,7 +75,8 @@ def main() -> None:
         scratch = Path(scratch)
         embeddings = args.embeddings or write_embeddings_npz(scratch / "emb.npz", n_classes=10, per_class=12, dim=128)
         sweep_path = write_sweep(scratch, Path(embeddings).resolve(), args.cells, args.repeats)
-        print(f"{args.cells} cells x 2 frozen models x {args.repeats} repeats, up to 10 shots; {available_cores()} core(s)")
+        print(f"{args.cells} cells x 2 frozen models x {args.repeats} repeats, up to 10 shots; {available_cores()} core(s), "
+              f"load average {os.getloadavg()[0]:.1f} at the start (other processes share the cores)")
         one = cells_per_minute(sweep_path, scratch / "one", 1)
         two = cells_per_minute(sweep_path, scratch / "two", 2)
     print(f"RESULT sweep_speedup_2workers={two / one:.2f}")
