@@ -80,6 +80,8 @@ def handle_sweep(args) -> int:
         return 0
     if args.shared and args.ray is None:
         raise UserError("--shared only applies with --ray (local workers always write into DIR)")
+    if args.workers is not None and args.ray is not None:
+        raise UserError("--workers sizes the local pool; with --ray, Ray places the cells by [resources] num_cpus in the sweep file")
     if args.workers is not None and args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
     if args.ray is not None:
