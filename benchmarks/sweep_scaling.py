@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "tests"))  # the synthetic embeddings the runner t
 
 from experiments.sweep import load_sweep  # noqa: E402
 from experiments.sweep_exec import LocalExecutor, available_cores, read_status, run_sweep  # noqa: E402
-from kshot_synthetic import write_embeddings_npz  # noqa: E402
+from support import write_embeddings_npz  # noqa: E402
 
 
 def write_sweep(folder: Path, embeddings: Path, cells: int, repeats: int) -> Path:

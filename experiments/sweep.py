@@ -91,14 +91,15 @@ class Sweep:
 
 
 class SweepError(ValueError):
-    """A sweep file that cannot be used; the message names the file and the entry."""
+    """A sweep file that cannot be used; the message names the file and the entry.
+
+    (Broken TOML in the sweep file or its base is a config.ConfigError, also a ValueError.)
+    """
 
 
 def default_base() -> Path:
     """The configuration `kshot run` uses when given none."""
-    from experiments import cli_run
-
-    return cli_run.DEFAULT_CONFIG
+    return cfg.DEFAULT_RUN_CONFIG
 
 
 def flatten(table: dict, where: str, prefix: str = "") -> dict[str, Any]:
@@ -205,13 +206,7 @@ def load_sweep(path: str | Path) -> Sweep:
     """Read a sweep file and resolve every cell with the strict run-config loader."""
     path = Path(path)
     where = str(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"sweep file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SweepError(f"{where}: not valid TOML: {error}") from None
+    raw = cfg.read_toml(path, "sweep file")
     for section in raw:
         if section not in SECTIONS:
             raise SweepError(f"{where}: unknown section [{section}]; allowed: {', '.join(SECTIONS)}")
@@ -224,8 +219,7 @@ def load_sweep(path: str | Path) -> Sweep:
         base_path = (path.parent / Path(head["base"]).expanduser()).resolve()
         if not base_path.is_file():
             raise FileNotFoundError(f"{where}: [sweep] base = {head['base']!r}: {base_path} does not exist")
-    with open(base_path or default_base(), "rb") as handle:
-        base_raw = tomllib.load(handle)
+    base_raw = cfg.read_toml(base_path or default_base())
     cfg.from_dict(base_raw, origin=str(base_path or default_base()))  # the base itself must be valid
 
     settings_list = _grid(raw, where) + _explicit(raw, where)

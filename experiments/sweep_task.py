@@ -139,34 +139,36 @@ def _run_in(run_dir: Path, task: Task, log: list[str]) -> list[str]:
 
 
 def needs_images(config, task: Task) -> bool:
-    from experiments.config import FINETUNE_MODELS
+    from experiments import methods
 
     models = {m for m, _ in task.repeats} if task.repeats else set(config.run.models)
-    return any(m in FINETUNE_MODELS for m in models)
+    return any(methods.needs_images(m) for m in models)
 
 
 def repeats_of(config, model: str) -> int:
-    return config.repeats_for(model)
+    return config.budget(model).repeats
 
 
 def repeat_file(run_dir: Path, model: str, repeat: int) -> Path:
-    from experiments.results import repeat_path
+    from experiments.run_dir import repeat_path
 
     return repeat_path(run_dir, model, repeat)
 
 
 def compute_repeats(config, run_dir: Path, data, wanted: tuple[tuple[str, int], ...]) -> list[str]:
     """Compute the (model, repeat) pairs not yet on disk into `run_dir`; returns their files."""
+    from experiments import methods
     from experiments.config import to_toml
-    from experiments.results import config_digest, load_repeat, save_repeat
-    from experiments.runner import build_adapter, open_run_dir, run_repeat
+    from experiments.run_dir import config_digest, load_repeat, open_run_dir, save_repeat
+    from experiments.runner import check_data, run_repeat
 
+    check_data(data, config, log=lambda line: None)
     open_run_dir(run_dir, config)
     digest = config_digest(to_toml(config) + data.fingerprint())
     adapters = {}
     for model, repeat in wanted:
         if load_repeat(run_dir, model, repeat, digest) is None:
             if model not in adapters:
-                adapters[model] = build_adapter(model, data, config)
+                adapters[model] = methods.build(model, data, config)
             save_repeat(run_dir, run_repeat(adapters[model], model, repeat, data, config), digest)
     return [str(repeat_file(run_dir, m, r).relative_to(run_dir)) for m, r in wanted]

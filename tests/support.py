@@ -1,12 +1,62 @@
-"""An independent NumPy version of the Kaiser memory's rules, for the tests only.
+"""Helpers shared by the test packages (plain functions and classes; fixtures are in conftest.py).
 
-Written from the rules in issue 3 (and the paper), one item at a time with plain
-loops, so that it is easy to check by eye. It shares no code with memory_module.
+- `clustered_embeddings` / `write_embeddings_npz`: the one synthetic-cluster generator,
+  unit rows around random unit centres, in the `kshot embed` npz format, so runner tests
+  need no FaceNet.
+- `cosine`: cosine similarity of two vectors, for the FaceNet tests.
+- `ReferenceMemory`: an independent NumPy version of the Kaiser memory's rules, one
+  item at a time with plain loops, so that it is easy to check by eye. Written from
+  the rules in issue 3 (and the paper); it shares no code with memory_module.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import numpy as np
+
+# ---------------------------------------------------------------- synthetic clusters
+
+
+def clustered_embeddings(n_classes: int = 5, per_class: int = 8, dim: int = 16, spread: float = 0.35, seed: int = 0):
+    """Unit rows around random unit centres; `spread` sets how much classes overlap."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    points = centres[labels] + spread * rng.normal(size=(labels.size, dim)) / np.sqrt(dim)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    names = np.array([f"class_{c:02d}" for c in labels])
+    paths = np.array([f"class_{c:02d}/img_{i:03d}.jpg" for i, c in enumerate(labels)])
+    return points.astype(np.float32), names, paths
+
+
+def write_embeddings_npz(path: Path, **kwargs) -> Path:
+    embeddings, labels, paths = clustered_embeddings(**kwargs)
+    np.savez(path, embeddings=embeddings, labels=labels, paths=paths, skipped=np.array([], dtype=str))
+    return path
+
+
+# ---------------------------------------------------------------- FaceNet helpers
+
+
+@dataclass
+class CelebrityEmbeddings:
+    embeddings: np.ndarray
+    paths: list[str]
+    labels: np.ndarray
+    split: np.ndarray
+    skipped: list[tuple[str, str]]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ---------------------------------------------------------------- reference Kaiser memory
 
 EMPTY = -1
 

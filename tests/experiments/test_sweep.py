@@ -24,9 +24,11 @@ from experiments.sweep import load_sweep
 from experiments.sweep_exec import LocalExecutor, RayExecutor, run_sweep
 from experiments.sweep_report import MEASURED_COLUMNS
 from experiments.sweep_task import Task, run_task
-from kshot_synthetic import write_embeddings_npz
+from support import write_embeddings_npz
 
-WORKTREE = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # several worker processes each start TensorFlow
+
+WORKTREE = Path(__file__).resolve().parents[2]
 VICTIM = "memory_size=8__seed=1"  # the cell whose first task kills its own worker process
 CELLS = ["memory_size=2__seed=0", "memory_size=2__seed=1", "memory_size=8__seed=0", "memory_size=8__seed=1"]
 MODELS = ["baseline", "memory"]
@@ -154,7 +156,8 @@ def ray_cluster():
     import ray  # in the test extra, so CI runs these tests; never skipped
 
     # Workers import this worktree's packages and this module (for crash_once).
-    path = os.pathsep.join([str(WORKTREE), str(WORKTREE / "tests"), os.environ.get("PYTHONPATH", "")])
+    here = Path(__file__).resolve().parent
+    path = os.pathsep.join([str(WORKTREE), str(WORKTREE / "tests"), str(here), os.environ.get("PYTHONPATH", "")])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "2"}})
     yield ray
