@@ -277,16 +277,20 @@ def from_dict(raw: dict, schema: type = RunConfig, origin: str = "<config>"):
     return config
 
 
-def load_config(path: str | Path, schema: type = RunConfig):
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """A TOML file's tables; a missing file or broken TOML is an error naming the file."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return from_dict(raw, schema, origin=str(path))
+
+
+def load_config(path: str | Path, schema: type = RunConfig):
+    return from_dict(read_toml(path), schema, origin=str(path))
 
 
 def with_overrides(config, origin: str = "command line", **overrides: Any):
