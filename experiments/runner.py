@@ -104,6 +104,15 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     )
 
 
+def repeat_digest(config: RunConfig, data: PreparedData) -> str:
+    """What a stored repeat must have been computed under to be reused: settings and data.
+
+    Repeat counts are left out: a run asked for more repeats keeps and reuses the ones it
+    has (repeat r's shuffle depends only on the seed and r).
+    """
+    return config_digest(to_toml(cfg.with_repeats(config, 1)) + data.fingerprint())
+
+
 def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]) -> None:
     """Refuse data the protocol cannot use; warn about settings that run but limit the result."""
     methods.check_inputs(config.run.models, has_images=data.crops is not None and data.facenet is not None)
@@ -164,9 +173,7 @@ def run_experiment(
     out_dir = Path(out_dir)
     check_data(data, config, log)
     open_run_dir(out_dir, config, may_change=GROWABLE)
-    # Repeats are not part of a repeat's identity: a run asked for more repeats keeps and
-    # reuses the ones it has (repeat r's shuffle depends only on the seed and r).
-    digest = config_digest(to_toml(cfg.with_repeats(config, 1)) + data.fingerprint())
+    digest = repeat_digest(config, data)
     save_dataset(out_dir, data.embeddings, data.labels, data.class_names, data.paths)
     if data.skipped:
         write_text_atomic(out_dir / "skipped.txt", "\n".join(data.skipped) + "\n")

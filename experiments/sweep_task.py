@@ -158,13 +158,12 @@ def repeat_file(run_dir: Path, model: str, repeat: int) -> Path:
 def compute_repeats(config, run_dir: Path, data, wanted: tuple[tuple[str, int], ...]) -> list[str]:
     """Compute the (model, repeat) pairs not yet on disk into `run_dir`; returns their files."""
     from experiments import methods
-    from experiments.config import to_toml
-    from experiments.run_dir import config_digest, load_repeat, open_run_dir, save_repeat
-    from experiments.runner import check_data, run_repeat
+    from experiments.run_dir import GROWABLE, load_repeat, open_run_dir, save_repeat
+    from experiments.runner import check_data, repeat_digest, run_repeat
 
     check_data(data, config, log=lambda line: None)
-    open_run_dir(run_dir, config)
-    digest = config_digest(to_toml(config) + data.fingerprint())
+    open_run_dir(run_dir, config, may_change=GROWABLE)
+    digest = repeat_digest(config, data)
     adapters = {}
     for model, repeat in wanted:
         if load_repeat(run_dir, model, repeat, digest) is None:
