@@ -16,6 +16,7 @@ SUBCOMMAND_MODULES = (
     "experiments.cli_embed",
     "experiments.cli_run",
     "experiments.cli_report",
+    "experiments.cli_gallery",
     "experiments.omniglot.cli",
 )
 
