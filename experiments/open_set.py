@@ -146,7 +146,7 @@ def roc_figure(genuine: np.ndarray, impostor: np.ndarray, calibration: Calibrati
     ax.plot([max(chosen_far, floor)], [chosen], "o", color="black",
             label=f"threshold {calibration.threshold:.3f} (target FAR {calibration.far_target:.0e})")
     ax.set_xscale("log")
-    ax.set_xlabel("false-accept rate (impostor pairs accepted)")
+    ax.set_xlabel(f"false-accept rate (impostor pairs accepted; 0 drawn at {floor:.0e})")
     ax.set_ylabel("true-accept rate (genuine pairs accepted)")
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3, which="both")
@@ -158,3 +158,37 @@ def plot_roc(genuine, impostor, calibration: Calibration, stem: Path) -> list[Pa
     from experiments.plots import save_figure
 
     return save_figure(roc_figure(genuine, impostor, calibration), stem)
+
+
+# ---------------------------------------------------------------- open-set k-shot evaluation
+
+def hold_out_identities(n_classes: int, strangers: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted class ids that a repeat never feeds (its strangers), drawn from `rng`."""
+    if strangers < 1 or strangers > n_classes - 2:
+        raise ValueError(
+            f"open_set strangers must be between 1 and {n_classes - 2} for {n_classes} classes (at least two "
+            f"identities must stay known for k-shot classification), got {strangers}"
+        )
+    return np.sort(rng.choice(n_classes, size=strangers, replace=False)).astype(np.int64)
+
+
+def fed_threshold(fed_embeddings: np.ndarray, fed_labels: np.ndarray, far: float) -> float:
+    """The threshold a gallery of the fed items would use: impostor pairs among them at `far`.
+
+    +inf while fewer than two identities were fed (no impostor pair: nothing can be accepted).
+    """
+    _, impostor = pair_scores(fed_embeddings, fed_labels) if len(fed_labels) >= 2 else (None, np.zeros(0))
+    return threshold_at_far(impostor, far) if impostor.size else float("inf")
+
+
+def open_set_counts(truth: np.ndarray, predicted: np.ndarray, similarity: np.ndarray,
+                    stranger: np.ndarray, threshold: float) -> dict[str, int]:
+    """Known items named right at the threshold, and strangers rejected (similarity below it)."""
+    accepted = np.asarray(similarity) >= threshold
+    known = ~np.asarray(stranger, bool)
+    return {
+        "n_known": int(known.sum()),
+        "n_known_correct": int(np.sum(known & accepted & (np.asarray(predicted) == np.asarray(truth)))),
+        "n_stranger": int((~known).sum()),
+        "n_stranger_rejected": int(np.sum(~known & ~accepted)),
+    }

@@ -59,3 +59,24 @@ def test_bad_far_is_refused(far):
 def test_no_impostors_is_a_clear_error():
     with pytest.raises(ValueError, match="two identities"):
         open_set.calibrate(np.ones((3, 4)), ["a", "a", "a"])
+
+
+def test_hold_out_keeps_two_known_and_is_seeded():
+    a = open_set.hold_out_identities(5, 2, np.random.default_rng(3))
+    b = open_set.hold_out_identities(5, 2, np.random.default_rng(3))
+    assert a.tolist() == b.tolist() and len(set(a.tolist())) == 2
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        open_set.hold_out_identities(5, 4, np.random.default_rng(0))
+
+
+def test_fed_threshold_needs_two_identities():
+    assert open_set.fed_threshold(np.ones((1, 4)), np.array([0]), 1e-3) == float("inf")
+    e = np.array([[1, 0], [0.6, 0.8]])
+    assert open_set.fed_threshold(e, np.array([0, 1]), 1e-3) > 0.6
+
+
+def test_open_set_counts():
+    counts = open_set.open_set_counts(
+        truth=np.array([0, 1, 2, 3]), predicted=np.array([0, 0, 1, 1]),
+        similarity=np.array([0.9, 0.9, 0.2, 0.8]), stranger=np.array([False, False, True, True]), threshold=0.5)
+    assert counts == {"n_known": 2, "n_known_correct": 1, "n_stranger": 2, "n_stranger_rejected": 1}
