@@ -27,6 +27,15 @@ def people(tmp_path):
 
 
 @pytest.fixture
+def saved(tmp_path, people):
+    """The path of a saved gallery of ada, bob and cleo (Kaiser memory)."""
+    gallery = Gallery(FakeEmbedder())
+    gallery.enroll(people)
+    gallery.save(tmp_path / "g.npz")
+    return tmp_path / "g.npz"
+
+
+@pytest.fixture
 def stranger(tmp_path):
     path = tmp_path / "door" / "stranger.jpg"
     path.parent.mkdir(parents=True)
@@ -133,10 +142,7 @@ def _rewrite_header(path, **changes):
         np.savez(handle, **arrays)
 
 
-def test_another_format_version_is_refused(tmp_path, people):
-    gallery = Gallery(FakeEmbedder())
-    gallery.enroll(people)
-    gallery.save(tmp_path / "g.npz")
+def test_another_format_version_is_refused(tmp_path, saved):
     _rewrite_header(tmp_path / "g.npz", format_version=99)
     with pytest.raises(GalleryError, match="format version 99.*reads version 1"):
         Gallery.load(tmp_path / "g.npz")
@@ -203,11 +209,8 @@ def _python(script: str, *args) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def test_concurrent_identify_calls_all_answer_and_leave_the_file_alone(tmp_path, people, stranger):
-    path = tmp_path / "g.npz"
-    gallery = Gallery(FakeEmbedder())
-    gallery.enroll(people)
-    gallery.save(path)
+def test_concurrent_identify_calls_all_answer_and_leave_the_file_alone(tmp_path, saved, stranger):
+    path = saved
     before = path.read_bytes()
     query = _photo(tmp_path, "q.jpg", "cleo")
     script = """
@@ -244,11 +247,8 @@ def test_concurrent_enrolls_are_serialised_and_lose_nobody(tmp_path, people):
     assert final.enrolled == {"person0": 3, "person1": 3, "person2": 3}
 
 
-def test_a_writer_that_cannot_get_the_lock_fails_cleanly(tmp_path, people):
-    path = tmp_path / "g.npz"
-    gallery = Gallery(FakeEmbedder())
-    gallery.enroll(people)
-    gallery.save(path)
+def test_a_writer_that_cannot_get_the_lock_fails_cleanly(tmp_path, saved):
+    path = saved
     before = path.read_bytes()
     with write_lock(path):
         with pytest.raises(GalleryBusyError, match="is being written by pid"):
@@ -258,11 +258,8 @@ def test_a_writer_that_cannot_get_the_lock_fails_cleanly(tmp_path, people):
     assert path.read_bytes() == before
 
 
-def test_a_failed_edit_does_not_write(tmp_path, people):
-    path = tmp_path / "g.npz"
-    gallery = Gallery(FakeEmbedder())
-    gallery.enroll(people)
-    gallery.save(path)
+def test_a_failed_edit_does_not_write(tmp_path, saved):
+    path = saved
     before = path.read_bytes()
     with pytest.raises(ValueError, match="no usable face"):
         with Gallery.edit(path, embedder=FakeEmbedder()) as g:
