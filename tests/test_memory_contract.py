@@ -23,9 +23,8 @@ def _batches(n_batches=5, batch=6, n_classes=5, seed=0, dtype=np.float32):
 
 
 def _state(memory):
-    """Every variable, plus the noise generator's state (not listed in tf.Module.variables)."""
-    noise = [memory.noise.state] if hasattr(memory, "noise") else []
-    return [v.numpy().copy() for v in list(memory.variables) + noise]
+    """Every state variable, the noise generator's state included."""
+    return [v.numpy().copy() for v in memory.state_variables().values()]
 
 
 def _assert_same_state(a, b):
@@ -226,3 +225,33 @@ def test_reset_with_a_seed_equals_a_memory_built_with_that_seed():
         fresh.write(queries, labels)
     _assert_same_state(_state(used), _state(fresh))
     assert used.get_config()["seed"] == 7
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KaiserMemory(16, D, choose_k=4, seed=3),
+        lambda: KaiserMemory(16, D, choose_k=4, seed=3, running_mean=True),
+        lambda: StoreAllNearestNeighbour(D, initial_capacity=4),
+    ],
+)
+def test_usage_in_a_tf_function_equals_the_eager_footprint_and_slot_count(make, tmp_path):
+    """One definition of the state: the traced read-out an experiment uses agrees with the eager one."""
+    memory = make()
+    traced = tf.function(lambda: memory.usage())
+    for queries, labels in _batches(n_batches=4):
+        memory.write(queries, labels)
+        slots, nbytes = traced()
+        assert int(slots) == memory.slots_in_use()
+        assert int(nbytes) == memory.footprint_bytes()["total"]
+    memory.save(tmp_path / "state.npz")
+    with np.load(tmp_path / "state.npz") as saved:
+        assert set(memory.state_variables()) == set(saved.files) - {"header"}
+
+
+def test_store_all_footprint_counts_the_rows_it_holds_not_its_capacity():
+    baseline = StoreAllNearestNeighbour(D, initial_capacity=1024)
+    assert baseline.footprint_bytes()["total"] == 8  # the count alone
+    queries, labels = next(iter(_batches(n_batches=1)))
+    baseline.write(queries, labels)
+    assert baseline.footprint_bytes()["total"] == len(labels) * (D * 4 + 8) + 8
