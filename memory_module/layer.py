@@ -33,19 +33,6 @@ from memory_module.memory import KaiserMemory
 
 
 _KINDS = {"KaiserMemory": KaiserMemory, "StoreAllNearestNeighbour": StoreAllNearestNeighbour}
-_NOISE_STATE = "noise_state"
-
-
-def _state_variables(memory) -> dict[str, tf.Variable]:
-    """Every variable that makes up the memory's state, by a stable name."""
-    names = ["keys", "values", "last_written", "clock", "recent_slot", "counts", "count"]
-    found = {name: getattr(memory, name) for name in names if getattr(memory, name, None) is not None}
-    noise = getattr(memory, "noise", None)
-    if noise is not None:
-        found[_NOISE_STATE] = noise.state
-    return found
-
-
 def _refuse_legacy_h5(layer_name: str) -> None:
     frame = sys._getframe(1)
     while frame is not None:
@@ -89,12 +76,12 @@ class MemoryLayer(keras.layers.Layer):
 
     def save_own_variables(self, store) -> None:
         """The memory's whole state into Keras' weights store (`.weights.h5`, `.keras`)."""
-        for name, variable in _state_variables(self.memory).items():
+        for name, variable in self.memory.state_variables().items():
             store[name] = variable.numpy()
 
     def load_own_variables(self, store) -> None:
         """The memory's state back from Keras' weights store; all checked before anything is assigned."""
-        expected = _state_variables(self.memory)
+        expected = self.memory.state_variables()
         stored = set(store.keys())
         if not stored:
             raise ValueError(
@@ -117,10 +104,7 @@ class MemoryLayer(keras.layers.Layer):
                     f"settings it was saved with (memory_size, key_dim, dtype)"
                 )
         for name, variable in expected.items():
-            if name == _NOISE_STATE:
-                self.memory.noise.reset(tf.constant(values[name], variable.dtype))
-            else:
-                variable.assign(values[name])
+            variable.assign(values[name])
 
     def get_config(self) -> dict:
         """Settings only (name, trainable, memory kind and its settings); the state is saved by save_own_variables.

@@ -72,8 +72,9 @@ def test_the_memory_survives_the_file_exactly(tmp_path, people):
     gallery.enroll(people)
     gallery.save(tmp_path / "g.npz")
     loaded = Gallery.load(tmp_path / "g.npz", embedder=FakeEmbedder())
-    for name in ("keys", "values", "last_written", "clock"):
-        np.testing.assert_array_equal(getattr(loaded.memory, name).numpy(), getattr(gallery.memory, name).numpy())
+    saved = gallery.memory.state_variables()
+    for name, variable in loaded.memory.state_variables().items():
+        np.testing.assert_array_equal(variable.numpy(), saved[name].numpy(), err_msg=name)
     assert loaded.memory.memory_size == 8
 
 

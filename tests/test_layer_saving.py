@@ -27,11 +27,7 @@ def _fill(layer, rows=10):
 
 
 def _state(memory):
-    names = ["keys", "values", "last_written", "clock", "recent_slot", "count"]
-    state = {n: getattr(memory, n).numpy() for n in names if getattr(memory, n, None) is not None}
-    if hasattr(memory, "noise"):
-        state["noise"] = memory.noise.state.numpy()
-    return state
+    return {name: variable.numpy() for name, variable in memory.state_variables().items()}
 
 
 def _assert_same(a, b):
