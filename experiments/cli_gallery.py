@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from experiments.gallery_file import DEFAULT_LOCK_TIMEOUT
-from experiments.open_set import DEFAULT_FAR
+from experiments.open_set import DEFAULT_FAR, check_far
 
 CSV_COLUMNS = ["path", "answer", "similarity", "nearest", "runner_up", "runner_up_similarity", "skipped_reason"]
 
@@ -61,6 +61,12 @@ def register(subparsers) -> None:
     calibrate.set_defaults(handler=run_calibrate)
 
 
+def _check_exists(gallery: Path) -> None:
+    """Before FaceNet is loaded (seconds), so a mistyped path fails at once."""
+    if not gallery.is_file():
+        raise FileNotFoundError(f"gallery {gallery} does not exist; create it with `kshot enroll --gallery {gallery}`")
+
+
 def _embedder(args, gallery_path: Path):
     """The embedder to use: the given weights, or the existing gallery's, checked against it."""
     from experiments.face_embedder import FaceEmbedder, embedder_for
@@ -77,6 +83,8 @@ def run_enroll(args) -> int:
 
     if args.memory_size is not None and args.memory_size < 1:
         raise ValueError(f"--memory-size must be >= 1, got {args.memory_size}")
+    if args.far is not None:
+        check_far(args.far)
     exists = args.gallery.exists()
     if exists and (args.memory_size is not None or args.store_all):
         raise ValueError(f"{args.gallery} exists: --memory-size and --store-all only apply to a new gallery; "
@@ -114,6 +122,9 @@ def run_identify(args) -> int:
 
     if args.out is not None and args.out.suffix.lower() != ".csv":
         raise ValueError(f"--out must name a .csv file, got {args.out}")
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold is a cosine similarity in [-1, 1], got {args.threshold}")
+    _check_exists(args.gallery)
     embedder = _embedder(args, args.gallery)
     if args.learn:
         with Gallery.edit(args.gallery, embedder=embedder, timeout=args.lock_timeout) as gallery:
@@ -142,6 +153,7 @@ def run_calibrate(args) -> int:
     from experiments.open_set import plot_roc
     from kshot_io import write_text_atomic
 
+    _check_exists(args.gallery)
     with Gallery.edit(args.gallery, timeout=args.lock_timeout) as gallery:
         calibration = gallery.recalibrate(args.far)
         if calibration is None:

@@ -6,6 +6,7 @@ runs the real FaceNet and MTCNN on a few photos.
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -274,3 +275,18 @@ def test_a_failed_edit_does_not_write(tmp_path, saved):
         with Gallery.edit(path, embedder=FakeEmbedder()) as g:
             g.enroll([_photo(tmp_path, "w.jpg", "noface")], names=["dora"])
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["identify", "--gallery", "{tmp}/none.npz", "x.jpg"], "none.npz does not exist"),
+    (["calibrate", "--gallery", "{tmp}/none.npz"], "none.npz does not exist"),
+    (["identify", "--gallery", "{tmp}/none.npz", "x.jpg", "--threshold", "3"], r"in \[-1, 1\], got 3"),
+    (["identify", "--gallery", "{tmp}/none.npz", "x.jpg", "--out", "{tmp}/a.txt"], "must name a .csv"),
+    (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--far", "0"], "false-accept rate"),
+    (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--memory-size", "0"], "must be >= 1"),
+])
+def test_command_line_refuses_bad_options_before_loading_facenet(tmp_path, capsys, argv, message):
+    from experiments.cli import main
+
+    assert main([a.format(tmp=tmp_path) for a in argv]) == 2
+    assert re.search(message, capsys.readouterr().err)
