@@ -374,12 +374,23 @@ class Gallery:
             yield gallery
             gallery.save(path)
 
+    def forgotten(self) -> list[str]:
+        """Enrolled people who no longer hold any slot: a full Kaiser memory overwrote them."""
+        held = set(np.asarray(self.memory.values.numpy()).tolist())
+        return [name for i, name in enumerate(self.names.labels) if i not in held]
+
     def summary(self) -> str:
         kind = ("store-all" if self.memory_kind == "StoreAllNearestNeighbour"
                 else f"Kaiser memory of {self.memory.memory_size} slots")
         threshold = "none yet (one person)" if self.threshold is None else f"{self.threshold:.4f} at FAR {self.far:g}"
-        return (f"{len(self.names)} people, {sum(self.enrolled.values())} photos enrolled, "
+        text = (f"{len(self.names)} people, {sum(self.enrolled.values())} photos enrolled, "
                 f"{self.memory.slots_in_use()} slots in use ({kind}); threshold {threshold}")
+        lost = self.forgotten()
+        if lost:
+            text += (f". WARNING: {len(lost)} people hold no slot any more and cannot be recognised "
+                     f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); enroll into a new gallery "
+                     "with a larger --memory-size, or --store-all")
+        return text
 
 
 def _default_embedder():

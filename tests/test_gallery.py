@@ -290,3 +290,11 @@ def test_command_line_refuses_bad_options_before_loading_facenet(tmp_path, capsy
 
     assert main([a.format(tmp=tmp_path) for a in argv]) == 2
     assert re.search(message, capsys.readouterr().err)
+
+
+def test_a_memory_too_small_for_everyone_says_who_was_forgotten(tmp_path, people):
+    gallery = Gallery(FakeEmbedder(), memory_size=2)
+    with pytest.warns(UserWarning, match="smaller than the number of classes"):
+        gallery.enroll(people)
+    assert gallery.forgotten() == ["ada"]
+    assert "WARNING: 1 people hold no slot" in gallery.summary() and "ada" in gallery.summary()
