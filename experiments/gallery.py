@@ -36,6 +36,7 @@ from experiments.gallery_file import (DEFAULT_LOCK_TIMEOUT, GalleryError, memory
                                       read_gallery, restore_memory_state, write_gallery, write_lock)
 
 UNKNOWN = "unknown"
+IDENTIFY_COLUMNS = ["path", "answer", "similarity", "nearest", "runner_up", "runner_up_similarity", "skipped_reason"]
 DEFAULT_MEMORY_SIZE = 1024
 CALIBRATION_PER_NAME = 20
 
@@ -391,6 +392,16 @@ class Gallery:
                      f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); enroll into a new gallery "
                      "with a larger --memory-size, or --store-all")
         return text
+
+
+def identifications_frame(rows):
+    """One row per photo, the columns of `kshot identify --out`."""
+    import pandas as pd
+
+    return pd.DataFrame([{
+        "path": r.path, "answer": r.answer, "similarity": r.similarity, "nearest": r.nearest,
+        "runner_up": r.runner_up, "runner_up_similarity": r.runner_up_similarity, "skipped_reason": r.reason,
+    } for r in rows], columns=IDENTIFY_COLUMNS)
 
 
 def _default_embedder():

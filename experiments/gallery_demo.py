@@ -41,7 +41,7 @@ def score(rows, truth: dict[str, str], enrolled: set[str]) -> dict:
 
 
 def run(out_dir: Path, far: float = DEFAULT_FAR) -> dict:
-    from experiments.cli_gallery import identification_frame
+    from experiments.gallery import identifications_frame
     from experiments.datasets import load_image_dataset
     from experiments.face_embedder import FaceEmbedder
 
@@ -58,7 +58,7 @@ def run(out_dir: Path, far: float = DEFAULT_FAR) -> dict:
         report = gallery.enroll([p for p, l in train if l in enrolled], names=[l for p, l in train if l in enrolled])
         rows = gallery.identify([p for p, _ in val])
         write_text_atomic(out_dir / f"answers_{kind}.csv",
-                          identification_frame(rows).to_csv(index=False, float_format="%.6f"))
+                          identifications_frame(rows).to_csv(index=False, float_format="%.6f"))
         results[kind] = {**score(rows, truth, enrolled), "threshold": gallery.threshold,
                          "slots_in_use": gallery.memory.slots_in_use(),
                          "enroll_skipped": len(report.skipped)}

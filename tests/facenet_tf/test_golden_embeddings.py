@@ -6,7 +6,7 @@ drifting silently. Two checks, so a failure says where the drift is:
   and 2e-3 per component (room for CPU float differences: oneDNN, AVX widths);
 - the aligner: MTCNN's boxes must stay within 2 px of the recorded ones, and the
   whole pipeline (fresh detection, no cache) within cosine 0.995.
-Regenerate only on purpose: tests/golden/make_golden.py.
+Regenerate only on purpose: tests/facenet_tf/golden/make_golden.py.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ import pytest
 pytestmark = pytest.mark.weights
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-sys.path.insert(0, str(GOLDEN_DIR))
-from make_golden import detect_boxes, embed_with_boxes, golden_files  # noqa: E402
+from golden.make_golden import detect_boxes, embed_with_boxes, golden_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")

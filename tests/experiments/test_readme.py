@@ -6,7 +6,7 @@ from pathlib import Path
 
 from experiments.publish import read_block, replace_block, results_block
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 RESULTS = REPO / "docs" / "results" / "celebrities"
 

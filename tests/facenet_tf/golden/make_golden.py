@@ -1,11 +1,11 @@
-"""Write tests/golden/celebrity_golden.npz: reference boxes and embeddings of five celebrity photos.
+"""Write tests/facenet_tf/golden/celebrity_golden.npz: reference boxes and embeddings of five celebrity photos.
 
 The file holds, per photo, the MTCNN box of the most confident face and the
 FaceNet embedding of the crop cut with that recorded box. The test can then tell
 aligner drift (boxes move) from model drift (same crop, different embedding).
 Run only when a change of output is intended, and say why in the commit:
 
-    .venv/bin/python tests/golden/make_golden.py
+    .venv/bin/python tests/facenet_tf/golden/make_golden.py
 """
 
 from __future__ import annotations
@@ -75,5 +75,5 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
     sys.exit(main())

@@ -1,18 +1,14 @@
 """The runner on synthetic clustered embeddings: chance at 0 shots, learning after, clear refusals."""
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kshot_synthetic import clustered_embeddings, write_embeddings_npz  # noqa: E402
+from support import clustered_embeddings, write_embeddings_npz
 
-from experiments import config as cfg  # noqa: E402
-from experiments.run_data import load_embeddings_file  # noqa: E402
-from experiments.runner import run_experiment, run_repeat  # noqa: E402
+from experiments import config as cfg
+from experiments.run_data import load_embeddings_file
+from experiments.runner import run_experiment, run_repeat
 
 
 def small_config(**overrides):
@@ -47,28 +43,33 @@ def test_zero_shots_is_chance_and_one_shot_learns(tmp_path):
     assert "uniform random guess" in (tmp_path / "run" / "summary.md").read_text()
 
 
-def test_traced_memory_reset_with_a_seed_equals_a_fresh_eager_memory(tmp_path):
-    """The fast adapter (one memory, reseeded per repeat, traced steps) equals the plain per-repeat path."""
-    from experiments import models, protocol
+@pytest.mark.parametrize("method", ["baseline", "memory"])
+def test_the_traced_step_equals_a_fresh_eager_memory_module_memory(tmp_path, method):
+    """One traced memory, reset with each repeat's seed, answers as a fresh eager memory with that seed."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments import methods, protocol
     from experiments.runner import model_generator, shuffle_generator
 
     data = synthetic_data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
     config = small_config(**{"memory__memory_size": 4, "run__max_shots": 4})
-    adapter = models.FrozenMemory(data.embeddings, data.labels, config.memory)
+    adapter = methods.build(method, data, config)
     for repeat in (2, 0, 1):
-        fast = run_repeat(adapter, "memory", repeat, data, config)
-        # plain: a fresh eager KaiserMemory with the same seed and the same shuffle
-        rng = model_generator(config.run.seed, repeat, "memory")
-        memory = models.build_kaiser_memory(config.memory, 8, int(rng.integers(0, 2**31 - 1)))
+        fast = run_repeat(adapter, method, repeat, data, config)
+        seed = int(model_generator(config.run.seed, repeat, method).integers(0, 2**31 - 1))
+        memory = config.memory.build(key_dim=8, seed=seed) if method == "memory" else StoreAllNearestNeighbour(8)
         members = protocol.class_members(data.labels, 5)
         shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
         for i, it in enumerate(protocol.schedule(shuffled, 4)):
             if it.feed.size:
-                assert float(memory.loss(data.embeddings[it.feed], data.labels[it.feed])) == pytest.approx(fast.memory_loss[i], abs=1e-6)
+                loss = float(memory.loss(data.embeddings[it.feed], data.labels[it.feed]))
+                assert loss == pytest.approx(fast.memory_loss[i], abs=1e-6)
                 memory.write(data.embeddings[it.feed], data.labels[it.feed])
             predicted = np.asarray(memory.lookup(data.embeddings[it.evaluate]).labels)
             assert fast.slots_in_use[i] == memory.slots_in_use()
             assert fast.memory_bytes[i] == memory.footprint_bytes()["total"]
+            if method == "baseline":  # what it holds: a float32 key and an int64 label per row, and the count
+                assert fast.memory_bytes[i] == 5 * i * (8 * 4 + 8) + 8
             if i > 0:
                 assert int(np.sum(predicted == data.labels[it.evaluate])) == fast.n_correct[i]
                 expected = np.zeros((5, 5), np.int64)
@@ -148,7 +149,7 @@ def test_embeddings_file_other_problems(tmp_path):
 def test_finetuned_models_need_images(tmp_path):
     data = synthetic_data(tmp_path)
     config = small_config(run__models=("memory_finetune_phase_off",))
-    with pytest.raises(ValueError, match="needs images.*--models baseline,memory"):
+    with pytest.raises(ValueError, match="need images.*--models baseline,memory"):
         run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False)
 
 
@@ -157,30 +158,3 @@ def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
     run_experiment(small_config(run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False)
     with pytest.raises(ValueError, match="already holds a run with another configuration"):
         run_experiment(small_config(run__repeats=3), tmp_path / "run", data, progress=False, make_figures=False)
-
-
-def test_numpy_baseline_equals_memory_module_store_all(tmp_path):
-    """The fast baseline adapter answers exactly as StoreAllNearestNeighbour, repeat by repeat."""
-    from memory_module import StoreAllNearestNeighbour
-
-    from experiments import models, protocol
-    from experiments.runner import model_generator, shuffle_generator
-
-    data = synthetic_data(tmp_path, n_classes=5, per_class=7, dim=8, spread=1.2)
-    config = small_config(run__max_shots=5)
-    adapter = models.FrozenBaseline(data.embeddings, data.labels)
-    reference = StoreAllNearestNeighbour(key_dim=8)
-    for repeat in range(4):
-        fast = run_repeat(adapter, "baseline", repeat, data, config)
-        reference.reset()
-        members = protocol.class_members(data.labels, 5)
-        shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
-        for i, it in enumerate(protocol.schedule(shuffled, 5)):
-            if i == 0:
-                continue
-            reference.write(data.embeddings[it.feed], data.labels[it.feed])
-            predicted = np.asarray(reference.lookup(data.embeddings[it.evaluate]).labels)
-            expected = np.zeros((5, 5), np.int64)
-            np.add.at(expected, (data.labels[it.evaluate], predicted), 1)
-            assert np.array_equal(expected, fast.confusion[i]), (repeat, i)
-            assert fast.slots_in_use[i] == int(reference.slots_in_use())

@@ -1,23 +1,16 @@
-"""Episode sampling: shape, class coverage, presentation order, seeding, and the k-shot count."""
+"""Episode sampling: shape, class coverage, presentation order, seeding, and the k-shot count of the episodes."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, sample_task, shots_seen, step_rng
+from experiments.metrics import shots_seen
+from experiments.omniglot.episodes import sample_episodes, sample_task, step_rng
 
 
 def fake_classes(n_classes: int, per_class: int = 20) -> list[np.ndarray]:
     return [np.arange(c * per_class, (c + 1) * per_class) for c in range(n_classes)]
-
-
-def test_shots_seen_counts_earlier_occurrences_per_sequence():
-    np.testing.assert_array_equal(shots_seen(np.array([3, 1, 3, 3, 1])), [0, 0, 1, 2, 1])
-    two = np.array([[0, 5], [0, 5], [1, 6], [0, 5]])
-    np.testing.assert_array_equal(shots_seen(two), [[0, 0], [1, 1], [0, 0], [2, 2]])
-    with pytest.raises(ValueError, match="must be"):
-        shots_seen(np.zeros((2, 2, 2)))
 
 
 def test_episodes_show_each_class_once_per_round_with_its_own_images():
@@ -70,9 +63,3 @@ def test_impossible_episodes_are_refused_with_what_to_change():
         sample_episodes(classes, step_rng(0, 0), width=2, length=8, batch_size=1)
     with pytest.raises(ValueError, match="needs 4 images"):
         sample_task(classes, step_rng(0, 0), ways=2, shots=3, queries=1)
-
-
-def test_accuracy_by_shot_groups_items_by_earlier_showings():
-    labels = np.array([3, 1, 3, 3, 1])  # shots 0, 0, 1, 2, 1
-    correct = np.array([False, True, True, False, True])
-    assert accuracy_by_shot(correct, shots_seen(labels), 3) == [0.5, 1.0, 0.0, None]

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import config as cfg
+from experiments import config as cfg, methods
 from experiments.run_data import prepare_data
-from experiments.runner import build_adapter, run_experiment, run_repeat
+from experiments.runner import run_experiment, run_repeat
 
 pytestmark = pytest.mark.weights
 
@@ -41,6 +41,7 @@ def test_frozen_models_on_celebrities_match_the_independent_measurement(tmp_path
     zero_shot_is_chance(tmp_path / "run", ["baseline", "memory"], 5)
 
 
+@pytest.mark.slow
 def test_finetuning_changes_facenet_and_every_repeat_starts_from_the_pretrained_weights(tmp_path):
     # alpha 2 keeps the margin loss positive whenever a negative is in memory, so a step happens
     config = cfg.from_dict(
@@ -53,7 +54,7 @@ def test_finetuning_changes_facenet_and_every_repeat_starts_from_the_pretrained_
     )
     data = prepare_data(config.data, need_crops=True, progress=False)
     for model in config.run.models:
-        adapter = build_adapter(model, data, config)
+        adapter = methods.build(model, data, config)
         assert adapter.embed_crops.__self__.batch_size == 4  # [finetune] batch_size reaches the re-embedding
         pretrained = adapter.weights_digest()
         result = run_repeat(adapter, model, 0, data, config)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from facenet_tf import ImageSkipError, UnreadableImageError, load_rgb, prepare_crops
 
-from facenet_fixtures import cosine
+from support import cosine
 
 
 def _gradient(h=60, w=80) -> np.ndarray:

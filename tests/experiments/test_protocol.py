@@ -4,13 +4,18 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from experiments import protocol
+from experiments import metrics, protocol
 
 
-def test_k_is_the_number_of_images_per_class_seen_before_the_evaluation():
-    assert [protocol.shots_of_iteration(i) for i in range(4)] == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="iteration must be >= 0"):
-        protocol.shots_of_iteration(-1)
+def test_k_is_the_number_of_earlier_images_of_the_class_as_metrics_defines_it():
+    """Every evaluation at k shots comes after exactly k fed images of the evaluated class (metrics.shots_seen)."""
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
+    shuffled = protocol.shuffle_classes(protocol.class_members(labels, 2), np.random.default_rng(0))
+    fed: list[int] = []
+    for it in protocol.schedule(shuffled, max_shots=3):
+        fed += it.feed.tolist()
+        stream = labels[np.concatenate([fed, it.evaluate[:1]]).astype(np.int64)]
+        assert metrics.shots_seen(stream)[-1] == it.shots
 
 
 def test_blog_schedule_on_a_hand_worked_case():

@@ -9,7 +9,9 @@ import pytest
 
 from experiments.cli import main
 from experiments.omniglot.data import default_sources
-from experiments.omniglot.train import restore_embedder
+from experiments.omniglot.model import restore_embedder
+
+pytestmark = pytest.mark.needs_omniglot
 
 TINY_TOML = """
 [data]
@@ -89,7 +91,7 @@ def test_bad_requests_are_refused_with_a_message(setup, capsys):
     base = ["omniglot", "train", "--data", *data, "--config", str(config), "--no-progress", "--out", str(run)]
     assert main([*base, "--steps", "1"]) == 0
     assert main([*base, "--seed", "4"]) == 2
-    assert "holds a run with other settings (seed: saved 3, now 4)" in capsys.readouterr().err
+    assert "already holds a run with another configuration ([train] seed: saved 3, now 4)" in capsys.readouterr().err
 
     assert main(["omniglot", "train", "--data", str(tmp_path / "missing.zip"), "--out", str(tmp_path / "x")]) == 2
     assert "missing.zip does not exist" in capsys.readouterr().err
@@ -105,4 +107,9 @@ def test_bad_requests_are_refused_with_a_message(setup, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[train]\nstepz = 3\n")
     assert main(["omniglot", "train", "--config", str(bad), "--out", str(tmp_path / "y")]) == 2
-    assert "unknown setting(s) ['stepz']" in capsys.readouterr().err
+    assert "bad.toml: unknown key 'stepz' in [train]" in capsys.readouterr().err
+
+    misspelled = tmp_path / "misspelled.toml"
+    misspelled.write_text("[memroy]\nmemory_size = 64\n")
+    assert main(["omniglot", "train", "--config", str(misspelled), "--out", str(tmp_path / "z")]) == 2
+    assert "misspelled.toml: unknown section [memroy]" in capsys.readouterr().err

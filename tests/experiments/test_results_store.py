@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import results as store
+from experiments import results as store, run_dir
 
 
 def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
@@ -23,32 +23,32 @@ def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
 
 def test_round_trip(tmp_path):
     saved = make_result()
-    store.save_repeat(tmp_path, saved, "abc")
-    loaded = store.load_repeat(tmp_path, "memory", 0, "abc")
+    run_dir.save_repeat(tmp_path, saved, "abc")
+    loaded = run_dir.load_repeat(tmp_path, "memory", 0, "abc")
     for name in ("shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "confusion"):
         assert np.array_equal(getattr(loaded, name), getattr(saved, name)), name
 
 
 def test_other_configuration_or_damaged_files_are_not_trusted(tmp_path):
-    store.save_repeat(tmp_path, make_result(), "abc")
-    assert store.load_repeat(tmp_path, "memory", 0, "other digest") is None
-    path = store.repeat_path(tmp_path, "memory", 0)
+    run_dir.save_repeat(tmp_path, make_result(), "abc")
+    assert run_dir.load_repeat(tmp_path, "memory", 0, "other digest") is None
+    path = run_dir.repeat_path(tmp_path, "memory", 0)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # a half file, as a non-atomic writer could leave
-    assert store.load_repeat(tmp_path, "memory", 0, "abc") is None
+    assert run_dir.load_repeat(tmp_path, "memory", 0, "abc") is None
     path.write_bytes(b"")
-    assert store.load_repeat(tmp_path, "memory", 0, "abc") is None
-    assert store.load_repeat(tmp_path, "memory", 1, "abc") is None  # absent
+    assert run_dir.load_repeat(tmp_path, "memory", 0, "abc") is None
+    assert run_dir.load_repeat(tmp_path, "memory", 1, "abc") is None  # absent
 
 
 def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(store.np, "savez", explode)
+    monkeypatch.setattr(run_dir.np, "savez", explode)
     with pytest.raises(KeyboardInterrupt):
-        store.save_repeat(tmp_path, make_result(), "abc")
-    assert not store.repeat_path(tmp_path, "memory", 0).exists()
+        run_dir.save_repeat(tmp_path, make_result(), "abc")
+    assert not run_dir.repeat_path(tmp_path, "memory", 0).exists()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

@@ -1,6 +1,6 @@
 """The gallery without FaceNet: enroll / identify / save / load, its file, its lock, and bad input.
 
-A stand-in embedder (gallery_fakes.py) keeps these fast; tests/test_gallery_facenet.py
+A stand-in embedder (support.FakeEmbedder) keeps these fast; test_gallery_facenet.py
 runs the real FaceNet and MTCNN on a few photos.
 """
 
@@ -18,9 +18,9 @@ import pytest
 
 from experiments.gallery import UNKNOWN, Gallery
 from experiments.gallery_file import GalleryBusyError, GalleryError, write_lock
-from gallery_fakes import IDENTITY, FakeEmbedder, photo_folder
+from support import FAKE_IDENTITY, FakeEmbedder, photo_folder
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -128,11 +128,11 @@ def test_another_embedder_is_refused_with_the_difference(tmp_path, people):
     gallery = Gallery(FakeEmbedder())
     gallery.enroll(people)
     gallery.save(tmp_path / "g.npz")
-    other = FakeEmbedder({**IDENTITY, "weights_sha256": "f" * 64})
+    other = FakeEmbedder({**FAKE_IDENTITY, "weights_sha256": "f" * 64})
     with pytest.raises(GalleryError, match="weights_sha256"):
         Gallery.load(tmp_path / "g.npz", embedder=other)
     with pytest.raises(GalleryError, match="aligner_version"):
-        Gallery.load(tmp_path / "g.npz", embedder=FakeEmbedder({**IDENTITY, "aligner_version": "2"}))
+        Gallery.load(tmp_path / "g.npz", embedder=FakeEmbedder({**FAKE_IDENTITY, "aligner_version": "2"}))
 
 
 def _rewrite_header(path, **changes):
@@ -219,7 +219,7 @@ def test_concurrent_identify_calls_all_answer_and_leave_the_file_alone(tmp_path,
     script = """
         import sys
         from experiments.gallery import Gallery
-        from gallery_fakes import FakeEmbedder
+        from support import FakeEmbedder
         rows = Gallery.load(sys.argv[1], embedder=FakeEmbedder()).identify(sys.argv[2:])
         print(",".join(r.answer for r in rows))
     """
@@ -235,7 +235,7 @@ def test_concurrent_enrolls_are_serialised_and_lose_nobody(tmp_path):
     script = """
         import sys, time
         from experiments.gallery import Gallery
-        from gallery_fakes import FakeEmbedder, photo_folder
+        from support import FakeEmbedder, photo_folder
         from pathlib import Path
         root = photo_folder(Path(sys.argv[2]), {sys.argv[3]: 3})
         Path(sys.argv[2] + ".ready").touch()

@@ -15,31 +15,31 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
-from experiments.omniglot.data import default_sources
+from experiments import config as cfg
+from experiments.omniglot.data import default_sources, prepare_split
 from experiments.omniglot.evaluate import embed_images, nway_kshot_accuracy
-from experiments.omniglot.presets import OmniglotConfig
-from experiments.omniglot.train import build_model, prepare_data, restore_embedder, train
+from experiments.omniglot.model import build_model, restore_embedder
+from experiments.omniglot.train import train
 from memory_module import KaiserMemory, StoreAllNearestNeighbour
 
-TINY = OmniglotConfig(
-    rotations=False,
-    key_dim=32,
-    channels=(8, 16),
-    key_dropout=0.0,
-    memory_size=128,
-    seed=0,
-    steps=300,
-    episode_width=5,
-    episode_length=10,
-    batch_size=4,
-    learning_rate=2e-3,
-    checkpoint_every=300,
-    validate_every=300,
-    validation_episodes=4,
+pytestmark = pytest.mark.needs_omniglot
+
+TINY = cfg.from_dict(
+    {
+        "data": {"rotations": False},
+        "model": {"key_dim": 32, "channels": [8, 16], "key_dropout": 0.0},
+        "memory": {"memory_size": 128},
+        "train": {"seed": 0, "steps": 300, "episode_width": 5, "episode_length": 10, "batch_size": 4,
+                  "learning_rate": 2e-3, "checkpoint_every": 300, "validate_every": 300, "validation_episodes": 4},
+    },
+    cfg.OmniglotConfig,
+    origin="TINY",
 )
 
 
+@pytest.mark.slow
 def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_floor(tmp_path, monkeypatch):
     monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
     sources = default_sources()
@@ -49,16 +49,16 @@ def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_f
     assert summary["split"]["test_alphabets"] == ["Sanskrit", "Tagalog"]
     assert len(summary["history"]) == 1 and len(summary["history"][0]["heldout_per_shot"]) == 2
 
-    data = prepare_data(TINY, sources)
+    data = prepare_split(TINY.data, sources)
     _, trained, step = restore_embedder(tmp_path / "run")
     assert step == 300
-    keras.utils.set_random_seed(TINY.seed)
+    keras.utils.set_random_seed(TINY.train.seed)
     untrained = build_model(TINY)
 
     accuracy = {}
     for name, embedder in (("trained", trained), ("untrained", untrained)):
         keys = embed_images(embedder, data.test.images)
-        readouts = {"1-NN": StoreAllNearestNeighbour(TINY.key_dim), "memory": KaiserMemory(128, TINY.key_dim)}
+        readouts = {"1-NN": StoreAllNearestNeighbour(32), "memory": KaiserMemory(128, 32)}
         measured = nway_kshot_accuracy(keys, data.test, readouts, ways=5, shots=1, episodes=300, seed=0)
         # With one shot the memory holds the same 5 keys as store-all 1-NN: identical answers.
         assert measured["memory"]["mean"] == measured["1-NN"]["mean"]
@@ -80,12 +80,13 @@ def test_memory_labels_keep_batched_episodes_apart_or_use_class_ids_when_lifelon
 
 def test_lifelong_training_keeps_and_checkpoints_the_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
-    config = TINY.replace(steps=3, lifelong=True, episode_length=5, batch_size=1, checkpoint_every=3,
-                          validate_every=3, validation_episodes=1, memory_size=64)
+    config = cfg.with_overrides(TINY, train__steps=3, train__lifelong=True, train__episode_length=5, train__batch_size=1,
+                                train__checkpoint_every=3, train__validate_every=3, train__validation_episodes=1,
+                                memory__memory_size=64)
     train(config, tmp_path / "run", sources=default_sources(), progress=False, log=lambda line: None)
     saved = sorted((tmp_path / "run" / "checkpoints").glob("step-*/memory.npz"))
     assert [p.parent.name for p in saved] == ["step-0000003"]
-    memory = KaiserMemory(64, TINY.key_dim, seed=0)
+    memory = KaiserMemory(64, 32, seed=0)
     memory.load(saved[0])
     # 3 batches of 5 drawings were written without clearing: more than one batch's worth of slots
     # (hits merge, so at most 15), labelled with the dataset's class ids.
@@ -94,23 +95,18 @@ def test_lifelong_training_keeps_and_checkpoints_the_memory(tmp_path, monkeypatc
 
 
 def test_paper_preset_has_the_papers_settings_and_builds_a_256d_key_with_an_8192_slot_memory():
-    import pytest
-
-    from experiments.omniglot.presets import load_preset
-    from experiments.omniglot.train import build_memory
-
-    paper, fast = load_preset("paper"), load_preset("fast")
+    paper, fast = cfg.load_omniglot_preset("paper"), cfg.load_omniglot_preset("fast")
     # Kaiser et al. (2017); with the TF1 code's 128-d default users got ~40% at 20-way 1-shot.
-    assert (paper.key_dim, paper.memory_size, paper.batch_size, paper.episode_length) == (256, 8192, 16, 30)
-    assert (paper.learning_rate, paper.key_dropout, paper.channels) == (1e-4, 0.7, (64, 128))
-    assert fast == load_preset() and fast.key_dim == 128
+    assert (paper.model.key_dim, paper.memory.memory_size, paper.train.batch_size, paper.train.episode_length) == (256, 8192, 16, 30)
+    assert (paper.train.learning_rate, paper.model.key_dropout, paper.model.channels) == (1e-4, 0.7, (64, 128))
+    assert fast == cfg.load_omniglot_preset() and fast.model.key_dim == 128
     with pytest.raises(ValueError, match="unknown Omniglot preset 'huge'"):
-        load_preset("huge")
+        cfg.load_omniglot_preset("huge")
 
     embedder = build_model(paper)
     keys = embedder(np.zeros((3, 28, 28, 1), np.float32) + np.eye(28, dtype=np.float32)[None, :, :, None])
     assert keys.shape == (3, 256)
-    memory = build_memory(paper)
+    memory = paper.build_memory()
     assert memory.memory_size == 8192 and memory.key_dim == 256
     memory.write(keys, np.array([0, 1, 2]))
     assert memory.slots_in_use() == 3

@@ -7,7 +7,7 @@ import pytest
 
 from experiments.cli import main as kshot
 from experiments.notebook_support import NOTEBOOKS, REPO_ROOT, execute_notebook, open_run
-from kshot_synthetic import write_embeddings_npz
+from support import write_embeddings_npz
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 

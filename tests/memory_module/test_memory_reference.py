@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from memory_module import KaiserMemory
-from reference_memory import ReferenceMemory
+from support import ReferenceMemory
 
 KEY_DIM = 3
 

@@ -14,10 +14,11 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kshot_synthetic import write_embeddings_npz  # noqa: E402
+import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from support import write_embeddings_npz
+
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = """
 [run]
 seed = 3
@@ -41,6 +42,7 @@ def finished_repeats(out: Path) -> set[Path]:
     return {p for p in (out / "repeats").rglob("*.npz")} if (out / "repeats").is_dir() else set()
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_rerun_gives_identical_results(tmp_path):
     (tmp_path / "c.toml").write_text(CONFIG)
     write_embeddings_npz(tmp_path / "emb.npz", n_classes=5, per_class=8, dim=16, spread=1.0)

@@ -1,14 +1,10 @@
 """Same configuration and seed: byte-identical results.csv; another seed: different results."""
 
-import sys
-from pathlib import Path
+from support import write_embeddings_npz
 
-sys.path.insert(0, str(Path(__file__).parent))
-from kshot_synthetic import write_embeddings_npz  # noqa: E402
-
-from experiments import config as cfg  # noqa: E402
-from experiments.run_data import load_embeddings_file  # noqa: E402
-from experiments.runner import run_experiment  # noqa: E402
+from experiments import config as cfg
+from experiments.run_data import load_embeddings_file
+from experiments.runner import run_experiment
 
 
 def run(tmp_path, name, seed):

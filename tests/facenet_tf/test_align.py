@@ -9,7 +9,7 @@ from PIL import Image
 from facenet_tf import (AlignSettings, FaceAligner, FaceTooSmallError, ImageSkipError, NoFaceError,
                         crop_with_margin, load_rgb, prepare_crops, prewhiten)
 
-from facenet_fixtures import cosine
+from support import cosine
 
 
 def test_prewhiten_standardises_each_image_and_floors_the_std():

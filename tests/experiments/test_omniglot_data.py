@@ -181,6 +181,7 @@ def test_bad_paths_are_refused_with_the_path_named(tmp_path):
         load_omniglot(corrupt)
 
 
+@pytest.mark.needs_omniglot
 def test_the_shared_mit_subsets_merge_to_242_characters_with_enough_held_out():
     sources = default_sources()
     if not all(s.exists() for s in sources):
