@@ -58,6 +58,9 @@ def add_run(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<config name>)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats for every method (overrides [run] and [finetune] repeats)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
+    parser.add_argument("--strangers", type=int, default=None,
+                        help="open set: hold out this many identities per repeat, never fed, to be rejected "
+                             "(overrides [open_set] strangers; 0 = closed set)")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
     parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
@@ -88,6 +91,7 @@ def resolve_run_config(args):
         config,
         origin=f"{config_path} with command-line options",
         run__seed=args.seed,
+        open_set__strangers=args.strangers,
         run__repeats=args.repeats,
         finetune__repeats=args.repeats,
         run__models=models,
@@ -118,6 +122,11 @@ def handle_run(args) -> int:
     print()
     print("accuracy, mean [95% CI] over repeats, by shots:")
     print(report.accuracy_table(outcome["summary"]).to_string())
+    if outcome.get("open_set") is not None:
+        print()
+        print(f"open set ({config.open_set.strangers} identities held out, threshold at FAR {config.open_set.far:g} "
+              "of the fed items): accuracy on known / rejection of strangers, mean over repeats, by shots:")
+        print(report.open_set_table(outcome["open_set"]).to_string())
     print()
     for model, t in outcome["timing"].items():
         print(f"{model}: {t['repeats']} repeats ({t['computed']} computed now), {t['seconds_per_repeat']:.3f} s per repeat")

@@ -54,6 +54,44 @@ def summary_markdown(summary: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+OPEN_SET_SUMMARY_COLUMNS = ["model", "shots", "repeats", "known_accuracy", "known_ci_low", "known_ci_high",
+                            "stranger_rejection", "rejection_ci_low", "rejection_ci_high", "median_threshold"]
+
+
+def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
+    """Mean and 95% CI over repeats of open_set.csv, per model and shots; None for a closed-set run."""
+    path = Path(run_dir) / "open_set.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    rows = []
+    for model in [m for m in order if m in set(frame["model"])]:
+        for shots, group in frame[frame["model"] == model].groupby("shots", sort=True):
+            known = metrics.mean_ci(group["known_accuracy"].to_numpy())
+            rejected = metrics.mean_ci(group["stranger_rejection"].to_numpy())
+            rows.append({"model": model, "shots": int(shots), "repeats": int(len(group)),
+                         "known_accuracy": known[0], "known_ci_low": known[1], "known_ci_high": known[2],
+                         "stranger_rejection": rejected[0], "rejection_ci_low": rejected[1],
+                         "rejection_ci_high": rejected[2], "median_threshold": float(group["threshold"].median())})
+    return pd.DataFrame(rows, columns=OPEN_SET_SUMMARY_COLUMNS)
+
+
+def open_set_markdown(summary: pd.DataFrame) -> str:
+    lines = [
+        "| model | shots | repeats | accuracy on known | 95% CI | stranger rejection | 95% CI | median threshold |",
+        "|---|---:|---:|---:|---|---:|---|---:|",
+    ]
+
+    def ci(low, high):
+        return "n/a" if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"
+
+    for r in summary.itertuples(index=False):
+        lines.append(f"| {r.model} | {r.shots} | {r.repeats} | {r.known_accuracy:.4f} | {ci(r.known_ci_low, r.known_ci_high)} "
+                     f"| {r.stranger_rejection:.4f} | {ci(r.rejection_ci_low, r.rejection_ci_high)} "
+                     f"| {r.median_threshold:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def timing_markdown(timing: dict) -> str:
     lines = ["| model | repeats | seconds per repeat |", "|---|---:|---:|"]
     for model, t in timing.items():
@@ -79,6 +117,18 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     markdown = ["# k-shot run summary", ""]
     markdown += [f"- {n}" for n in (notes or [])]
     markdown += ["", "## Accuracy (mean and 95% t-interval over repeats)", "", summary_markdown(summary)]
+    opened = open_set_summary(run_dir, order)
+    if opened is not None:
+        write_text_atomic(run_dir / "open_set_summary.csv",
+                          opened.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        markdown += [
+            "## Open set (held-out identities never fed)", "",
+            "Accuracy above counts known identities only. Here an answer counts only when the memory's "
+            "similarity reaches the threshold calibrated on the items fed so far (impostor pairs, target FAR "
+            "in config.toml [open_set]); a rejected known item is wrong, a rejected stranger is right. "
+            "With nothing fed, or one identity, the threshold is infinite and everything is rejected.", "",
+            open_set_markdown(opened),
+        ]
     if timing:
         markdown += ["## Time", "", timing_markdown(timing)]
     write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
@@ -86,7 +136,8 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     figures: list[Path] = []
     if make_figures:
         figures = write_figures(run_dir, summary)
-    return {"summary": summary, "figures": figures, "timing": timing, "markdown": "\n".join(markdown)}
+    return {"summary": summary, "open_set": opened, "figures": figures, "timing": timing,
+            "markdown": "\n".join(markdown)}
 
 
 def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
@@ -103,6 +154,12 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
             dataset["embeddings"], dataset["labels"], [str(n) for n in dataset["class_names"]], figure_dir / "dataset_similarity"
         )
     return paths
+
+
+def open_set_table(opened: pd.DataFrame) -> pd.DataFrame:
+    """Wide view for printing: per shots, 'known accuracy / stranger rejection' per model."""
+    cells = opened.assign(cell=[f"{k:.3f} / {r:.3f}" for k, r in zip(opened["known_accuracy"], opened["stranger_rejection"])])
+    return cells.pivot(index="shots", columns="model", values="cell").reindex(columns=list(dict.fromkeys(opened["model"])))
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:

@@ -28,7 +28,7 @@ from typing import Callable
 
 import numpy as np
 
-from experiments import methods, protocol
+from experiments import methods, open_set, protocol
 from experiments.config import RunConfig, config_repeats_note, to_toml
 from experiments.results import RepeatResult, save_dataset, write_tables
 from experiments.run_data import PreparedData
@@ -48,8 +48,18 @@ def model_generator(seed: int, repeat: int, model: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, repeat, model_key(model)]))
 
 
+def open_set_generator(seed: int, repeat: int) -> np.random.Generator:
+    """Which identities repeat r holds out: shared by every model (paired), apart from the shuffle."""
+    return np.random.default_rng(np.random.SeedSequence([seed, repeat, zlib.crc32(b"open_set")]))
+
+
 def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
-    """One repeat of the protocol for one model; see experiments.protocol."""
+    """One repeat of the protocol for one model; see experiments.protocol.
+
+    With [open_set] strangers > 0, the held-out identities are never fed; all their items
+    are evaluated at every shot, next to the known items, and scored by
+    experiments.open_set (n_eval and n_correct then count known items only).
+    """
     n_classes = len(data.class_names)
     members = protocol.class_members(data.labels, n_classes)
     shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
@@ -57,7 +67,13 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    iterations = protocol.schedule(shuffled, budget.max_shots)
+    strangers = np.empty(0, np.int64)
+    if config.open_set.strangers:
+        strangers = open_set.hold_out_identities(n_classes, config.open_set.strangers,
+                                                 open_set_generator(config.run.seed, repeat))
+    known = np.array([c for c in range(n_classes) if c not in set(strangers.tolist())], dtype=np.int64)
+    stranger_items = np.sort(np.concatenate([shuffled[c] for c in strangers] or [np.empty(0, np.int64)]))
+    iterations = protocol.schedule([shuffled[c] for c in known], budget.max_shots)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -66,21 +82,37 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     memory_loss = np.zeros(count, dtype=np.float64)
     seconds = np.zeros(count, dtype=np.float64)
     confusion = np.zeros((count, n_classes, n_classes), dtype=np.int64)
+    opened = {name: np.zeros(count, np.int64) for name in ("n_known_accepted", "n_stranger", "n_stranger_rejected")}
+    threshold = np.zeros(count, np.float64)
+    fed = np.empty(0, np.int64)
     for i, it in enumerate(iterations):
         start = time.perf_counter()
-        memory_loss[i], predicted = adapter.step(it.feed, it.evaluate)
-        predicted = np.array(predicted, dtype=np.int64)
+        evaluate = np.concatenate([it.evaluate, stranger_items]).astype(np.int64)
+        memory_loss[i], answered = adapter.step(it.feed, evaluate)
+        answered = np.array(answered, dtype=np.int64)
+        predicted = answered.copy()
         unknown = predicted < 0
         if unknown.any():
-            predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
-        truth = data.labels[it.evaluate]
+            guesses = rng.integers(0, n_classes, size=int(unknown.sum())) if not strangers.size else \
+                rng.choice(known, size=int(unknown.sum()))
+            predicted[unknown] = guesses
+        truth = data.labels[evaluate]
         np.add.at(confusion[i], (truth, predicted), 1)
+        is_known = np.arange(evaluate.size) < it.evaluate.size
+        if strangers.size:
+            fed = np.concatenate([fed, it.feed])
+            threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], config.open_set.far)
+            counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, ~is_known, threshold[i])
+            opened["n_known_accepted"][i] = counts["n_known_correct"]
+            opened["n_stranger"][i] = counts["n_stranger"]
+            opened["n_stranger_rejected"][i] = counts["n_stranger_rejected"]
         seconds[i] = time.perf_counter() - start
         out["shots"][i] = it.shots
         out["n_eval"][i] = it.evaluate.size
-        out["n_correct"][i] = int(np.sum(truth == predicted))
+        out["n_correct"][i] = int(np.sum((truth == predicted)[is_known]))
         out["memory_bytes"][i] = adapter.memory_bytes()
         out["slots_in_use"][i] = adapter.slots_in_use()
+    extra = {"threshold": threshold, **opened} if strangers.size else {}
     return RepeatResult(
         model=model,
         repeat=repeat,
@@ -88,6 +120,7 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         seconds=seconds,
         confusion=confusion,
         **out,
+        **extra,
     )
 
 
@@ -169,7 +202,7 @@ def run_experiment(
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))
-    return {"timing": timing, "summary": built["summary"]}
+    return {"timing": timing, "summary": built["summary"], "open_set": built["open_set"]}
 
 
 def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
