@@ -29,11 +29,11 @@ class FaceEmbedder:
 
     def __init__(self, weights: str | os.PathLike | None = None, batch_size: int = 32,
                  progress: bool = False, use_cache: bool = True):
-        from facenet_tf import AlignSettings, Embedder, load_facenet
+        from facenet_tf import AlignSettings, Embedder, load_pretrained
         from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES
 
-        model = load_facenet(weights)
-        self.embedder = Embedder(model, batch_size=batch_size, progress=progress)
+        pretrained = load_pretrained(weights)
+        self.embedder = Embedder.from_pretrained(pretrained, batch_size=batch_size, progress=progress)
         self.use_cache = use_cache
         self.settings = AlignSettings().resolved()
         name = str(weights or DEFAULT_WEIGHTS)
@@ -41,9 +41,9 @@ class FaceEmbedder:
         align = {k: v for k, v in asdict(self.settings).items() if k != "aligned"}
         self.identity = {
             "weights": name if source else os.path.basename(name),
-            "weights_sha256": self.embedder.weights_sha256,
-            "input_size": self.embedder.input_shape[0],
-            "prewhiten": True,
+            "weights_sha256": pretrained.weights_sha256,
+            "input_size": pretrained.input_size,
+            "prewhiten": pretrained.prewhiten,
             "embedding_size": self.embedder.embedding_size,
             **align,
         }

@@ -19,9 +19,9 @@ ENROLLED = {"ben_afflek": "Ben Affleck", "jerry_seinfeld": "Джерри Сай�
 
 
 @pytest.fixture
-def shared_facenet(monkeypatch, facenet_model):
+def shared_facenet(monkeypatch, facenet_pretrained):
     """Every command gets the session's FaceNet instead of loading the weights again (15 s each)."""
-    monkeypatch.setattr(facenet_tf, "load_facenet", lambda weights=None: facenet_model)
+    monkeypatch.setattr(facenet_tf, "load_pretrained", lambda weights=None: facenet_pretrained)
 
 
 def _photos(celebrities, split, label, count):
