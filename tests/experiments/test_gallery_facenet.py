@@ -60,12 +60,19 @@ def test_enroll_identify_calibrate_from_the_command_line(tmp_path, shared_facene
     assert "blank_wall.png" in err and "no face" in err
 
     out_csv = tmp_path / "answers.csv"
+    before_identify = gallery_path.read_bytes()
     assert main(["identify", "--gallery", str(gallery_path), str(queries), "--out", str(out_csv)]) == 0
     table = pd.read_csv(out_csv, encoding="utf-8", keep_default_na=False).set_index("path")
     answer = {p.split("/")[-1].split(".")[0]: a for p, a in table["answer"].items()}
     assert answer == {"ben": "Ben Affleck", "jerry": "Джерри Сайнфелд", "madonna": UNKNOWN, "wall": ""}
     assert "no face" in table.loc[str(queries / "wall.png"), "skipped_reason"]
     assert "Джерри Сайнфелд" in capsys.readouterr().out
+    assert gallery_path.read_bytes() == before_identify   # identify without --learn never writes
+
+    clock = int(Gallery.load(gallery_path).memory.clock)
+    assert main(["identify", "--gallery", str(gallery_path), str(queries), "--learn"]) == 0
+    assert int(Gallery.load(gallery_path).memory.clock) == clock + 2   # the two named photos, not the stranger
+    capsys.readouterr()
 
     assert main(["calibrate", "--gallery", str(gallery_path), "--far", "0.01"]) == 0
     report = capsys.readouterr().out
