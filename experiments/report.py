@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import metrics, plots, results as store
+from experiments import intervals, metrics, plots, results as store
 from kshot_io import write_text_atomic
 
 
@@ -59,16 +59,21 @@ OPEN_SET_SUMMARY_COLUMNS = ["model", "shots", "repeats", "known_accuracy", "know
 
 
 def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
-    """Mean and 95% CI over repeats of open_set.csv, per model and shots; None for a closed-set run."""
+    """Mean and 95% interval over repeats of open_set.csv, per model and shots; None for a closed-set run."""
     path = Path(run_dir) / "open_set.csv"
     if not path.is_file():
         return None
     frame = pd.read_csv(path)
+    missing = sorted(set(store.OPEN_SET_COLUMNS) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing} (written by an older kshot); run the same "
+                         "`kshot run` command again to rewrite it from the repeat files")
     rows = []
     for model in [m for m in order if m in set(frame["model"])]:
         for shots, group in frame[frame["model"] == model].groupby("shots", sort=True):
-            known = metrics.mean_ci(group["known_accuracy"].to_numpy())
-            rejected = metrics.mean_ci(group["stranger_rejection"].to_numpy())
+            known = intervals.accuracy_interval(group["n_known_accepted"].to_numpy(), group["n_known"].to_numpy())
+            rejected = intervals.accuracy_interval(group["n_stranger_rejected"].to_numpy(),
+                                                   group["n_stranger"].to_numpy())
             rows.append({"model": model, "shots": int(shots), "repeats": int(len(group)),
                          "known_accuracy": known[0], "known_ci_low": known[1], "known_ci_high": known[2],
                          "stranger_rejection": rejected[0], "rejection_ci_low": rejected[1],
@@ -126,7 +131,9 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
             "Accuracy above counts known identities only. Here an answer counts only when the memory's "
             "similarity reaches the threshold calibrated on the items fed so far (impostor pairs, target FAR "
             "in config.toml [open_set]); a rejected known item is wrong, a rejected stranger is right. "
-            "With nothing fed, or one identity, the threshold is infinite and everything is rejected.", "",
+            "With nothing fed, or one identity, the threshold is infinite and everything is rejected. "
+            "95% intervals: bootstrap over repeats, widened to the Wilson interval of the pooled items "
+            "(experiments.intervals).", "",
             open_set_markdown(opened),
         ]
     if timing:

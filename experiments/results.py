@@ -87,8 +87,8 @@ def results_frame(results: list[RepeatResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
-OPEN_SET_COLUMNS = ["model", "repeat", "shots", "threshold", "n_known", "known_accuracy", "n_stranger",
-                    "stranger_rejection"]
+OPEN_SET_COLUMNS = ["model", "repeat", "shots", "threshold", "n_known", "n_known_accepted", "known_accuracy",
+                    "n_stranger", "n_stranger_rejected", "stranger_rejection"]
 
 
 def open_set_frame(results: list[RepeatResult]) -> pd.DataFrame:
@@ -97,8 +97,9 @@ def open_set_frame(results: list[RepeatResult]) -> pd.DataFrame:
     rows = [
         {
             "model": r.model, "repeat": r.repeat, "shots": int(r.shots[i]), "threshold": float(r.threshold[i]),
-            "n_known": int(r.n_eval[i]), "known_accuracy": float(r.n_known_accepted[i] / max(r.n_eval[i], 1)),
-            "n_stranger": int(r.n_stranger[i]),
+            "n_known": int(r.n_eval[i]), "n_known_accepted": int(r.n_known_accepted[i]),
+            "known_accuracy": float(r.n_known_accepted[i] / max(r.n_eval[i], 1)),
+            "n_stranger": int(r.n_stranger[i]), "n_stranger_rejected": int(r.n_stranger_rejected[i]),
             "stranger_rejection": float(r.n_stranger_rejected[i] / max(r.n_stranger[i], 1)),
         }
         for r in results if r.open_set for i in range(len(r.shots))
