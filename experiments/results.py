@@ -46,6 +46,7 @@ class RepeatResult:
     memory_loss: np.ndarray  # float64 [I]; loss of the batch fed before this evaluation (0 at 0 shots)
     seconds: np.ndarray  # float64 [I]; wall time of the iteration (learn + evaluate)
     confusion: np.ndarray  # int64 [I, C, C]; rows true class, columns predicted class
+    feed: np.ndarray  # int64 [I, C]; dataset indices fed before each evaluation, in feed order (-1: none)
     # Open-set runs only ([open_set] strangers > 0); n_eval and n_correct then count known items only.
     threshold: Optional[np.ndarray] = None  # float64 [I]; similarity needed to accept an answer (inf: nothing fed)
     n_known_accepted: Optional[np.ndarray] = None  # int64 [I]; known items named right at the threshold
@@ -53,7 +54,7 @@ class RepeatResult:
     n_stranger_rejected: Optional[np.ndarray] = None  # int64 [I]; of those, rejected (below the threshold)
 
     ARRAYS: ClassVar[tuple[str, ...]] = (
-        "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion",
+        "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion", "feed",
     )
     OPEN_SET_ARRAYS: ClassVar[tuple[str, ...]] = ("threshold", "n_known_accepted", "n_stranger", "n_stranger_rejected")
 

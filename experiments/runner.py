@@ -19,6 +19,7 @@ when it happens to hit the true class.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -53,27 +54,50 @@ def open_set_generator(seed: int, repeat: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, repeat, zlib.crc32(b"open_set")]))
 
 
-def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
-    """One repeat of the protocol for one model; see experiments.protocol.
+def held_out_classes(config: RunConfig, n_classes: int, repeat: int) -> np.ndarray:
+    """The class ids repeat `repeat` never feeds ([open_set] strangers; empty for a closed-set run)."""
+    if not config.open_set.strangers:
+        return np.empty(0, np.int64)
+    return open_set.hold_out_identities(n_classes, config.open_set.strangers, open_set_generator(config.run.seed, repeat))
 
-    With [open_set] strangers > 0, the held-out identities are never fed; all their items
-    are evaluated at every shot, next to the known items, and scored by
-    experiments.open_set (n_eval and n_correct then count known items only).
+
+def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, model: str, repeat: int):
+    """The schedule of repeat `repeat`: per-class shuffles, then feed orders, from the repeat's generator.
+
+    Every model of a run draws the same schedule for the same repeat (the paired design);
+    only its budget (how many shots, how many images evaluated) can cut it shorter. In an
+    open-set run the held-out classes are left out of the schedule and all their images
+    are added to every evaluation.
     """
-    n_classes = len(data.class_names)
-    members = protocol.class_members(data.labels, n_classes)
-    shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
+    rng = shuffle_generator(config.run.seed, repeat)
+    shuffled = protocol.shuffle_classes(protocol.class_members(labels, n_classes), rng)
     budget = config.budget(model)
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    strangers = np.empty(0, np.int64)
-    if config.open_set.strangers:
-        strangers = open_set.hold_out_identities(n_classes, config.open_set.strangers,
-                                                 open_set_generator(config.run.seed, repeat))
-    known = np.array([c for c in range(n_classes) if c not in set(strangers.tolist())], dtype=np.int64)
-    stranger_items = np.sort(np.concatenate([shuffled[c] for c in strangers] or [np.empty(0, np.int64)]))
-    iterations = protocol.schedule([shuffled[c] for c in known], budget.max_shots)
+    strangers = set(held_out_classes(config, n_classes, repeat).tolist())
+    if not strangers:
+        return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+    known = [s for c, s in enumerate(shuffled) if c not in strangers]
+    stranger_items = np.concatenate([shuffled[c] for c in sorted(strangers)])
+    return [
+        dataclasses.replace(it, evaluate=np.sort(np.concatenate([it.evaluate, stranger_items])).astype(np.int64))
+        for it in protocol.schedule(known, budget.max_shots, feed_rng=rng)
+    ]
+
+
+def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
+    """One repeat of the protocol for one model; see experiments.protocol.
+
+    In an open-set run ([open_set] strangers > 0) n_eval and n_correct count known items
+    only, and each iteration is also scored by experiments.open_set: the threshold a
+    gallery of the items fed so far would use, the known items named right at it, the
+    strangers rejected.
+    """
+    n_classes = len(data.class_names)
+    iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
+    strangers = held_out_classes(config, n_classes, repeat)
+    known = np.setdiff1d(np.arange(n_classes), strangers)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -82,34 +106,36 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     memory_loss = np.zeros(count, dtype=np.float64)
     seconds = np.zeros(count, dtype=np.float64)
     confusion = np.zeros((count, n_classes, n_classes), dtype=np.int64)
+    feed = np.full((count, n_classes), -1, dtype=np.int64)  # what was fed before each evaluation, in order
     opened = {name: np.zeros(count, np.int64) for name in ("n_known_accepted", "n_stranger", "n_stranger_rejected")}
     threshold = np.zeros(count, np.float64)
-    fed = np.empty(0, np.int64)
     for i, it in enumerate(iterations):
+        feed[i, : it.feed.size] = it.feed
         start = time.perf_counter()
-        evaluate = np.concatenate([it.evaluate, stranger_items]).astype(np.int64)
-        memory_loss[i], answered = adapter.step(it.feed, evaluate)
+        memory_loss[i], answered = adapter.step(it.feed, it.evaluate)
         answered = np.array(answered, dtype=np.int64)
         predicted = answered.copy()
         unknown = predicted < 0
         if unknown.any():
-            guesses = rng.integers(0, n_classes, size=int(unknown.sum())) if not strangers.size else \
-                rng.choice(known, size=int(unknown.sum()))
-            predicted[unknown] = guesses
-        truth = data.labels[evaluate]
+            # A guess is one of the classes the run can name: every class, or the known ones in an open set.
+            if strangers.size:
+                predicted[unknown] = rng.choice(known, size=int(unknown.sum()))
+            else:
+                predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
+        truth = data.labels[it.evaluate]
         np.add.at(confusion[i], (truth, predicted), 1)
-        is_known = np.arange(evaluate.size) < it.evaluate.size
+        is_stranger = np.isin(truth, strangers)
         if strangers.size:
-            fed = np.concatenate([fed, it.feed])
+            fed = feed[: i + 1][feed[: i + 1] >= 0]
             threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], config.open_set.far)
-            counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, ~is_known, threshold[i])
+            counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, is_stranger, threshold[i])
             opened["n_known_accepted"][i] = counts["n_known_correct"]
             opened["n_stranger"][i] = counts["n_stranger"]
             opened["n_stranger_rejected"][i] = counts["n_stranger_rejected"]
         seconds[i] = time.perf_counter() - start
         out["shots"][i] = it.shots
-        out["n_eval"][i] = it.evaluate.size
-        out["n_correct"][i] = int(np.sum((truth == predicted)[is_known]))
+        out["n_eval"][i] = int((~is_stranger).sum())
+        out["n_correct"][i] = int(np.sum((truth == predicted) & ~is_stranger))
         out["memory_bytes"][i] = adapter.memory_bytes()
         out["slots_in_use"][i] = adapter.slots_in_use()
     extra = {"threshold": threshold, **opened} if strangers.size else {}
@@ -119,6 +145,7 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         memory_loss=memory_loss,
         seconds=seconds,
         confusion=confusion,
+        feed=feed,
         **out,
         **extra,
     )

@@ -18,6 +18,7 @@ def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
         memory_loss=np.linspace(0, 0.3, iterations),
         seconds=np.full(iterations, 0.01),
         confusion=np.ones((iterations, classes, classes), np.int64),
+        feed=np.full((iterations, classes), -1, np.int64),
     )
 
 
