@@ -224,7 +224,7 @@ def test_concurrent_identify_calls_all_answer_and_leave_the_file_alone(tmp_path,
         print(",".join(r.answer for r in rows))
     """
     procs = [_python(script, path, query, stranger) for _ in range(2)]
-    outputs = [p.communicate(timeout=120) for p in procs]
+    outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outputs]
     assert [out.strip() for out, _ in outputs] == ["cleo,unknown"] * 2
     assert path.read_bytes() == before
@@ -245,12 +245,12 @@ def test_concurrent_enrolls_are_serialised_and_lose_nobody(tmp_path):
     """
     with write_lock(path):   # both writers start while the gallery is locked, so they must contend
         procs = [_python(script, path, tmp_path / f"batch{i}", f"person{i}") for i in range(2)]
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600
         while not all((tmp_path / f"batch{i}.ready").exists() for i in range(2)):
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs), "writers did not start"
             time.sleep(0.1)
         time.sleep(0.5)
-    outputs = [p.communicate(timeout=180) for p in procs]
+    outputs = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0] * len(procs), [err for _, err in outputs]
     final = Gallery.load(path, embedder=FakeEmbedder())
     assert sorted(final.names.labels) == ["person0", "person1"]
