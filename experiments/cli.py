@@ -5,6 +5,9 @@
     kshot report     rebuild a run's summary and figures from its files
     kshot sweep      a grid of runs, on a local process pool or a Ray cluster
     kshot omniglot   train | eval the memory on Omniglot
+    kshot enroll     add people's photos to a face gallery file
+    kshot identify   name the people in photos from a gallery, or answer "unknown"
+    kshot calibrate  the gallery's open-set threshold: TAR at FAR, EER, ROC figure
 
 Handlers import TensorFlow (and anything that imports it) inside their bodies, so
 that `kshot --help` stays fast. Library code raises ValueError, FileNotFoundError or
@@ -23,7 +26,9 @@ import time
 from pathlib import Path
 
 from experiments.config import DEFAULT_OMNIGLOT_PRESET, DEFAULT_RUN_CONFIG, OMNIGLOT_PRESETS
+from experiments.gallery_file import DEFAULT_LOCK_TIMEOUT
 from experiments.methods import METHODS
+from experiments.open_set import DEFAULT_FAR, check_far
 
 RUN_DESCRIPTION = """\
 The k-shot experiment, memory vs store-all baseline.
@@ -58,6 +63,9 @@ def add_run(subparsers) -> None:
     parser.add_argument("--finetune-repeats", type=int, default=None,
                         help="repeats of the fine-tuned methods ([finetune] repeats); each costs seconds")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
+    parser.add_argument("--strangers", type=int, default=None,
+                        help="open set: hold out this many identities per repeat, never fed, to be rejected "
+                             "(overrides [open_set] strangers; 0 = closed set)")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
     parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
@@ -90,6 +98,7 @@ def resolve_run_config(args):
         config,
         origin=f"{config_path} with command-line options",
         run__seed=args.seed,
+        open_set__strangers=args.strangers,
         run__repeats=args.repeats,
         finetune__repeats=args.finetune_repeats,
         run__models=models,
@@ -125,6 +134,11 @@ def handle_run(args) -> int:
     print()
     print(f"accuracy, mean [95% interval] over repeats, by shots ({report.metrics.ACCURACY_METHOD}):")
     print(report.accuracy_table(outcome["summary"]).to_string())
+    if outcome.get("open_set") is not None:
+        print()
+        print(f"open set ({config.open_set.strangers} identities held out, threshold at FAR {config.open_set.far:g} "
+              "of the fed items): accuracy on known / rejection of strangers, mean over repeats, by shots:")
+        print(report.open_set_table(outcome["open_set"]).to_string())
     print()
     verdicts = outcome["paired"]
     if not verdicts.empty:
@@ -350,9 +364,163 @@ def handle_sweep(args) -> int:
     return 1 if outcome["failed"] else 0
 
 
+# ---------------------------------------------------------------- kshot enroll | identify | calibrate
+
+GALLERY_DESCRIPTION = """\
+The memory as a persistent face gallery (experiments/gallery.py):
+
+    kshot enroll --data FOLDER --gallery FILE [--memory-size N | --store-all] [--aligned] [--skip-bad]
+    kshot identify --gallery FILE PATHS... [--threshold T] [--out results.csv] [--learn]
+    kshot calibrate --gallery FILE [--far 0.001] [--figure STEM]
+
+FOLDER is laid out as FOLDER/<name>/<photo>. Enrolling again adds people or photos to
+the same gallery (the same embedder is enforced).
+"""
+
+
+def _gallery_options(parser) -> None:
+    parser.add_argument("--gallery", required=True, type=Path, help="the gallery file (.npz)")
+    parser.add_argument("--weights", default=None,
+                        help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the gallery's, "
+                             "or 20170512-110547 for a new gallery)")
+    parser.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                        help="seconds to wait while another command writes the gallery")
+
+
+def add_gallery(subparsers) -> None:
+    enroll = subparsers.add_parser("enroll", help="embed a folder of people's photos into a gallery file",
+                                   description=GALLERY_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _gallery_options(enroll)
+    enroll.add_argument("--data", required=True, help="folder laid out as FOLDER/<name>/<photo>")
+    size = enroll.add_mutually_exclusive_group()
+    size.add_argument("--memory-size", type=int, default=None,
+                      help="Kaiser memory slots of a new gallery (default 1024)")
+    size.add_argument("--store-all", action="store_true", help="a new gallery keeps every photo (1-NN) instead")
+    enroll.add_argument("--far", type=float, default=None,
+                        help=f"target false-accept rate of the threshold (default {DEFAULT_FAR}, or the gallery's)")
+    enroll.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
+    enroll.add_argument("--skip-bad", action="store_true", help="skip non-image files and empty folders")
+    enroll.set_defaults(handler=run_enroll)
+
+    identify = subparsers.add_parser("identify", help="name the people in photos, or say 'unknown'")
+    _gallery_options(identify)
+    identify.add_argument("paths", nargs="+", type=Path, help="photos or folders of photos")
+    identify.add_argument("--threshold", type=float, default=None, help="similarity threshold (default: the gallery's)")
+    identify.add_argument("--out", type=Path, default=None, help="write the answers as CSV")
+    identify.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
+    identify.add_argument("--learn", action="store_true",
+                          help="write the accepted answers back into the gallery's memory (life-long mode)")
+    identify.set_defaults(handler=run_identify)
+
+    calibrate = subparsers.add_parser("calibrate", help="open-set threshold: TAR at FAR, EER, ROC figure")
+    _gallery_options(calibrate)
+    calibrate.add_argument("--far", type=float, default=None, help="target false-accept rate (default: the gallery's)")
+    calibrate.add_argument("--figure", type=Path, default=None,
+                           help="ROC figure stem, written as .png and .svg (default: next to the gallery)")
+    calibrate.set_defaults(handler=run_calibrate)
+
+
+def _check_gallery_exists(gallery: Path) -> None:
+    """Before FaceNet is loaded (seconds), so a mistyped path fails at once."""
+    if not gallery.is_file():
+        raise FileNotFoundError(f"gallery {gallery} does not exist; create it with `kshot enroll --gallery {gallery}`")
+
+
+def _gallery_embedder(args, gallery_path: Path):
+    """The embedder to use: the given weights, or the existing gallery's, checked against it."""
+    from experiments.face_embedder import FaceEmbedder, embedder_for
+    from experiments.gallery_file import read_gallery
+
+    if gallery_path.exists():
+        header, _ = read_gallery(gallery_path)
+        return embedder_for(header["identity"], weights=args.weights)
+    return FaceEmbedder(args.weights)
+
+
+def run_enroll(args) -> int:
+    from experiments.gallery import DEFAULT_MEMORY_SIZE, Gallery, embed_named_photos
+
+    if args.memory_size is not None and args.memory_size < 1:
+        raise ValueError(f"--memory-size must be >= 1, got {args.memory_size}")
+    if args.far is not None:
+        check_far(args.far)
+    exists = args.gallery.exists()
+    if exists and (args.memory_size is not None or args.store_all):
+        raise ValueError(f"{args.gallery} exists: --memory-size and --store-all only apply to a new gallery; "
+                         "leave them out to add to it, or choose another --gallery")
+    embedder = _gallery_embedder(args, args.gallery)
+    embeddings, names, skipped = embed_named_photos(embedder, args.data, aligned=args.aligned,
+                                                    skip_bad=args.skip_bad)
+    create = {"memory_size": args.memory_size or DEFAULT_MEMORY_SIZE, "store_all": args.store_all}
+    if args.far is not None:
+        create["far"] = args.far
+    with Gallery.edit(args.gallery, embedder=embedder, create=create, timeout=args.lock_timeout) as gallery:
+        written = gallery.enroll_embeddings(embeddings, names)
+        if args.far is not None and args.far != gallery.far:
+            gallery.recalibrate(args.far)
+    for path, reason in skipped:
+        print(f"kshot enroll: skipped {path}: {reason}", file=sys.stderr)
+    print(f"kshot enroll: {sum(written.values())} photos of {len(written)} people written to {args.gallery}; "
+          f"{len(skipped)} skipped")
+    print(f"gallery: {gallery.summary()}")
+    return 0
+
+
+def run_identify(args) -> int:
+    from experiments.gallery import UNKNOWN, Gallery, identifications_frame
+    from kshot_io import write_text_atomic
+
+    if args.out is not None and args.out.suffix.lower() != ".csv":
+        raise ValueError(f"--out must name a .csv file, got {args.out}")
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold is a cosine similarity in [-1, 1], got {args.threshold}")
+    _check_gallery_exists(args.gallery)
+    embedder = _gallery_embedder(args, args.gallery)
+    if args.learn:
+        with Gallery.edit(args.gallery, embedder=embedder, timeout=args.lock_timeout) as gallery:
+            rows = gallery.identify(args.paths, threshold=args.threshold, aligned=args.aligned, learn=True)
+    else:
+        gallery = Gallery.load(args.gallery, embedder=embedder)
+        rows = gallery.identify(args.paths, threshold=args.threshold, aligned=args.aligned)
+    frame = identifications_frame(rows)
+    if args.out is not None:
+        write_text_atomic(args.out, frame.to_csv(index=False, float_format="%.6f"))
+    shown = frame.assign(path=[Path(p).name for p in frame["path"]])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    known = sum(1 for r in rows if not r.skipped and r.answer != UNKNOWN)
+    unknown = sum(1 for r in rows if r.answer == UNKNOWN)
+    threshold = args.threshold if args.threshold is not None else gallery.threshold
+    print(f"kshot identify: {len(rows)} photos: {known} named, {unknown} unknown, "
+          f"{sum(r.skipped for r in rows)} skipped (threshold {threshold:.4f})"
+          + (f"; answers in {args.out}" if args.out else "") + ("; accepted answers learned" if args.learn else ""))
+    return 0
+
+
+def run_calibrate(args) -> int:
+    from experiments.gallery import Gallery
+    from experiments.open_set import plot_roc
+    from kshot_io import write_text_atomic
+
+    _check_gallery_exists(args.gallery)
+    with Gallery.edit(args.gallery, timeout=args.lock_timeout) as gallery:
+        calibration = gallery.recalibrate(args.far)
+        if calibration is None:
+            raise ValueError(f"{args.gallery} holds photos of fewer than two people; calibration needs impostor "
+                             "pairs, so enroll another person first")
+    stem = args.figure or args.gallery.with_name(args.gallery.stem + "_roc")
+    genuine, impostor = gallery.calibration_pairs()
+    figures = plot_roc(genuine, impostor, calibration, stem)
+    write_text_atomic(Path(stem).with_suffix(".json"), json.dumps(calibration.to_dict(), indent=2) + "\n")
+    for line in calibration.lines():
+        print(line)
+    print(f"kshot calibrate: threshold {calibration.threshold:.4f} stored in {args.gallery}; "
+          f"ROC in {figures[0]}")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
-SUBCOMMANDS = (add_run, add_embed, add_report, add_sweep, add_omniglot)
+SUBCOMMANDS = (add_run, add_embed, add_report, add_sweep, add_omniglot, add_gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:

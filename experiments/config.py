@@ -115,6 +115,21 @@ class FinetuneSection:
 
 
 @dataclass(frozen=True)
+class OpenSetSection:
+    """Open-set evaluation: identities held out of every repeat, to be rejected as strangers.
+
+    0 strangers (the default) is the closed-set protocol. With N > 0, each repeat holds
+    out N identities (the same for every method), never feeds them, and evaluates all
+    their images at every shot; an answer counts only when the memory's similarity
+    reaches the threshold a gallery of the items fed so far would use at `far`
+    (experiments.open_set.fed_threshold).
+    """
+
+    strangers: int = at_least(0, 0)
+    far: float = setting(0.001, lambda v: 0 < v < 1, "in (0, 1)")
+
+
+@dataclass(frozen=True)
 class Budget:
     """How much of the protocol one method runs."""
 
@@ -129,6 +144,7 @@ class RunConfig:
     data: DataSection = field(default_factory=DataSection)
     memory: MemorySection = field(default_factory=MemorySection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    open_set: OpenSetSection = field(default_factory=OpenSetSection)
 
     def budget(self, method: str) -> Budget:
         section = getattr(self, budget_section(method))

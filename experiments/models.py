@@ -6,6 +6,10 @@ Every adapter answers the same four calls, so the runner holds one loop:
                             evaluated ones: (memory loss of the batch, dense class ids, with
                             memory_module.UNKNOWN_LABEL where nothing is stored)
     memory_bytes(), slots_in_use()   the memory's own `usage()` after the step
+and, for open-set evaluation (experiments.open_set):
+    last_similarity         the memory's similarity behind each answer of the last step
+                            (-inf where the memory is empty)
+    embeddings_of(indices)  the items' embeddings as the method sees them now
 
 - `FrozenMethod`: any memory_module memory on embeddings computed once; the baseline
   is StoreAllNearestNeighbour, `memory` is KaiserMemory. Items are rows of the
@@ -51,16 +55,17 @@ class FrozenMethod:
         self.embeddings = np.asarray(embeddings, dtype=np.float32)
         self.labels = np.asarray(labels, dtype=np.int64)
         self._usage = (0, 0)
+        self.last_similarity = np.zeros(0, np.float32)
         queries = tf.TensorSpec([None, self.embeddings.shape[1]], tf.float32)
 
         @tf.function(input_signature=[queries, tf.TensorSpec([None], tf.int64), queries])
         def feed_then_lookup(feed_q, feed_v, eval_q):
             loss = memory(feed_q, feed_v, update=True)["loss"]
-            return loss, memory.lookup(eval_q).labels, memory.usage()
+            return loss, memory.lookup(eval_q), memory.usage()
 
         @tf.function(input_signature=[queries])
         def lookup_only(eval_q):
-            return tf.constant(0.0, tf.float32), memory.lookup(eval_q).labels, memory.usage()
+            return tf.constant(0.0, tf.float32), memory.lookup(eval_q), memory.usage()
 
         self._feed_then_lookup = feed_then_lookup
         self._lookup_only = lookup_only
@@ -74,12 +79,16 @@ class FrozenMethod:
     def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
         eval_q = self.embeddings[evaluate]
         if len(feed) == 0:
-            loss, predicted, usage = self._lookup_only(eval_q)
+            loss, answer, usage = self._lookup_only(eval_q)
         else:
-            loss, predicted, usage = self._feed_then_lookup(self.embeddings[feed], self.labels[feed], eval_q)
+            loss, answer, usage = self._feed_then_lookup(self.embeddings[feed], self.labels[feed], eval_q)
         self._usage = (int(usage.slots), int(usage.bytes))
+        self.last_similarity = answer.similarity.numpy()
         # + 0.0: the store-all loss is a product with zero, which is -0.0 for some batches.
-        return float(loss) + 0.0, predicted.numpy().astype(np.int64)
+        return float(loss) + 0.0, answer.labels.numpy().astype(np.int64)
+
+    def embeddings_of(self, indices: np.ndarray) -> np.ndarray:
+        return self.embeddings[indices]
 
     def slots_in_use(self) -> int:
         return self._usage[0]
@@ -154,9 +163,13 @@ class FinetunedMemory:
             return self.initial_embeddings[indices]
         return np.asarray(self.embed_crops(self.crops[indices]), dtype=np.float32)
 
+    embeddings_of = embed
+
     def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
         loss = self.learn(feed) if len(feed) else 0.0
-        return loss, np.asarray(self.memory.lookup(self.embed(evaluate)).labels, dtype=np.int64)
+        answer = self.memory.lookup(self.embed(evaluate))
+        self.last_similarity = answer.similarity.numpy()
+        return loss, np.asarray(answer.labels, dtype=np.int64)
 
     def slots_in_use(self) -> int:
         return int(self.memory.usage().slots)

@@ -74,6 +74,49 @@ def paired_markdown(paired: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+OPEN_SET_SUMMARY_COLUMNS = ["model", "shots", "repeats", "known_accuracy", "known_ci_low", "known_ci_high",
+                            "stranger_rejection", "rejection_ci_low", "rejection_ci_high", "median_threshold"]
+
+
+def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
+    """Mean and 95% interval over repeats of open_set.csv, per model and shots; None for a closed-set run."""
+    path = Path(run_dir) / "open_set.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    missing = sorted(set(store.OPEN_SET_COLUMNS) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing} (written by an older kshot); run the same "
+                         "`kshot run` command again to rewrite it from the repeat files")
+    rows = []
+    for model in [m for m in order if m in set(frame["model"])]:
+        for shots, group in frame[frame["model"] == model].groupby("shots", sort=True):
+            known = metrics.accuracy_interval(group["n_known_accepted"].to_numpy(), group["n_known"].to_numpy())
+            rejected = metrics.accuracy_interval(group["n_stranger_rejected"].to_numpy(),
+                                                   group["n_stranger"].to_numpy())
+            rows.append({"model": model, "shots": int(shots), "repeats": int(len(group)),
+                         "known_accuracy": known[0], "known_ci_low": known[1], "known_ci_high": known[2],
+                         "stranger_rejection": rejected[0], "rejection_ci_low": rejected[1],
+                         "rejection_ci_high": rejected[2], "median_threshold": float(group["threshold"].median())})
+    return pd.DataFrame(rows, columns=OPEN_SET_SUMMARY_COLUMNS)
+
+
+def open_set_markdown(summary: pd.DataFrame) -> str:
+    lines = [
+        "| model | shots | repeats | accuracy on known | 95% CI | stranger rejection | 95% CI | median threshold |",
+        "|---|---:|---:|---:|---|---:|---|---:|",
+    ]
+
+    def ci(low, high):
+        return "n/a" if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"
+
+    for r in summary.itertuples(index=False):
+        lines.append(f"| {r.model} | {r.shots} | {r.repeats} | {r.known_accuracy:.4f} | {ci(r.known_ci_low, r.known_ci_high)} "
+                     f"| {r.stranger_rejection:.4f} | {ci(r.rejection_ci_low, r.rejection_ci_high)} "
+                     f"| {r.median_threshold:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
 def timing_markdown(timing: dict) -> str:
     lines = ["| model | repeats | seconds per repeat |", "|---|---:|---:|"]
     for model, t in timing.items():
@@ -133,6 +176,20 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     markdown += ["", "## Accuracy (mean and 95% interval over repeats)", "", summary_markdown(summary)]
     if not paired.empty:
         markdown += [f"## Paired differences against {REFERENCE} (same shuffles)", "", paired_markdown(paired)]
+    opened = open_set_summary(run_dir, order)
+    if opened is not None:
+        write_text_atomic(run_dir / "open_set_summary.csv",
+                          opened.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        markdown += [
+            "## Open set (held-out identities never fed)", "",
+            "Accuracy above counts known identities only. Here an answer counts only when the memory's "
+            "similarity reaches the threshold calibrated on the items fed so far (impostor pairs, target FAR "
+            "in config.toml [open_set]); a rejected known item is wrong, a rejected stranger is right. "
+            "With nothing fed, or one identity, the threshold is infinite and everything is rejected. "
+            "95% intervals: bootstrap over repeats, widened to the Wilson interval of the pooled items "
+            "(experiments.metrics).", "",
+            open_set_markdown(opened),
+        ]
     if timing:
         markdown += ["## Time", "", timing_markdown(timing)]
     write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
@@ -140,7 +197,8 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     figures: list[Path] = []
     if make_figures:
         figures = write_figures(run_dir, summary)
-    return {"summary": summary, "paired": paired, "figures": figures, "timing": timing, "markdown": "\n".join(markdown)}
+    return {"summary": summary, "paired": paired, "open_set": opened, "figures": figures, "timing": timing,
+            "markdown": "\n".join(markdown)}
 
 
 def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
@@ -157,6 +215,12 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
             dataset["embeddings"], dataset["labels"], [str(n) for n in dataset["class_names"]], figure_dir / "dataset_similarity"
         )
     return paths
+
+
+def open_set_table(opened: pd.DataFrame) -> pd.DataFrame:
+    """Wide view for printing: per shots, 'known accuracy / stranger rejection' per model."""
+    cells = opened.assign(cell=[f"{k:.3f} / {r:.3f}" for k, r in zip(opened["known_accuracy"], opened["stranger_rejection"])])
+    return cells.pivot(index="shots", columns="model", values="cell").reindex(columns=list(dict.fromkeys(opened["model"])))
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:

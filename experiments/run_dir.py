@@ -105,7 +105,8 @@ def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
 def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
     path = repeat_path(run_dir, result.model, result.repeat)
     buffer = io.BytesIO()
-    arrays = {name: np.asarray(getattr(result, name)) for name in RepeatResult.ARRAYS}
+    names = RepeatResult.ARRAYS + (RepeatResult.OPEN_SET_ARRAYS if result.open_set else ())
+    arrays = {name: np.asarray(getattr(result, name)) for name in names}
     np.savez(buffer, config_digest=np.array(digest), model=np.array(result.model),
              repeat=np.array(result.repeat, dtype=np.int64), **arrays)
     with atomic_write(path, "wb") as handle:
@@ -133,10 +134,11 @@ def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> R
                 return None
             if str(data["model"]) != model or int(data["repeat"]) != repeat:
                 return None
+            optional = [name for name in RepeatResult.OPEN_SET_ARRAYS if name in data.files]
             return RepeatResult(
                 model=model,
                 repeat=repeat,
-                **{name: data[name] for name in RepeatResult.ARRAYS},
+                **{name: data[name] for name in RepeatResult.ARRAYS + tuple(optional)},
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

@@ -19,6 +19,7 @@ when it happens to hit the true class.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -28,8 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from experiments import methods, protocol
 from experiments import config as cfg
+from experiments import methods, open_set, protocol
 from experiments.config import RunConfig, config_repeats_note, to_toml
 from experiments.results import RepeatResult, save_dataset, write_tables
 from experiments.run_data import PreparedData
@@ -49,11 +50,25 @@ def model_generator(seed: int, repeat: int, model: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, repeat, model_key(model)]))
 
 
+def open_set_generator(seed: int, repeat: int) -> np.random.Generator:
+    """Which identities repeat r holds out: shared by every model (paired), apart from the shuffle."""
+    return np.random.default_rng(np.random.SeedSequence([seed, repeat, zlib.crc32(b"open_set")]))
+
+
+def held_out_classes(config: RunConfig, n_classes: int, repeat: int) -> np.ndarray:
+    """The class ids repeat `repeat` never feeds ([open_set] strangers; empty for a closed-set run)."""
+    if not config.open_set.strangers:
+        return np.empty(0, np.int64)
+    return open_set.hold_out_identities(n_classes, config.open_set.strangers, open_set_generator(config.run.seed, repeat))
+
+
 def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, model: str, repeat: int):
     """The schedule of repeat `repeat`: per-class shuffles, then feed orders, from the repeat's generator.
 
     Every model of a run draws the same schedule for the same repeat (the paired design);
-    only its budget (how many shots, how many images evaluated) can cut it shorter.
+    only its budget (how many shots, how many images evaluated) can cut it shorter. In an
+    open-set run the held-out classes are left out of the schedule and all their images
+    are added to every evaluation.
     """
     rng = shuffle_generator(config.run.seed, repeat)
     shuffled = protocol.shuffle_classes(protocol.class_members(labels, n_classes), rng)
@@ -61,13 +76,29 @@ def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, mod
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+    strangers = set(held_out_classes(config, n_classes, repeat).tolist())
+    if not strangers:
+        return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+    known = [s for c, s in enumerate(shuffled) if c not in strangers]
+    stranger_items = np.concatenate([shuffled[c] for c in sorted(strangers)])
+    return [
+        dataclasses.replace(it, evaluate=np.sort(np.concatenate([it.evaluate, stranger_items])).astype(np.int64))
+        for it in protocol.schedule(known, budget.max_shots, feed_rng=rng)
+    ]
 
 
 def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
-    """One repeat of the protocol for one model; see experiments.protocol."""
+    """One repeat of the protocol for one model; see experiments.protocol.
+
+    In an open-set run ([open_set] strangers > 0) n_eval and n_correct count known items
+    only, and each iteration is also scored by experiments.open_set: the threshold a
+    gallery of the items fed so far would use, the known items named right at it, the
+    strangers rejected.
+    """
     n_classes = len(data.class_names)
     iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
+    strangers = held_out_classes(config, n_classes, repeat)
+    known = np.setdiff1d(np.arange(n_classes), strangers)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -77,22 +108,38 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     seconds = np.zeros(count, dtype=np.float64)
     confusion = np.zeros((count, n_classes, n_classes), dtype=np.int64)
     feed = np.full((count, n_classes), -1, dtype=np.int64)  # what was fed before each evaluation, in order
+    opened = {name: np.zeros(count, np.int64) for name in ("n_known_accepted", "n_stranger", "n_stranger_rejected")}
+    threshold = np.zeros(count, np.float64)
     for i, it in enumerate(iterations):
         feed[i, : it.feed.size] = it.feed
         start = time.perf_counter()
-        memory_loss[i], predicted = adapter.step(it.feed, it.evaluate)
-        predicted = np.array(predicted, dtype=np.int64)
+        memory_loss[i], answered = adapter.step(it.feed, it.evaluate)
+        answered = np.array(answered, dtype=np.int64)
+        predicted = answered.copy()
         unknown = predicted < 0
         if unknown.any():
-            predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
+            # A guess is one of the classes the run can name: every class, or the known ones in an open set.
+            if strangers.size:
+                predicted[unknown] = rng.choice(known, size=int(unknown.sum()))
+            else:
+                predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
         truth = data.labels[it.evaluate]
         np.add.at(confusion[i], (truth, predicted), 1)
+        is_stranger = np.isin(truth, strangers)
+        if strangers.size:
+            fed = feed[: i + 1][feed[: i + 1] >= 0]
+            threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], config.open_set.far)
+            counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, is_stranger, threshold[i])
+            opened["n_known_accepted"][i] = counts["n_known_correct"]
+            opened["n_stranger"][i] = counts["n_stranger"]
+            opened["n_stranger_rejected"][i] = counts["n_stranger_rejected"]
         seconds[i] = time.perf_counter() - start
         out["shots"][i] = it.shots
-        out["n_eval"][i] = it.evaluate.size
-        out["n_correct"][i] = int(np.sum(truth == predicted))
+        out["n_eval"][i] = int((~is_stranger).sum())
+        out["n_correct"][i] = int(np.sum((truth == predicted) & ~is_stranger))
         out["memory_bytes"][i] = adapter.memory_bytes()
         out["slots_in_use"][i] = adapter.slots_in_use()
+    extra = {"threshold": threshold, **opened} if strangers.size else {}
     return RepeatResult(
         model=model,
         repeat=repeat,
@@ -101,6 +148,7 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         confusion=confusion,
         feed=feed,
         **out,
+        **extra,
     )
 
 
@@ -214,7 +262,7 @@ def run_experiment(
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))
-    return {"timing": timing, "summary": built["summary"], "paired": built["paired"]}
+    return {"timing": timing, "summary": built["summary"], "paired": built["paired"], "open_set": built["open_set"]}
 
 
 def run_notes(config: RunConfig, data: PreparedData) -> list[str]:

@@ -91,7 +91,7 @@ def test_overrides_are_validated_too():
 
 def test_resolved_toml_is_plain_toml_with_every_section():
     parsed = tomllib.loads(cfg.to_toml(cfg.RunConfig()))
-    assert set(parsed) == {"run", "data", "memory", "finetune"}
+    assert set(parsed) == {"run", "data", "memory", "finetune", "open_set"}
 
 
 def test_every_memory_option_reaches_the_memory_of_both_experiments():
