@@ -12,6 +12,8 @@ import argparse
 import time
 from pathlib import Path
 
+from experiments.config import MODEL_NAMES
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "celebrities.toml"
 
@@ -27,7 +29,7 @@ def register(subparsers) -> None:
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<config name>)")
     parser.add_argument("--repeats", type=int, default=None, help="repeats for every model (overrides [run] and [finetune] repeats)")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
-    parser.add_argument("--models", default=None, help="comma-separated subset of: baseline,memory,memory_finetune_phase_off,memory_finetune_phase_on")
+    parser.add_argument("--models", default=None, help="comma-separated subset of: " + ",".join(MODEL_NAMES))
     parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
     parser.add_argument("--weights", default=None,

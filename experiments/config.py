@@ -33,9 +33,11 @@ MODEL_NAMES = (
     "memory",
     "memory_finetune_phase_off",
     "memory_finetune_phase_on",
+    "memory_finetune_phase_off_consistent",
+    "memory_finetune_phase_on_consistent",
 )
 FROZEN_MODELS = ("baseline", "memory")
-FINETUNE_MODELS = ("memory_finetune_phase_off", "memory_finetune_phase_on")
+FINETUNE_MODELS = MODEL_NAMES[2:]
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -70,6 +72,7 @@ class MemorySection:
     age_noise: float = 8.0
     vote_k: int = 1
     running_mean: bool = False
+    query_projection: bool = False  # the reference TF1 code's trainable [d, d] query projection
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,8 @@ class FinetuneSection:
     learning_rate: float = 1e-5
     eval_images_per_class: int = 0  # 0 = evaluate every image not yet fed; else at most N per class
     batch_size: int = 32  # images per FaceNet forward pass when re-embedding the evaluation set
+    trainable_from: str = "all"  # first FaceNet block that learns (facenet_tf.trainable_scope); below it is frozen
+    steps_per_shot: int = 1  # optimizer steps per learn step: 1 on the fed batch, then passes over all fed so far
 
 
 @dataclass(frozen=True)
@@ -121,7 +126,15 @@ _RANGES = {
     ("finetune", "learning_rate"): (lambda v: v > 0, "> 0"),
     ("finetune", "eval_images_per_class"): (lambda v: v >= 0, ">= 0"),
     ("finetune", "batch_size"): (lambda v: v >= 1, ">= 1"),
+    ("finetune", "trainable_from"): (lambda v: v in _scopes(), "a FaceNet block name (all, Block35, Mixed_6a, Block17, Mixed_7a, Block8, Block8_6, bottleneck, ...)"),
+    ("finetune", "steps_per_shot"): (lambda v: v >= 1, ">= 1"),
 }
+
+
+def _scopes() -> tuple[str, ...]:
+    from facenet_tf.trainable_scope import TRAINABLE_FROM_CHOICES
+
+    return TRAINABLE_FROM_CHOICES
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:

@@ -1,4 +1,4 @@
-"""The four models a k-shot run compares, behind one small adapter interface.
+"""The models a k-shot run compares, behind one small adapter interface.
 
 Every adapter answers the same four questions, so the runner holds one loop:
     start_repeat(seed)      forget everything learned (memory cleared, fine-tuned weights reset)
@@ -10,14 +10,10 @@ Every adapter answers the same four questions, so the runner holds one loop:
 - `baseline`: store-all 1-NN on embeddings computed once ("FaceNet alone" in the blog);
   NumPy over the stored indices, checked equal to memory_module.StoreAllNearestNeighbour.
 - `memory`: the Kaiser memory (memory_module.KaiserMemory) on the same embeddings.
-- `memory_finetune_phase_off` / `_on`: the memory loss trains FaceNet. Each learn step
-  runs FaceNet forward on the fed batch with the train-phase switch (BatchNorm batch
-  statistics and Dropout) OFF or ON, takes one optimizer step on the memory loss,
-  and writes that forward pass's embeddings into the memory. Evaluation always runs
-  FaceNet in inference mode (switch off) so that the two models differ only in how
-  they learn. Weights (BatchNorm moving statistics included) and the optimizer state
-  are reset at the start of every repeat. Evaluation embeddings are recomputed only
-  after the weights changed, and only for the images being evaluated.
+- `memory_finetune_phase_off` / `_on` (the blog's code: keys from the learn pass) and
+  `..._consistent` (the memory rebuilt from inference-mode keys after every learn
+  step): the memory loss trains FaceNet from [finetune] trainable_from up; see
+  experiments.finetuned.
 
 Items are identified by their index in the dataset: frozen adapters look rows up in
 the precomputed embedding matrix; the fine-tuning adapter looks up prewhitened crops.
@@ -27,7 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.config import MemorySection, FinetuneSection
+from experiments.config import MemorySection
+from experiments.finetuned import FinetunedMemory  # noqa: F401  (the fine-tuned adapter, in its own module)
 
 
 def _memory_module():
@@ -154,6 +151,7 @@ def build_kaiser_memory(settings: MemorySection, key_dim: int, seed: int):
         seed=seed,
         vote_k=settings.vote_k,
         running_mean=settings.running_mean,
+        query_projection=settings.query_projection,
     )
 
 
@@ -174,106 +172,3 @@ class FrozenMemory(_FrozenStep):
         # does not depend on which repeats ran before it in this process (that is what
         # makes a resumed run equal an uninterrupted one).
         self.memory.reset(seed=seed)
-
-
-class FinetunedMemory:
-    """The Kaiser memory whose loss trains FaceNet; train-phase switch OFF or ON."""
-
-    def __init__(
-        self,
-        name: str,
-        facenet,
-        crops: np.ndarray,
-        initial_embeddings: np.ndarray,
-        labels: np.ndarray,
-        memory_settings: MemorySection,
-        finetune: FinetuneSection,
-        phase_train: bool,
-    ):
-        self.name = name
-        self.facenet = facenet
-        self.crops = crops
-        self.initial_embeddings = np.asarray(initial_embeddings, dtype=np.float32)
-        self.labels = np.asarray(labels, dtype=np.int64)
-        self.memory_settings = memory_settings
-        self.finetune = finetune
-        self.phase_train = phase_train
-        self.initial_weights = [np.array(w, copy=True) for w in facenet.get_weights()]
-        self.memory = None
-        self.optimizer = None
-        self.weights_changed = False
-        # Inference-mode re-embedding after the weights changed: one traced function that
-        # reads the current weights, `finetune.batch_size` images per forward pass.
-        from facenet_tf import Embedder
-
-        self.embed_crops = Embedder(facenet, batch_size=finetune.batch_size, progress=False).embed_crops
-
-    def _make_optimizer(self):
-        import keras
-
-        if self.finetune.optimizer == "adam":
-            return keras.optimizers.Adam(learning_rate=self.finetune.learning_rate)
-        return keras.optimizers.SGD(learning_rate=self.finetune.learning_rate)
-
-    def start_repeat(self, seed: int) -> None:
-        self.facenet.set_weights(self.initial_weights)
-        # Dropout masks under phase ON come from Keras SeedGenerator states, which are
-        # not weights (set_weights leaves them) and start from an unseeded value when the
-        # model is built. Set each to the repeat's seed so a repeat is the same in any process.
-        for index, variable in enumerate(v for v in self.facenet.variables if "seed_generator_state" in v.path):
-            variable.assign(np.array([int(seed), index], dtype=variable.dtype))
-        self.optimizer = self._make_optimizer()
-        if self.memory is None:
-            self.memory = build_kaiser_memory(self.memory_settings, self.initial_embeddings.shape[1], seed)
-        self.memory.reset(seed=seed)
-        self.weights_changed = False
-
-    def learn(self, indices: np.ndarray) -> float:
-        import tensorflow as tf
-
-        crops = tf.constant(self.crops[indices])
-        labels = self.labels[indices]
-        variables = self.facenet.trainable_variables
-        with tf.GradientTape() as tape:
-            queries = self.facenet(crops, training=self.phase_train)
-            loss = self.memory.loss(queries, labels)
-        if self.phase_train:
-            # A training-mode forward pass moves BatchNorm's moving statistics even when
-            # the loss is zero, so inference embeddings must be recomputed after it.
-            self.weights_changed = True
-        gradients = tape.gradient(loss, variables)
-        pairs = [(g, v) for g, v in zip(gradients, variables) if g is not None]
-        if pairs and float(loss) != 0.0:
-            # A zero hinge loss has a zero gradient: skip the step (and the re-embedding).
-            self.optimizer.apply_gradients(pairs)
-            self.weights_changed = True
-        self.memory.write(tf.stop_gradient(queries), labels)
-        return float(loss)
-
-    def embed(self, indices: np.ndarray) -> np.ndarray:
-        """Inference-mode embeddings of `indices` under the current weights."""
-        if not self.weights_changed:
-            return self.initial_embeddings[indices]
-        return np.asarray(self.embed_crops(self.crops[indices]), dtype=np.float32)
-
-    def predict(self, indices: np.ndarray) -> np.ndarray:
-        return np.asarray(self.memory.lookup(self.embed(indices)).labels, dtype=np.int64)
-
-    def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
-        loss = self.learn(feed) if len(feed) else 0.0
-        return loss, self.predict(evaluate)
-
-    def memory_bytes(self) -> int:
-        return int(self.memory.footprint_bytes()["total"])
-
-    def slots_in_use(self) -> int:
-        return int(self.memory.slots_in_use())
-
-    def weights_digest(self) -> str:
-        """A short hash of the current FaceNet weights (tests use it to see change and reset)."""
-        import hashlib
-
-        digest = hashlib.sha256()
-        for w in self.facenet.get_weights():
-            digest.update(np.ascontiguousarray(w).tobytes())
-        return digest.hexdigest()[:16]

@@ -131,9 +131,10 @@ def build_adapter(model: str, data: PreparedData, config: RunConfig):
         crops=data.crops,
         initial_embeddings=data.embeddings,
         labels=data.labels,
-        memory_settings=config.memory,
+        memory=models.build_kaiser_memory(config.memory, data.embeddings.shape[1], seed=0),
         finetune=config.finetune,
-        phase_train=(model == "memory_finetune_phase_on"),
+        phase_train="phase_on" in model,
+        keys="rebuilt" if model.endswith("_consistent") else "learn_pass",
     )
 
 
