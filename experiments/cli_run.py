@@ -92,6 +92,12 @@ def handle_run(args) -> int:
     print()
     print("accuracy, mean [95% CI] over repeats, by shots:")
     print(report.accuracy_table(outcome["summary"]).to_string())
+    if config.run.compare_with == "blog":
+        from experiments.blog_reference import beside_the_blog
+
+        print()
+        print("mean accuracy in percent beside the blog's published curves (its 12 x 8 images):")
+        print(beside_the_blog(outcome["summary"]).to_string())
     print()
     for model, t in timing.items():
         print(f"{model}: {t['repeats']} repeats ({t['computed']} computed now), {t['seconds_per_repeat']:.3f} s per repeat")

@@ -51,6 +51,10 @@ class RunSection:
     repeats: int = 200  # repeats of the frozen-embedder models (baseline, memory)
     max_shots: int = 10  # frozen models: stop after this many shots (or when a class runs out)
     models: tuple[str, ...] = MODEL_NAMES
+    # "shuffle": each repeat shuffles every class; "sorted": the blog's fixed order (at
+    # iteration i, image i of each class in sorted file-name order), the same in every repeat
+    order: str = "shuffle"
+    compare_with: str = ""  # "blog": print the blog's published per-shot accuracies beside the run
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,8 @@ _RANGES = {
     ("run", "seed"): (lambda v: v >= 0, ">= 0"),
     ("run", "repeats"): (lambda v: v >= 1, ">= 1"),
     ("run", "max_shots"): (lambda v: v >= 1, ">= 1"),
+    ("run", "order"): (lambda v: v in ("shuffle", "sorted"), "shuffle or sorted"),
+    ("run", "compare_with"): (lambda v: v in ("", "blog"), '"" or "blog"'),
     ("data", "max_classes"): (lambda v: v == 0 or v >= 2, "0 (all) or >= 2"),
     ("data", "images_per_class"): (lambda v: v == 0 or v >= 2, "0 (all) or >= 2"),
     ("memory", "memory_size"): (lambda v: v >= 1, ">= 1"),

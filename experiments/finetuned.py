@@ -91,6 +91,10 @@ class FinetunedMemory:
         def embed(x):
             return top(x, training=False)
 
+        # The memory's own calls, traced too: eager, each is dozens of small ops.
+        keys = tf.TensorSpec((None, self.initial_embeddings.shape[1]), tf.float32)
+        self._write = tf.function(lambda q, y: memory.write(q, y).labels, input_signature=[keys, label_spec])
+        self._lookup = tf.function(lambda q: memory.lookup(q).labels, input_signature=[keys])
         self._gradients, self._apply, self._embed = gradients, apply, embed
 
     def start_repeat(self, seed: int) -> None:
@@ -123,7 +127,7 @@ class FinetunedMemory:
         for _ in range(self.finetune.steps_per_shot - 1):
             self._step(everything)
         if self.keys == "learn_pass":
-            self.memory.write(queries, self.labels[feed])
+            self._write(queries, self.labels[feed])
         else:
             self._rebuild_memory()
         return loss
@@ -134,20 +138,24 @@ class FinetunedMemory:
         self.memory.reset(seed=self.seed)   # same age noise as the first time round
         for variable, value in zip(self.memory.trainable_variables, learned):
             variable.assign(value)          # reset redraws the projection; keep the trained one
+        everything = np.concatenate(self.fed)
+        keys = self.embed(everything)
+        start = 0
         for batch in self.fed:
-            self.memory.write(self.embed(batch), self.labels[batch])
+            self._write(keys[start:start + len(batch)], self.labels[batch])
+            start += len(batch)
 
     def embed(self, indices: np.ndarray) -> np.ndarray:
         """Inference-mode embeddings of `indices` under the current weights."""
         if not self.weights_changed:
             return self.initial_embeddings[indices]
         chunks = [self._embed(self.features[indices[i:i + self.finetune.batch_size]]).numpy()
-                  for i in range(0, len(indices), self.finetune.batch_size)]
+                  for i in range(0, len(indices), self.finetune.batch_size)]   # bounds activation memory
         return np.concatenate(chunks).astype(np.float32) if chunks else np.empty((0, self.initial_embeddings.shape[1]), np.float32)
 
     def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
         loss = self.learn(feed) if len(feed) else 0.0
-        return loss, np.asarray(self.memory.lookup(self.embed(evaluate)).labels, dtype=np.int64)
+        return loss, self._lookup(self.embed(evaluate)).numpy().astype(np.int64)
 
     def memory_bytes(self) -> int:
         return int(self.memory.footprint_bytes()["total"])

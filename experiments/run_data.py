@@ -110,14 +110,15 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
 
+    aligned = data.aligned or dataset.aligned
     facenet = load_facenet(data.weights or None)
     embedder = Embedder(facenet, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned)
+    embedded = embedder.embed_paths(paths, aligned=aligned)
     kept = list(embedded.kept_paths)
     embeddings = embedded.embeddings
     crops = None
     if need_crops:
-        prepared = prepare_crops(kept, aligned=data.aligned, progress=progress)
+        prepared = prepare_crops(kept, aligned=aligned, progress=progress)
         if list(prepared.kept_paths) != kept:
             raise RuntimeError("the crop cache and the embedding cache disagree on which images are usable")
         crops = prepared.crops
@@ -130,7 +131,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         crops=crops,
         facenet=facenet if need_crops else None,
         skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *embedded.skipped]],
-        description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
+        description=f"dataset {data.source}{' (aligned crops)' if aligned else ''}",
     )
 
 

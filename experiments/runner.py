@@ -74,7 +74,10 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     """One repeat of the protocol for one model; see experiments.protocol."""
     n_classes = len(data.class_names)
     members = protocol.class_members(data.labels, n_classes)
-    shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
+    if config.run.order == "sorted":
+        shuffled = members   # the blog's fixed order: dataset order is sorted file names within a class
+    else:
+        shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
     max_shots = config.max_shots_for(model)
     if model in FINETUNE_MODELS and config.finetune.eval_images_per_class > 0:
         keep = max_shots + config.finetune.eval_images_per_class
