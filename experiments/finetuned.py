@@ -42,8 +42,8 @@ KEY_RULES = ("learn_pass", "rebuilt")
 class FinetunedMemory:
     """A fine-tuned memory variant; see the module docstring for the learn step."""
 
-    def __init__(self, name: str, facenet, crops: np.ndarray, initial_embeddings: np.ndarray,
-                 labels: np.ndarray, memory, finetune, phase_train: bool, keys: str = "learn_pass"):
+    def __init__(self, facenet, crops: np.ndarray, initial_embeddings: np.ndarray, labels: np.ndarray,
+                 memory, finetune, phase_train: bool, keys: str = "learn_pass"):
         import keras
         import tensorflow as tf
 
@@ -51,7 +51,6 @@ class FinetunedMemory:
 
         if keys not in KEY_RULES:
             raise ValueError(f"keys must be one of {', '.join(KEY_RULES)}, got {keys!r}")
-        self.name = name
         self.finetune = finetune
         self.phase_train = bool(phase_train)
         self.keys = keys
