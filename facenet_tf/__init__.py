@@ -8,6 +8,9 @@
     embedder.embed_crops(crops)                 # prewhitened [n,160,160,3] -> unit [n,128]
     prepared = prepare_crops(paths)             # cached MTCNN alignment + prewhitening only
 
+Fine-tuning only the top of the network: `facenet_tf.trainable_scope.split_facenet(model,
+"Block8")` and `FrozenFeatures` (the frozen part's output, computed once and cached).
+
 `phase_train` only switches BatchNorm (batch statistics + moving-average updates)
 and Dropout; gradients flow in both phases, so fine-tuning with the phase off
 (moving statistics) is possible. `forward(model, x, phase_train)` is the same call
