@@ -98,7 +98,8 @@ def load_folder(root: str | os.PathLike, skip_bad: bool = False) -> ImageDataset
         )
     paths, labels, skipped, notes = scan_identity_folders(root, skip_bad)
     if not paths:
-        raise ValueError(f"dataset folder {root} holds no images in root/<label>/<image> layout")
+        ignored = "".join(f" ({note})" for note in notes)
+        raise ValueError(f"dataset folder {root} holds no images in root/<label>/<image> layout{ignored}")
     return ImageDataset(root.name, root, tuple(paths), tuple(labels), None, tuple(skipped), tuple(notes))
 
 

@@ -79,11 +79,12 @@ def test_memory_smaller_than_the_classes_is_warned_and_runs(tmp_path):
     data = synthetic_data(tmp_path, n_classes=6, per_class=5, dim=8)
     config = small_config(memory__memory_size=3, run__repeats=2)
     logged = []
-    with pytest.warns(UserWarning, match="memory_size 3 is smaller than the 6 classes"):
+    expected = r"memory_size 3 is smaller than the 18 keys store-all holds at 3 shots \(6 classes x 3\)"
+    with pytest.warns(UserWarning, match=expected):
         run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False, log=logged.append)
     frame = pd.read_csv(tmp_path / "run" / "results.csv")
     assert frame[frame.model == "memory"].slots_in_use.max() == 3
-    assert any("smaller than the 6 classes" in line for line in logged)
+    assert any("store-all holds" in line for line in logged)
 
 
 def test_class_with_fewer_images_than_the_shots_stops_early_with_a_note(tmp_path):
@@ -154,8 +155,9 @@ def test_finetuned_models_need_images(tmp_path):
 def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
     data = synthetic_data(tmp_path)
     run_experiment(small_config(run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False)
-    with pytest.raises(ValueError, match="already holds a run with another configuration"):
-        run_experiment(small_config(run__repeats=3), tmp_path / "run", data, progress=False, make_figures=False)
+    with pytest.raises(ValueError, match=r"another configuration \(\[memory\] memory_size: saved 16, now 8\)"):
+        run_experiment(small_config(run__repeats=2, memory__memory_size=8), tmp_path / "run", data, progress=False,
+                       make_figures=False)
 
 
 def test_a_memory_smaller_than_the_classes_stores_every_class_about_equally_often(tmp_path):
