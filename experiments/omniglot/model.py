@@ -5,6 +5,11 @@ memory key, then dropout on the key. The paper's code uses 64 and 128 channels a
 30% of the key during training (keep_prob=0.3); the fast preset shrinks the channels so
 that a 2-core CPU trains it in minutes. The memory normalises keys itself, so the key is
 left unnormalised here, as in the paper.
+
+`batch_norm=True` puts batch normalisation after every convolution (and drops the
+convolution's bias): on the full background set it reaches a given validation accuracy
+in fewer images, which matters more than anything else on a 2-core CPU (see
+docs/OMNIGLOT.md for the measurement).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ def build_embedder(
     key_dropout: float = 0.7,
     image_size: int = 28,
     seed: int = 0,
+    batch_norm: bool = False,
 ) -> keras.Model:
     """Return a Keras model mapping float32 [n, s, s, 1] images in [0, 1] to [n, key_dim] keys.
 
@@ -46,9 +52,15 @@ def build_embedder(
     layer = 0
     for block, width in enumerate(channels, start=1):
         for conv in ("a", "b"):
-            x = keras.layers.Conv2D(
-                width, 3, padding="same", activation="relu", kernel_initializer=init(layer), name=f"conv{block}{conv}"
-            )(x)
+            name = f"conv{block}{conv}"
+            if batch_norm:
+                x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=init(layer), name=name)(x)
+                x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+                x = keras.layers.ReLU(name=f"{name}_relu")(x)
+            else:
+                x = keras.layers.Conv2D(
+                    width, 3, padding="same", activation="relu", kernel_initializer=init(layer), name=name
+                )(x)
             layer += 1
         x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{block}")(x)
     x = keras.layers.Flatten(name="flatten")(x)

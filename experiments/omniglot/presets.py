@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-PRESETS = ("fast", "paper")
+PRESETS = ("fast", "paper", "full")
 DEFAULT_PRESET = "fast"
 
 
@@ -33,10 +33,12 @@ class OmniglotConfig:
     rotations: bool = True  # add 90/180/270-degree rotations of training characters as new classes
     test_alphabets: tuple[str, ...] = ()  # empty: chosen by data.choose_test_alphabets
     test_fraction: float = 0.2  # used only when test_alphabets is empty and there is no evaluation set
+    validation_alphabets: tuple[str, ...] = ()  # held out from training to choose recipes on; empty: none
     # embedder
     key_dim: int = 128
     channels: tuple[int, int] = (32, 64)
     key_dropout: float = 0.2  # the paper: 0.7 (keep_prob 0.3)
+    batch_norm: bool = False  # batch normalisation after every convolution
     # memory (Kaiser et al. 2017 values unless said otherwise)
     memory_size: int = 1024
     choose_k: int = 256
@@ -55,6 +57,13 @@ class OmniglotConfig:
     checkpoint_every: int = 250
     validate_every: int = 250
     validation_episodes: int = 32  # held-out episodes per validation (per-shot accuracy in the log)
+    # classifier pre-training before the memory-loss training (experiments/omniglot/pretrain.py)
+    pretrain_steps: int = 0  # 0: start the memory-loss training from random weights
+    pretrain_batch_size: int = 128
+    pretrain_learning_rate: float = 2e-3  # decayed to 0 by a cosine schedule over pretrain_steps
+    pretrain_shift: int = 2  # random translation of up to this many pixels, the only augmentation
+    pretrain_scale: float = 30.0  # initial temperature of the cosine softmax (learned)
+    pretrain_validate_every: int = 500
 
     def __post_init__(self) -> None:
         positive = (
@@ -64,6 +73,13 @@ class OmniglotConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_steps < 0 or self.pretrain_shift < 0:
+            raise ValueError(f"pretrain_steps and pretrain_shift must be >= 0, got {self.pretrain_steps} and {self.pretrain_shift}")
+        for name in ("pretrain_batch_size", "pretrain_validate_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pretrain_learning_rate <= 0 or self.pretrain_scale <= 0:
+            raise ValueError("pretrain_learning_rate and pretrain_scale must be > 0")
         if len(self.channels) != 2 or min(self.channels) < 1:
             raise ValueError(f"channels must be two positive integers, got {list(self.channels)}")
         if not 0.0 <= self.key_dropout < 1.0:

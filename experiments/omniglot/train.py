@@ -38,11 +38,12 @@ from experiments.omniglot.data import (
     add_rotations,
     choose_test_alphabets,
     load_omniglot,
-    split_by_alphabet,
     to_float,
 )
+from experiments.omniglot.split import split_three_ways
 from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, shots_seen, step_rng
 from experiments.omniglot.presets import OmniglotConfig, config_from_mapping
+from experiments.omniglot.pretrain import PRETRAIN_DIR, last_logged_seconds, monitor_accuracy, pretrain
 from kshot_io import write_text_atomic
 
 CONFIG_FILE = "config.toml"
@@ -66,9 +67,16 @@ class PreparedData:
     train_alphabets: tuple[str, ...]
     test_alphabets: tuple[str, ...]
     characters_in_train: int  # before rotations
+    validation: OmniglotData | None = None  # None when the config names no validation alphabets
+    validation_alphabets: tuple[str, ...] = ()
+
+    @property
+    def monitor(self) -> OmniglotData:
+        """The split that training logs report on: validation if there is one, else test."""
+        return self.validation if self.validation is not None else self.test
 
     def describe(self) -> dict:
-        return {
+        described = {
             "train_alphabets": list(self.train_alphabets),
             "test_alphabets": list(self.test_alphabets),
             "train_characters": self.characters_in_train,
@@ -77,12 +85,16 @@ class PreparedData:
             "test_characters": self.test.num_classes,
             "test_images": int(self.test.images.shape[0]),
         }
+        if self.validation is not None:
+            described["validation_alphabets"] = list(self.validation_alphabets)
+            described["validation_characters"] = self.validation.num_classes
+        return described
 
 
 def prepare_data(config: OmniglotConfig, sources=None) -> PreparedData:
     data, sets = load_omniglot(sources, image_size=config.image_size)
     test_alphabets = list(config.test_alphabets) or choose_test_alphabets(data, sets, config.test_fraction)
-    train, test = split_by_alphabet(data, test_alphabets)
+    train, validation, test = split_three_ways(data, test_alphabets, config.validation_alphabets)
     characters = train.num_classes
     if config.rotations:
         train = add_rotations(train)
@@ -92,6 +104,8 @@ def prepare_data(config: OmniglotConfig, sources=None) -> PreparedData:
         train_alphabets=tuple(train.alphabet_names()),
         test_alphabets=tuple(sorted(test_alphabets)),
         characters_in_train=characters,
+        validation=validation,
+        validation_alphabets=tuple(sorted(config.validation_alphabets)),
     )
 
 
@@ -120,6 +134,7 @@ def build_model(config: OmniglotConfig):
         key_dropout=config.key_dropout,
         image_size=config.image_size,
         seed=config.seed,
+        batch_norm=config.batch_norm,
     )
 
 
@@ -240,8 +255,13 @@ def _save(run_dir: Path, checkpoint, step: int, memory, lifelong: bool) -> None:
 
 
 def restore_embedder(run_dir: str | os.PathLike):
-    """(config, embedder with the latest trained weights, step) of a run directory."""
+    """(config, embedder with the latest trained weights, step) of a run directory or a shipped checkpoint."""
     import tensorflow as tf
+
+    from experiments.omniglot.shipped import is_shipped_layout, load_shipped
+
+    if is_shipped_layout(run_dir):
+        return load_shipped(run_dir)
 
     config = load_run_config(run_dir)
     found = latest_checkpoint(run_dir)
@@ -310,9 +330,10 @@ def train(
     split = {**data.describe(), "sources": [str(s) for s in (sources or [])] or "default"}
     write_text_atomic(out_dir / SPLIT_FILE, json.dumps(split, indent=2) + "\n")
     for name, count, need in (("train", data.train.num_classes, config.episode_width),
-                              ("held-out", data.test.num_classes, config.episode_width)):
+                              ("held-out", data.monitor.num_classes, config.episode_width)):
         if count < need:
             raise ValueError(f"the {name} split has {count} classes, fewer than episode_width={need}")
+    pretrained = pretrain(config, out_dir, data, log=log, progress=progress)
 
     keras.utils.set_random_seed(config.seed)
     embedder = build_model(config)
@@ -338,7 +359,12 @@ def train(
         if config.lifelong and (prefix.parent / MEMORY_FILE).exists():
             memory.load(prefix.parent / MEMORY_FILE)
         log(f"resuming {out_dir} from step {step}")
+    elif pretrained is not None:
+        tf.train.Checkpoint(embedder=embedder).read(str(pretrained)).expect_partial()
+        log(f"memory-loss training starts from the pre-trained embedder {pretrained}")
     start = int(step_var.numpy())
+    # One clock for the learning curve: classifier stage, then this stage, across resumes.
+    clock_offset = last_logged_seconds(out_dir / LOG_FILE) or last_logged_seconds(out_dir / PRETRAIN_DIR / LOG_FILE)
 
     log(
         f"train: {data.characters_in_train} characters of {', '.join(data.train_alphabets)} "
@@ -373,15 +399,19 @@ def train(
             correct = np.concatenate(recent_correct, axis=1)
             shots = np.concatenate(recent_shots, axis=1)
             max_shot = int(shots.max())
-            valid = validate(embedder, eval_memory, data.test, config, config.validation_episodes, config.seed,
+            seconds = clock_offset + time.time() - started  # training time; measurements excluded
+            valid = validate(embedder, eval_memory, data.monitor, config, config.validation_episodes, config.seed,
                              run=validation_run)
             record = {
+                "stage": "memory",
                 "step": done,
                 "train_loss": float(np.mean(recent_loss)),
                 "train_per_shot": accuracy_by_shot(correct, shots, max_shot),
                 "heldout_accuracy": valid["accuracy"],
                 "heldout_per_shot": valid["per_shot"],
-                "seconds": round(time.time() - started, 1),
+                "seconds": round(seconds, 1),
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.key_dim,
+                                                                    config.seed).items()},
             }
             history.append(record)
             with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
@@ -391,11 +421,12 @@ def train(
                 f"\n  held-out ({config.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
             )
             recent_loss, recent_correct, recent_shots = [], [], []
+            clock_offset, started = seconds, time.time()
         if done % config.checkpoint_every == 0 or done == config.steps:
             _save(out_dir, checkpoint, done, memory, config.lifelong)
     bar.close()
     return {"steps": int(step_var.numpy()), "started_at": start, "history": history, "split": data.describe(),
-            "seconds": round(time.time() - started, 1)}
+            "seconds": round(clock_offset + time.time() - started, 1)}
 
 
 def config_with_overrides(base: OmniglotConfig, **overrides) -> OmniglotConfig:
