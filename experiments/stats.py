@@ -32,6 +32,22 @@ def mean_ci(values, confidence: float = CONFIDENCE) -> tuple[float, float, float
     return mean, float(mean - half), float(mean + half)
 
 
+def proportion_ci(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float, float]:
+    """(proportion, low, high) of the Wilson score interval, which stays within [0, 1].
+
+    For accuracies near 100% (Omniglot), where a t-interval over per-task means would
+    reach past 1. It treats the `total` answers as independent trials.
+    """
+    from scipy.stats import binomtest
+
+    if total <= 0:
+        raise ValueError(f"proportion_ci needs at least one trial, got total={total}")
+    if not 0 <= correct <= total:
+        raise ValueError(f"correct must be between 0 and total={total}, got {correct}")
+    interval = binomtest(int(correct), int(total)).proportion_ci(confidence_level=confidence, method="wilson")
+    return correct / total, float(interval.low), float(interval.high)
+
+
 def summarize(results: pd.DataFrame, model_order: list[str] | None = None) -> pd.DataFrame:
     """One row per model and shots: repeats, mean, CI bounds, std, mean n_eval and footprint."""
     order = model_order or list(dict.fromkeys(results["model"]))

@@ -8,8 +8,8 @@ Two measurements, both on the alphabets the run held out (from its split.json):
   shot (one drawing of every class per write), so from the second shot on it merges a
   drawing into its class's slot when that slot answers correctly, as in the paper; the
   store-all 1-NN keeps every drawing. With k = 1 both therefore hold the same N keys
-  and give the same answers. Mean accuracy over the tasks with a 95% t-interval
-  (experiments.stats.mean_ci).
+  and give the same answers. Accuracy over all answered queries with a 95% Wilson
+  interval (experiments.stats.proportion_ci), which stays within [0, 1] near 100%.
 - Per-shot accuracy as the paper's train.py logs it: Kaiser-style episodes of width N
   (every class shown once per round, the memory predicting each drawing before it is
   written), accuracy at the k-th showing = "k-shot", with a 95% interval over episodes.
@@ -28,7 +28,7 @@ import numpy as np
 
 from experiments.omniglot.data import OmniglotData, to_float
 from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, sample_task, shots_seen
-from experiments.stats import mean_ci
+from experiments.stats import mean_ci, proportion_ci
 
 
 def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -46,6 +46,11 @@ def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndar
 
 def _interval(values) -> dict:
     mean, low, high = mean_ci(values)
+    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
+
+
+def _proportion(correct: int, total: int) -> dict:
+    mean, low, high = proportion_ci(correct, total)
     return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
 
 
@@ -87,7 +92,7 @@ def nway_kshot_accuracy(
     rng = np.random.default_rng([seed, ways, shots, queries])
     runners = {name: make_task_runner(memory) for name, memory in memories.items()}
     labels = tf.constant(np.arange(ways, dtype=np.int64))
-    accuracies = {name: [] for name in memories}
+    correct = {name: 0 for name in memories}
     for _ in range(episodes):
         task = sample_task(by_class, rng, ways, shots, queries)
         # [shots, ways]: round r holds the r-th support drawing of every class, in label order
@@ -96,8 +101,9 @@ def nway_kshot_accuracy(
         query_keys = tf.constant(keys[task.query])
         for name, run in runners.items():
             predicted = run(support, labels, query_keys).numpy()
-            accuracies[name].append(float(np.mean(predicted == task.query_labels)))
-    return {name: {**_interval(values), "episodes": episodes} for name, values in accuracies.items()}
+            correct[name] += int(np.sum(predicted == task.query_labels))
+    answered = episodes * ways * queries
+    return {name: {**_proportion(hits, answered), "episodes": episodes} for name, hits in correct.items()}
 
 
 def make_sequence_runner(memory):
@@ -161,6 +167,7 @@ def evaluate_run(
     import keras
     from memory_module import StoreAllNearestNeighbour
 
+    from experiments.omniglot.readouts import PrototypeReadout
     from experiments.omniglot.train import SPLIT_FILE, build_memory, build_model, prepare_data, restore_embedder
 
     config, trained, step = restore_embedder(run_dir)
@@ -204,6 +211,7 @@ def evaluate_run(
         readouts = {
             "memory": build_memory(config, seed_offset=2),
             "1-NN": StoreAllNearestNeighbour(config.key_dim),
+            "prototype": PrototypeReadout(config.key_dim, max_labels=max(ways)),
         }
         for n in ways:
             for k in shots:
