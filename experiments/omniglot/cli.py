@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser("eval", help="N-way k-shot accuracy with 95%% CIs on held-out alphabets")
-    evaluate.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    evaluate.add_argument("--checkpoint", default=None, metavar="DIR",
+                          help="a run directory from `omniglot train` (default: the checkpoint shipped in the repository)")
     evaluate.add_argument("--data", nargs="+", default=None, metavar="PATH",
                           help="Omniglot zips or folders (default: $KSHOT_OMNIGLOT or ../shared/omniglot)")
     evaluate.add_argument("--ways", type=int, nargs="+", default=[5], help="classes per task (one or more)")
@@ -48,6 +49,71 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.set_defaults(handler=_eval)
+    _register_extra(commands)
+
+
+def _register_extra(commands) -> None:
+    lake = commands.add_parser("lake", help="Lake et al.'s 20 one-shot runs: mean accuracy and error rate over runs")
+    lake.add_argument("--runs", required=True, metavar="PATH", help="the all_runs folder or zip (runNN/training, runNN/test, class_labels.txt)")
+    lake.add_argument("--checkpoint", default=None, metavar="DIR", help="run directory (default: the shipped checkpoint)")
+    lake.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    lake.set_defaults(handler=_lake)
+
+    stream = commands.add_parser("stream", help="life-long stream of every held-out drawing through fixed-size memories")
+    stream.add_argument("--checkpoint", default=None, metavar="DIR", help="run directory (default: the shipped checkpoint)")
+    stream.add_argument("--data", nargs="+", default=None, metavar="PATH",
+                        help="Omniglot zips or folders (default: $KSHOT_OMNIGLOT or ../shared/omniglot)")
+    stream.add_argument("--sizes", type=int, nargs="+", default=None, metavar="SLOTS",
+                        help="memory / FIFO sizes (default: 1, 2, 4 and 8 slots per held-out character)")
+    stream.add_argument("--seed", type=int, default=0, help="seed of the stream order")
+    stream.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    stream.set_defaults(handler=_stream)
+
+    ship = commands.add_parser("ship", help="export a run's latest checkpoint in the small float16 layout the repository ships")
+    ship.add_argument("--run", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    ship.add_argument("--out", default=None, metavar="DIR", help="destination (default: experiments/omniglot/shipped)")
+    ship.add_argument("--command", required=True, help="the exact command that trained the run, recorded in the manifest")
+    ship.add_argument("--float32", action="store_true", help="keep float32 weights")
+    ship.set_defaults(handler=_ship)
+
+
+def _checkpoint_or_shipped(path: str | None) -> str:
+    from experiments.omniglot.shipped import SHIPPED_DIR
+
+    return path if path is not None else str(SHIPPED_DIR)
+
+
+def _lake(args: argparse.Namespace) -> int:
+    from experiments.omniglot.lake import evaluate_runs, lake_markdown, load_runs
+    from experiments.omniglot.train import restore_embedder
+    from kshot_io import write_text_atomic
+
+    checkpoint = _checkpoint_or_shipped(args.checkpoint)
+    config, embedder, _ = restore_embedder(checkpoint)
+    results = evaluate_runs(embedder, config, load_runs(args.runs, config.image_size))
+    print(lake_markdown(results, checkpoint))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _stream(args: argparse.Namespace) -> int:
+    from experiments.omniglot.stream import run_stream, stream_markdown
+    from kshot_io import write_text_atomic
+
+    results = run_stream(_checkpoint_or_shipped(args.checkpoint), sources=args.data, sizes=args.sizes, seed=args.seed)
+    print(stream_markdown(results))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _ship(args: argparse.Namespace) -> int:
+    from experiments.omniglot.shipped import SHIPPED_DIR, export_run
+
+    manifest = export_run(args.run, args.out or SHIPPED_DIR, args.command, dtype="float32" if args.float32 else "float16")
+    print(json.dumps(manifest, indent=2))
+    return 0
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -66,7 +132,7 @@ def _eval(args: argparse.Namespace) -> int:
     from kshot_io import write_text_atomic
 
     results = evaluate_run(
-        args.checkpoint,
+        _checkpoint_or_shipped(args.checkpoint),
         sources=args.data,
         ways=args.ways,
         shots=args.shots,

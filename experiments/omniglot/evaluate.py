@@ -149,6 +149,21 @@ def per_shot_accuracy(
     return [{"shot": k, **_interval(per_episode[:, k])} for k in range(rounds)]
 
 
+def restore_with_data(run_dir: str | os.PathLike, sources=None):
+    """(config, trained embedder, step, PreparedData) with exactly the alphabets the run held out (its split.json)."""
+    import json
+
+    from experiments.omniglot.train import SPLIT_FILE, prepare_data, restore_embedder
+
+    config, embedder, step = restore_embedder(run_dir)
+    split_path = Path(run_dir) / SPLIT_FILE
+    if split_path.exists():
+        saved = json.loads(split_path.read_text(encoding="utf-8"))
+        config = config.replace(test_alphabets=tuple(saved["test_alphabets"]),
+                                validation_alphabets=tuple(saved.get("validation_alphabets", ())))
+    return config, embedder, step, prepare_data(config, sources)
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     sources=None,
@@ -162,20 +177,13 @@ def evaluate_run(
     progress: bool = False,
 ) -> dict:
     """Every measurement above for a run directory; a JSON-ready dict."""
-    import json
-
     import keras
     from memory_module import StoreAllNearestNeighbour
 
     from experiments.omniglot.readouts import PrototypeReadout
-    from experiments.omniglot.train import SPLIT_FILE, build_memory, build_model, prepare_data, restore_embedder
+    from experiments.omniglot.train import build_memory, build_model
 
-    config, trained, step = restore_embedder(run_dir)
-    split_path = Path(run_dir) / SPLIT_FILE
-    if split_path.exists():  # evaluate on exactly the alphabets the run held out
-        saved = json.loads(split_path.read_text(encoding="utf-8"))
-        config = config.replace(test_alphabets=tuple(saved["test_alphabets"]))
-    data = prepare_data(config, sources)
+    config, trained, step, data = restore_with_data(run_dir, sources)
     test = data.test
     for n in ways:
         if n > test.num_classes:

@@ -10,7 +10,7 @@ relative to the folder holding the runs.
 Each run is a 20-way 1-shot task whose classes all come from one alphabet, which makes
 it harder than the usual tasks drawn across alphabets. Lake et al. report the error
 rate averaged over the runs; we report mean accuracy and error rate over runs, with a
-95% t-interval, for the memory readout and store-all 1-NN.
+95% Wilson interval over the answered queries, for the memory readout and store-all 1-NN.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
 
     from experiments.omniglot.evaluate import embed_images, make_task_runner
     from experiments.omniglot.train import build_memory
-    from experiments.stats import mean_ci
+    from experiments.stats import proportion_ci
 
     readouts = {"memory": build_memory(config, seed_offset=3), "1-NN": StoreAllNearestNeighbour(config.key_dim)}
     runners = {name: make_task_runner(readout) for name, readout in readouts.items()}
@@ -132,8 +132,11 @@ def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
             predicted = runner(support, labels, queries).numpy()
             per_run[name].append(float(np.mean(predicted == run.answers)))
     summary = {}
+    answered = sum(len(run.answers) for run in runs)
     for name, values in per_run.items():
-        mean, low, high = mean_ci(values)
+        hits = int(round(sum(v * len(run.answers) for v, run in zip(values, runs))))
+        _, low, high = proportion_ci(hits, answered)  # Wilson: stays within [0, 1]
+        mean = float(np.mean(values))
         summary[name] = {"mean_accuracy": mean, "ci_low": low, "ci_high": high, "error_rate": 1.0 - mean,
                          "per_run": dict(zip((r.name for r in runs), values))}
     return {"runs": len(runs), "readouts": summary}

@@ -109,6 +109,26 @@ def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int]
     return {"items": int(len(labels)), "classes": int(len(np.unique(labels))), "seed": seed, "rows": rows}
 
 
+def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0) -> dict:
+    """The stream evaluation of a run directory or shipped checkpoint on its test alphabets.
+
+    Default sizes: 1, 2, 4 and 8 slots per held-out character, all below the 20 drawings
+    per character that store-all ends up holding.
+    """
+    from experiments.omniglot.evaluate import embed_images, restore_with_data
+    from experiments.omniglot.train import build_memory
+
+    config, embedder, step, data = restore_with_data(run_dir, sources)
+    test = data.test
+    sizes = list(sizes) if sizes else [test.num_classes * m for m in (1, 2, 4, 8)]
+
+    def make_memory(size: int):
+        return build_memory(config.replace(memory_size=size, choose_k=min(config.choose_k, size)), seed_offset=4)
+
+    results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed)
+    return {"run": str(run_dir), "step": step, "test_alphabets": list(data.test_alphabets), **results}
+
+
 def stream_markdown(results: dict) -> str:
     rows = results["rows"]
     shots = [entry["shot"] for entry in rows[0]["by_shot"]]
