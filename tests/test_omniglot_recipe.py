@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from experiments.cli import main
 from experiments.omniglot.data import default_sources
-from experiments.omniglot.pretrain import shifted
+from experiments.omniglot.pretrain import rotated_and_zoomed, shifted
 from experiments.omniglot.readouts import PrototypeReadout
 from experiments.omniglot.shipped import SHIPPED_DIR, export_run, load_shipped
 from experiments.omniglot.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
@@ -90,6 +90,17 @@ def test_shift_augmentation_moves_ink_without_changing_it():
     np.testing.assert_array_equal(shifted(image, rng, 0), image)
 
 
+def test_rotation_and_zoom_keep_the_drawing_centred_and_can_be_off():
+    image = np.zeros((1, 9, 9, 1), np.float32)
+    image[0, 4, 1:8, 0] = 1.0  # a horizontal bar through the centre
+    assert rotated_and_zoomed(image, np.random.default_rng(0), 0.0, 0.0) is image
+    turned = rotated_and_zoomed(np.repeat(image, 20, axis=0), np.random.default_rng(0), 20.0, 0.1)
+    assert turned.shape == (20, 9, 9, 1)
+    np.testing.assert_allclose(turned[:, 4, 4, 0], 1.0, atol=1e-5)  # the centre stays inked
+    assert not np.allclose(turned[0], turned[1])  # each image its own distortion
+
+
+@pytest.mark.slow
 def test_pretraining_then_memory_training_share_one_clock_and_resume(trained_run, tmp_path, capsys):
     trained, base = trained_run
     pre = [json.loads(line) for line in (trained / "pretrain" / "log.jsonl").read_text().splitlines()]
@@ -115,6 +126,7 @@ def test_pretraining_then_memory_training_share_one_clock_and_resume(trained_run
     assert len((run / "pretrain" / "log.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow
 def test_a_shipped_export_matches_its_run_and_refuses_damage(trained_run, tmp_path):
     run, _ = trained_run
     shipped = tmp_path / "shipped"

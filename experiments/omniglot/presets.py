@@ -61,7 +61,9 @@ class OmniglotConfig:
     pretrain_steps: int = 0  # 0: start the memory-loss training from random weights
     pretrain_batch_size: int = 128
     pretrain_learning_rate: float = 2e-3  # decayed to 0 by a cosine schedule over pretrain_steps
-    pretrain_shift: int = 2  # random translation of up to this many pixels, the only augmentation
+    pretrain_shift: int = 2  # random translation of up to this many pixels
+    pretrain_rotation: float = 0.0  # random rotation of up to this many degrees (0: none)
+    pretrain_zoom: float = 0.0  # random scaling by a factor in [1 - zoom, 1 + zoom] (0: none)
     pretrain_scale: float = 30.0  # initial temperature of the cosine softmax (learned)
     pretrain_validate_every: int = 500
 
@@ -78,6 +80,9 @@ class OmniglotConfig:
         for name in ("pretrain_batch_size", "pretrain_validate_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.pretrain_rotation <= 180.0 or not 0.0 <= self.pretrain_zoom < 1.0:
+            raise ValueError(f"pretrain_rotation must be in [0, 180] and pretrain_zoom in [0, 1), "
+                             f"got {self.pretrain_rotation} and {self.pretrain_zoom}")
         if self.pretrain_learning_rate <= 0 or self.pretrain_scale <= 0:
             raise ValueError("pretrain_learning_rate and pretrain_scale must be > 0")
         if len(self.channels) != 2 or min(self.channels) < 1:

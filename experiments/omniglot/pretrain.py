@@ -7,9 +7,10 @@ class at once, so the same images buy far more learning; the memory-loss stage t
 follows (train.py) then starts from a good embedding. The classifier head is a cosine
 softmax (normalised key against normalised class weights, times a learned scale),
 because the memory and the 1-NN readout compare keys by cosine similarity too, so
-what the head learns is what the readouts use. The only augmentation is a random shift
-of up to `pretrain_shift` pixels. The learning rate follows a cosine decay to zero over
-`pretrain_steps`.
+what the head learns is what the readouts use. Augmentation: a random shift of up to
+`pretrain_shift` pixels, and optionally a small random rotation and scaling
+(`pretrain_rotation`, `pretrain_zoom`). The learning rate follows a cosine decay to
+zero over `pretrain_steps`.
 
 Everything lives under `<run>/pretrain/`: checkpoints (embedder, head, optimizer, step)
 published by `latest.json` as in train.py, and `log.jsonl` with held-out 1-NN accuracy
@@ -44,6 +45,30 @@ def shifted(images: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndar
     rows = rng.integers(0, 2 * shift + 1, n)[:, None] + np.arange(size)
     cols = rng.integers(0, 2 * shift + 1, n)[:, None] + np.arange(size)
     return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def rotated_and_zoomed(images: np.ndarray, rng: np.random.Generator, degrees: float, zoom: float) -> np.ndarray:
+    """float32 [n, s, s, 1] images, each rotated about its centre by up to `degrees` and scaled by [1-zoom, 1+zoom].
+
+    Bilinear resampling (TensorFlow's projective transform), zeros outside the drawing.
+    With degrees = zoom = 0 the images come back unchanged and no random numbers are drawn.
+    """
+    if degrees == 0 and zoom == 0:
+        return images
+    import tensorflow as tf
+
+    n, size = images.shape[0], images.shape[1]
+    angle = np.deg2rad(rng.uniform(-degrees, degrees, n))
+    scale = rng.uniform(1.0 - zoom, 1.0 + zoom, n)
+    # The transform maps each output pixel to the input pixel it samples: the inverse rotation and scaling.
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    centre = (size - 1) / 2.0
+    transforms = np.stack([cos, sin, centre - cos * centre - sin * centre,
+                           -sin, cos, centre + sin * centre - cos * centre,
+                           np.zeros(n), np.zeros(n)], axis=1).astype(np.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(images), transforms=tf.constant(transforms), output_shape=tf.constant([size, size]),
+        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
 
 
 def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int):
@@ -138,6 +163,7 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         rng = step_rng(config.seed, step)
         rows = rng.choice(train.images.shape[0], size=config.pretrain_batch_size, replace=False)
         images = to_float(shifted(train.images[rows], rng, config.pretrain_shift))
+        images = rotated_and_zoomed(images, rng, config.pretrain_rotation, config.pretrain_zoom)
         loss, hit = update(tf.constant(images), tf.constant(train.labels[rows].astype(np.int64)))
         step_var.assign(step + 1)
         losses.append(float(loss))
