@@ -69,6 +69,11 @@ def _register_extra(commands) -> None:
     stream.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     stream.set_defaults(handler=_stream)
 
+    curve = commands.add_parser("curve", help="held-out accuracy against training time, from a run's logs")
+    curve.add_argument("--checkpoint", default=None, metavar="DIR", help="run directory (default: the shipped checkpoint)")
+    curve.add_argument("--png", metavar="FILE", help="also draw the curve into this PNG")
+    curve.set_defaults(handler=_curve)
+
     ship = commands.add_parser("ship", help="export a run's latest checkpoint in the small float16 layout the repository ships")
     ship.add_argument("--run", required=True, metavar="DIR", help="a run directory from `omniglot train`")
     ship.add_argument("--out", default=None, metavar="DIR", help="destination (default: experiments/omniglot/shipped)")
@@ -105,6 +110,17 @@ def _stream(args: argparse.Namespace) -> int:
     print(stream_markdown(results))
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def _curve(args: argparse.Namespace) -> int:
+    from experiments.omniglot.curves import curve_markdown, plot_curve, read_curve
+
+    checkpoint = _checkpoint_or_shipped(args.checkpoint)
+    records = read_curve(checkpoint)
+    print(curve_markdown(records))
+    if args.png:
+        plot_curve(records, args.png, title="Omniglot recipe, validation alphabets")
     return 0
 
 
