@@ -1,14 +1,15 @@
 """What a k-shot run learns from: embeddings from an npz, or images through FaceNet.
 
-Two sources, one result (runner.PreparedData):
+Two sources, one result (`PreparedData`, defined here, used by the runner):
 - `--embeddings FILE.npz` (the format `kshot embed` writes): no FaceNet at all, so the
   frozen-embedder models serve users of any embedder. The file is checked before use:
   required arrays present, equal lengths, 2-D finite embeddings; each problem is an
   error naming the file and the arrays.
 - a dataset name or folder: images are aligned through facenet_tf's crop cache and
-  embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
-  every repeat and iteration of the frozen models reuses these embeddings. The
-  prewhitened crops are kept only when a fine-tuned model needs them.
+  embedded once with FaceNet; every repeat and iteration of the frozen methods reuses
+  these embeddings. When a method needs images (experiments.methods), the prewhitened
+  crops are prepared once and both kept and embedded; otherwise the embedding cache
+  serves the embeddings (`Embedder.embed_paths`).
 
 Class ids are dense, in sorted order of the class names, so a run's confusion
 matrices have the same rows whatever order the files were listed in.
@@ -16,15 +17,37 @@ matrices have the same rows whatever order the files were listed in.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from experiments.config import DataSection
-from experiments.runner import PreparedData
 
 REQUIRED_ARRAYS = ("embeddings", "labels")
+
+
+@dataclass
+class PreparedData:
+    """Everything the methods need, indexed by item: embeddings, dense labels, class names."""
+
+    embeddings: np.ndarray  # float32 [n, d]
+    labels: np.ndarray  # int64 [n], dense ids into class_names
+    class_names: list[str]
+    paths: list[str]
+    crops: np.ndarray | None = None  # prewhitened FaceNet inputs; None when no method needs images
+    facenet: object | None = None  # the Keras FaceNet the crops go through; None with crops
+    skipped: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.embeddings, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        digest.update("\n".join(self.class_names).encode("utf-8"))
+        return digest.hexdigest()
 
 
 def select_items(labels: list[str], paths: list[str], max_classes: int, images_per_class: int) -> np.ndarray:
@@ -112,15 +135,15 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
 
     facenet = load_facenet(data.weights or None)
     embedder = Embedder(facenet, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned)
-    kept = list(embedded.kept_paths)
-    embeddings = embedded.embeddings
     crops = None
     if need_crops:
-        prepared = prepare_crops(kept, aligned=data.aligned, progress=progress)
-        if list(prepared.kept_paths) != kept:
-            raise RuntimeError("the crop cache and the embedding cache disagree on which images are usable")
-        crops = prepared.crops
+        prepared = prepare_crops(paths, aligned=data.aligned, progress=progress)
+        kept, crops, skipped = list(prepared.kept_paths), prepared.crops, prepared.skipped
+        # Fixed batches make each embedding independent of its batch mates, equal to the cached ones.
+        embeddings = embedder.embed_crops(crops, fixed_batch=True)
+    else:
+        embedded = embedder.embed_paths(paths, aligned=data.aligned)
+        kept, embeddings, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.skipped
     dense, names = dense_labels([label_of[p] for p in kept])
     return PreparedData(
         embeddings=np.asarray(embeddings, dtype=np.float32),
@@ -129,7 +152,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         paths=kept,
         crops=crops,
         facenet=facenet if need_crops else None,
-        skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *embedded.skipped]],
+        skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *skipped]],
         description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
     )
 

@@ -4,6 +4,7 @@
 TensorFlow only; imports nothing from facenet_tf or experiments.
 """
 
+from memory_module.base import Usage
 from memory_module.baseline import StoreAllNearestNeighbour
 from memory_module.labels import UNKNOWN_LABEL, LabelMap
 from memory_module.layer import MemoryLayer
@@ -18,5 +19,6 @@ __all__ = [
     "StoreAllNearestNeighbour",
     "MemoryLayer",
     "LookupResult",
+    "Usage",
     "FORMAT_VERSION",
 ]

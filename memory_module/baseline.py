@@ -7,21 +7,23 @@ experiment can swap one for the other; its loss is always zero.
 
 Storage is a tf.Variable whose capacity doubles when full, so n writes cost O(n)
 copies in total; rows past the stored count hold UNKNOWN_LABEL and never win.
+Its footprint counts what it holds (each stored key and label, plus the count), not
+the allocated capacity: the capacity starts large and doubles, which would hide the
+point of the comparison, that store-all grows with every example and the Kaiser
+memory does not.
 """
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 
+from memory_module.base import MemoryBase, nbytes
 from memory_module.labels import UNKNOWN_LABEL
-from memory_module.state_file import SavesStateFile
-from memory_module.memory import DEFAULT_LABEL_LIMIT, _check_positive_int
 from memory_module.readout import LookupResult, answer, nearest_pool
-from memory_module.validation import check_labels, check_queries
+from memory_module.validation import DEFAULT_LABEL_LIMIT, check_dtype, check_labels, check_positive_int, check_queries
 
 
-class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
+class StoreAllNearestNeighbour(MemoryBase):
     """Unbounded 1-NN (or similarity-weighted vote_k-NN) over every stored embedding."""
 
     def __init__(
@@ -34,28 +36,15 @@ class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.key_dim = _check_positive_int("key_dim", key_dim)
-        self.vote_k = _check_positive_int("vote_k", vote_k)
-        self.label_limit = _check_positive_int("label_limit", label_limit)
-        self.initial_capacity = max(_check_positive_int("initial_capacity", initial_capacity), self.vote_k)
-        dtype = tf.as_dtype(dtype)
-        if dtype not in (tf.float32, tf.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype.name}")
-        self.dtype = dtype
-        with self.name_scope:
-            self.keys = tf.Variable(
-                tf.zeros([self.initial_capacity, self.key_dim], dtype),
-                shape=tf.TensorShape([None, self.key_dim]),
-                trainable=False,
-                name="keys",
-            )
-            self.values = tf.Variable(
-                tf.fill([self.initial_capacity], tf.constant(UNKNOWN_LABEL, tf.int64)),
-                shape=tf.TensorShape([None]),
-                trainable=False,
-                name="values",
-            )
-            self.count = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="count")
+        self.key_dim = check_positive_int("key_dim", key_dim)
+        self.vote_k = check_positive_int("vote_k", vote_k)
+        self.label_limit = check_positive_int("label_limit", label_limit)
+        self.initial_capacity = max(check_positive_int("initial_capacity", initial_capacity), self.vote_k)
+        self.dtype = check_dtype(dtype)
+        capacity, empty = self.initial_capacity, tf.constant(UNKNOWN_LABEL, tf.int64)
+        self.keys = self._add_state("keys", lambda: tf.zeros([capacity, self.key_dim], self.dtype), [None, self.key_dim])
+        self.values = self._add_state("values", lambda: tf.fill([capacity], empty), [None])
+        self.count = self._add_state("count", lambda: tf.constant(0, tf.int64))
 
     def get_config(self) -> dict:
         return {
@@ -68,8 +57,7 @@ class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
 
     def lookup(self, queries) -> LookupResult:
         q = check_queries(queries, self.key_dim, self.dtype)
-        pool = nearest_pool(tf.math.l2_normalize(q, axis=1), self.keys, self.values, self.vote_k)
-        return answer(pool, self.vote_k)
+        return self._answer(tf.math.l2_normalize(q, axis=1))
 
     def loss(self, queries, labels) -> tf.Tensor:
         """Always 0, but connected to `queries` so a gradient is zeros rather than None."""
@@ -82,7 +70,7 @@ class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
         unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
-        before = answer(nearest_pool(unit, self.keys, self.values, self.vote_k), self.vote_k)
+        before = self._answer(unit)
         self._append(unit, v)
         return before
 
@@ -94,21 +82,20 @@ class StoreAllNearestNeighbour(SavesStateFile, tf.Module):
             out["loss"] = self.loss(queries, labels)
         return out
 
-    def reset(self) -> None:
-        self.keys.assign(tf.zeros([self.initial_capacity, self.key_dim], self.dtype))
-        self.values.assign(tf.fill([self.initial_capacity], tf.constant(UNKNOWN_LABEL, tf.int64)))
-        self.count.assign(0)
+    def _slots_tensor(self) -> tf.Tensor:
+        return self.count.read_value()
 
-    def slots_in_use(self) -> int:
-        return int(self.count)
+    def _footprint_parts(self) -> dict[str, tf.Tensor]:
+        rows = self.count.read_value()
+        return {
+            "keys": rows * self.key_dim * self.dtype.size,
+            "values": rows * self.values.dtype.size,
+            "ages": tf.constant(0, tf.int64),
+            "bookkeeping": nbytes(self.count),
+        }
 
-    def footprint_bytes(self) -> dict:
-        """Bytes allocated (capacity, not just the stored rows) for keys, values and the count."""
-        keys = int(tf.size(self.keys)) * self.dtype.size
-        values = int(tf.size(self.values)) * 8
-        parts = {"keys": keys, "values": values, "ages": 0, "bookkeeping": 8}
-        parts["total"] = sum(parts.values())
-        return parts
+    def _answer(self, unit: tf.Tensor) -> LookupResult:
+        return answer(nearest_pool(unit, self.keys, self.values, self.vote_k), self.vote_k)
 
     def _append(self, unit: tf.Tensor, v: tf.Tensor) -> None:
         batch = tf.shape(v, out_type=tf.int64)[0]

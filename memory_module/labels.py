@@ -108,7 +108,3 @@ class LabelMap:
         decoded = {name: np.asarray(value) for name, value in items.items()}
         decoded["labels"] = self.decode(decoded["labels"], unknown=unknown)
         return decoded
-
-    def to_list(self) -> list[Hashable]:
-        """A JSON-friendly form: the labels in id order (rebuild with LabelMap(list))."""
-        return self.labels

@@ -50,28 +50,22 @@ Rules (defaults = the paper):
 
 from __future__ import annotations
 
-import warnings
-
-import numpy as np
 import tensorflow as tf
 
+from memory_module.base import MemoryBase, nbytes
 from memory_module.labels import UNKNOWN_LABEL
-from memory_module.state_file import SavesStateFile
 from memory_module.readout import LookupResult, Pool, answer, nearest_pool, read_whole
-from memory_module.validation import check_labels, check_queries
-
-DEFAULT_LABEL_LIMIT = 1 << 24  # 16.7M label ids: a recent-slot table of at most 128 MiB
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+from memory_module.validation import (
+    DEFAULT_LABEL_LIMIT,
+    check_dtype,
+    check_labels,
+    check_non_negative,
+    check_positive_int,
+    check_queries,
+)
 
 
-class KaiserMemory(SavesStateFile, tf.Module):
+class KaiserMemory(MemoryBase):
     """Key-value memory for k-shot learning; see the module docstring for the exact rules.
 
     memory_size: N, the number of slots (>= 1; fixed; millions are fine).
@@ -102,46 +96,31 @@ class KaiserMemory(SavesStateFile, tf.Module):
         name: str | None = None,
     ) -> None:
         super().__init__(name=name)
-        self.memory_size = _check_positive_int("memory_size", memory_size)
-        self.key_dim = _check_positive_int("key_dim", key_dim)
-        self.choose_k = _check_positive_int("choose_k", choose_k)
-        self.vote_k = _check_positive_int("vote_k", vote_k)
-        self.label_limit = _check_positive_int("label_limit", label_limit)
-        if not np.isfinite(alpha) or alpha < 0:
-            raise ValueError(f"alpha must be a finite number >= 0, got {alpha}")
-        if not np.isfinite(age_noise) or age_noise < 0:
-            raise ValueError(f"age_noise must be a finite number >= 0, got {age_noise}")
-        dtype = tf.as_dtype(dtype)
-        if dtype not in (tf.float32, tf.float64):
-            raise ValueError(f"dtype must be float32 or float64, got {dtype.name}")
-        self.alpha = float(alpha)
-        self.age_noise = float(age_noise)
+        self.memory_size = check_positive_int("memory_size", memory_size)
+        self.key_dim = check_positive_int("key_dim", key_dim)
+        self.choose_k = check_positive_int("choose_k", choose_k)
+        self.vote_k = check_positive_int("vote_k", vote_k)
+        self.label_limit = check_positive_int("label_limit", label_limit)
+        self.alpha = check_non_negative("alpha", alpha)
+        self.age_noise = check_non_negative("age_noise", age_noise)
+        self.dtype = check_dtype(dtype)
         self.seed = int(seed)
         self.running_mean = bool(running_mean)
-        self.dtype = dtype
         self.pool_k = min(self.choose_k, self.memory_size)
         self.vote_k = min(self.vote_k, self.pool_k)
-        self._warned: set[str] = set()
-        with self.name_scope:
-            self.keys = tf.Variable(tf.zeros([self.memory_size, self.key_dim], dtype), trainable=False, name="keys")
-            self.values = tf.Variable(
-                tf.fill([self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)), trainable=False, name="values"
-            )
-            self.last_written = tf.Variable(
-                tf.zeros([self.memory_size], tf.int64), trainable=False, name="last_written"
-            )
-            self.clock = tf.Variable(tf.constant(0, tf.int64), trainable=False, name="clock")
-            self.recent_slot = tf.Variable(
-                tf.zeros([0], tf.int64), shape=tf.TensorShape([None]), trainable=False, name="recent_slot"
-            )
-            self.counts = (
-                tf.Variable(tf.zeros([self.memory_size], tf.int64), trainable=False, name="counts")
-                if self.running_mean
-                else None
-            )
-            self.noise = tf.random.Generator.from_seed(self.seed)
 
-    # ------------------------------------------------------------------ config
+        n, empty = self.memory_size, tf.constant(UNKNOWN_LABEL, tf.int64)
+        self.keys = self._add_state("keys", lambda: tf.zeros([n, self.key_dim], self.dtype))
+        self.values = self._add_state("values", lambda: tf.fill([n], empty))
+        self.last_written = self._add_state("last_written", lambda: tf.zeros([n], tf.int64))
+        self.clock = self._add_state("clock", lambda: tf.constant(0, tf.int64))
+        self.recent_slot = self._add_state("recent_slot", lambda: tf.zeros([0], tf.int64), shape=[None])
+        # running_mean's merge needs how many examples each slot has absorbed; nothing else does.
+        self.counts = self._add_state("counts", lambda: tf.zeros([n], tf.int64)) if self.running_mean else None
+        with self.name_scope:
+            self.noise = tf.random.Generator.from_seed(self.seed)
+        # The age noise's generator state is state too (saved, counted), but resets from the seed.
+        self._state_spec += (("noise_state", None),)
 
     def get_config(self) -> dict:
         return {
@@ -162,7 +141,7 @@ class KaiserMemory(SavesStateFile, tf.Module):
     def lookup(self, queries) -> LookupResult:
         """Answer each query [B, d] from the memory; changes nothing."""
         q = check_queries(queries, self.key_dim, self.dtype)
-        return self._answer(self._pool(tf.math.l2_normalize(q, axis=1)))
+        return answer(self._pool(tf.math.l2_normalize(q, axis=1)), self.vote_k)
 
     def loss(self, queries, labels) -> tf.Tensor:
         """Scalar margin loss of the paper (batch mean); changes nothing.
@@ -181,9 +160,8 @@ class KaiserMemory(SavesStateFile, tf.Module):
         """
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
-        self._warn_about_size(q, v)
         unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
-        before = self._answer(self._pool(unit))
+        before = answer(self._pool(unit), self.vote_k)
         self._write(unit, v, before)
         return before
 
@@ -197,16 +175,14 @@ class KaiserMemory(SavesStateFile, tf.Module):
         if labels is None:
             if update:
                 raise ValueError("update=True needs labels: the memory cannot write without them")
-            result = self._answer(self._pool(tf.math.l2_normalize(q, axis=1)))
-            return result._asdict()
+            return self.lookup(q)._asdict()
         v = check_labels(labels, q.shape[0], self.label_limit)
         unit = tf.math.l2_normalize(q, axis=1)
         pool = self._pool(tf.stop_gradient(unit))
-        result = self._answer(pool)
+        result = answer(pool, self.vote_k)
         out = result._asdict()
         out["loss"] = self._loss(unit, v, pool)
         if update:
-            self._warn_about_size(q, v)
             self._write(tf.stop_gradient(unit), v, result)
         return out
 
@@ -221,13 +197,9 @@ class KaiserMemory(SavesStateFile, tf.Module):
         """
         if seed is not None:
             self.seed = int(seed)
-        self.keys.assign(tf.zeros_like(self.keys))
-        self.values.assign(tf.fill([self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)))
-        self.last_written.assign(tf.zeros_like(self.last_written))
-        self.clock.assign(0)
-        self.recent_slot.assign(tf.zeros([0], tf.int64))
-        if self.counts is not None:
-            self.counts.assign(tf.zeros_like(self.counts))
+        for name, initial in self._state_spec:
+            if initial is not None:
+                self._state_variable(name).assign(initial())
         self.noise.reset_from_seed(self.seed)
 
     @property
@@ -235,60 +207,23 @@ class KaiserMemory(SavesStateFile, tf.Module):
         """[N] int64 ages: write calls since each slot was last written (or since reset)."""
         return self.clock.read_value() - read_whole(self.last_written)
 
-    def slots_in_use(self) -> int:
-        return int(tf.math.count_nonzero(read_whole(self.values) >= 0))
+    def _state_variable(self, name: str) -> tf.Variable:
+        return self.noise.state if name == "noise_state" else getattr(self, name)
 
-    def footprint_bytes(self) -> dict:
-        """Bytes held by keys, values, ages and bookkeeping (recent-slot table, counts, clock, RNG)."""
-        def nbytes(variable) -> int:
-            return int(tf.size(variable)) * variable.dtype.size
-
-        bookkeeping = nbytes(self.recent_slot) + nbytes(self.clock) + nbytes(self.noise.state)
-        if self.counts is not None:
-            bookkeeping += nbytes(self.counts)
-        parts = {
+    def _footprint_parts(self) -> dict[str, tf.Tensor]:
+        state = self.state_variables()
+        bookkeeping = [nbytes(v) for name, v in state.items() if name not in ("keys", "values", "last_written")]
+        return {
             "keys": nbytes(self.keys),
             "values": nbytes(self.values),
             "ages": nbytes(self.last_written),
-            "bookkeeping": bookkeeping,
+            "bookkeeping": tf.add_n(bookkeeping),
         }
-        parts["total"] = sum(parts.values())
-        return parts
 
-    # ------------------------------------------------------------------ internals
-
-    def _warn_once(self, key: str, message: str) -> None:
-        if key not in self._warned:
-            self._warned.add(key)
-            warnings.warn(message, stacklevel=4)
-
-    def _warn_about_size(self, q: tf.Tensor, v: tf.Tensor) -> None:
-        """Warn once when the batch, or the label ids, outgrow the memory (allowed, but lossy).
-
-        The batch check needs only the static shape; the class check needs label
-        values, so inside a tf.function it is skipped (values are unknown while tracing).
-        """
-        batch = q.shape[0]
-        if batch is not None and batch > self.memory_size:
-            self._warn_once(
-                "batch",
-                f"a batch of {batch} is larger than memory_size={self.memory_size}: when more items miss "
-                f"than there are slots, only the last misses of the batch are stored",
-            )
-        if tf.executing_eagerly():
-            largest = int(tf.reduce_max(v)) + 1
-            if largest > self.memory_size:
-                self._warn_once(
-                    "classes",
-                    f"label ids reach {largest - 1} but memory_size={self.memory_size}: the memory is smaller "
-                    f"than the number of classes, so older classes will be overwritten (allowed)",
-                )
+    # ------------------------------------------------------------------ the rule
 
     def _pool(self, unit: tf.Tensor) -> Pool:
         return nearest_pool(unit, self.keys, self.values, self.pool_k)
-
-    def _answer(self, pool: Pool) -> LookupResult:
-        return answer(pool, self.vote_k)
 
     def _recent_slot_for(self, v: tf.Tensor) -> tf.Tensor:
         """[B] slot most recently written for each label that still holds it, else -1."""
@@ -322,8 +257,7 @@ class KaiserMemory(SavesStateFile, tf.Module):
 
     def _oldest_order(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
         """`count` distinct slots, oldest first by age + noise, never one of `excluded`."""
-        age = self.clock.read_value() - read_whole(self.last_written)
-        noisy_age = tf.cast(age, tf.float64)  # exact for any realistic age
+        noisy_age = tf.cast(self.ages, tf.float64)  # exact for any realistic age
         if self.age_noise > 0:
             # float32 noise: 4x cheaper to draw than float64 at N = 1M, and its resolution is irrelevant.
             noise = self.noise.uniform([self.memory_size], -self.age_noise, self.age_noise, dtype=tf.float32)
@@ -334,7 +268,21 @@ class KaiserMemory(SavesStateFile, tf.Module):
         _, order = tf.math.top_k(noisy_age, k=tf.cast(count, tf.int32), sorted=True)
         return tf.cast(order, tf.int64)
 
+    def _merge(self, slots: tf.Tensor, summed: tf.Tensor, merged: tf.Tensor) -> tf.Tensor:
+        """New keys of `slots` after absorbing `summed` (the sum of `merged` unit queries each).
+
+        The paper: normalise(K + sum of q). running_mean: normalise(c * K + sum of q), so
+        a slot that already holds c examples moves like a running mean.
+        """
+        old_keys = tf.gather(self.keys, slots)
+        if self.counts is None:
+            return tf.math.l2_normalize(old_keys + summed, axis=1)
+        old_counts = tf.gather(self.counts, slots)
+        self.counts.scatter_nd_update(slots[:, None], old_counts + merged)
+        return tf.math.l2_normalize(tf.cast(old_counts, summed.dtype)[:, None] * old_keys + summed, axis=1)
+
     def _write(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult) -> None:
+        self._warn_if_outgrown(unit, v, self.memory_size)
         now = self.clock + 1
         hit = tf.equal(before.labels, v)
         positions = tf.range(tf.shape(v, out_type=tf.int64)[0])
@@ -344,15 +292,8 @@ class KaiserMemory(SavesStateFile, tf.Module):
         hit_slots, segment = tf.unique(tf.boolean_mask(before.slot, hit))
         n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(tf.gather(unit, hit_positions), segment, n_hit_slots)
-        old_keys = tf.gather(self.keys, hit_slots)
-        if self.counts is not None:
-            old_counts = tf.gather(self.counts, hit_slots)
-            merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
-            new_keys = tf.math.l2_normalize(tf.cast(old_counts, unit.dtype)[:, None] * old_keys + summed, axis=1)
-            self.counts.scatter_nd_update(hit_slots[:, None], old_counts + merged)
-        else:
-            new_keys = tf.math.l2_normalize(old_keys + summed, axis=1)
-        self.keys.scatter_nd_update(hit_slots[:, None], new_keys)
+        merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
+        self.keys.scatter_nd_update(hit_slots[:, None], self._merge(hit_slots, summed, merged))
         self.last_written.scatter_nd_update(hit_slots[:, None], tf.fill(tf.shape(hit_slots), now))
 
         # Misses: distinct oldest slots; the last misses win when slots run out.
@@ -371,8 +312,7 @@ class KaiserMemory(SavesStateFile, tf.Module):
         # Recent slot per label: the last item of the batch written for that label wins.
         written_positions = tf.concat([hit_positions, stored_positions], axis=0)
         written_slots = tf.concat([tf.boolean_mask(before.slot, hit), miss_slots], axis=0)
-        written_labels = tf.gather(v, written_positions)
-        labels, label_segment = tf.unique(written_labels)
+        labels, label_segment = tf.unique(tf.gather(v, written_positions))
         last = tf.math.unsorted_segment_max(written_positions, label_segment, tf.shape(labels)[0])
         slot_of_position = tf.scatter_nd(
             written_positions[:, None], written_slots, tf.shape(positions, out_type=tf.int64)

@@ -14,7 +14,6 @@ import json
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from kshot_io import atomic_write
 
@@ -23,17 +22,7 @@ _SHAPE_KEYS = ("memory_size", "key_dim", "dtype", "running_mean")
 
 
 def _state_of(memory) -> dict[str, np.ndarray]:
-    names = ["keys", "values"]
-    if hasattr(memory, "last_written"):
-        names += ["last_written", "clock", "recent_slot"]
-        if memory.counts is not None:
-            names.append("counts")
-    else:
-        names.append("count")
-    state = {name: getattr(memory, name).numpy() for name in names}
-    if hasattr(memory, "noise"):
-        state["noise_state"] = memory.noise.state.numpy()
-    return state
+    return {name: variable.numpy() for name, variable in memory.state_variables().items()}
 
 
 def save_memory(memory, path: str | os.PathLike) -> None:
@@ -70,20 +59,6 @@ def load_memory(memory, path: str | os.PathLike) -> None:
     expected = set(_state_of(memory))
     if set(arrays) != expected:
         raise ValueError(f"{path} holds arrays {sorted(arrays)}, expected {sorted(expected)}")
+    variables = memory.state_variables()
     for name, value in arrays.items():
-        if name == "noise_state":
-            memory.noise.reset(tf.constant(value, memory.noise.state.dtype))
-        else:
-            getattr(memory, name).assign(value)
-
-
-class SavesStateFile:
-    """`save` / `load` through the standalone state file, shared by both memories."""
-
-    def save(self, path) -> None:
-        """Write the whole state to a standalone file (format versioned, written atomically)."""
-        save_memory(self, path)
-
-    def load(self, path) -> None:
-        """Replace the state with one saved by `save`; a different kind, size, dim or dtype is an error."""
-        load_memory(self, path)
+        variables[name].assign(value)

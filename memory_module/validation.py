@@ -15,6 +15,32 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+DEFAULT_LABEL_LIMIT = 1 << 24  # 16.7M label ids: a recent-slot table of at most 128 MiB
+
+
+def check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_non_negative(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return float(value)
+
+
+def check_dtype(dtype) -> tf.DType:
+    """float32 or float64 only: the precision of keys and queries is the caller's explicit choice."""
+    dtype = tf.as_dtype(dtype)
+    if dtype not in (tf.float32, tf.float64):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype.name}")
+    return dtype
+
 
 def _to_tensor(value, what: str) -> tf.Tensor:
     try:

@@ -8,8 +8,9 @@ Two measurements, both on the alphabets the run held out (from its split.json):
   shot (one drawing of every class per write), so from the second shot on it merges a
   drawing into its class's slot when that slot answers correctly, as in the paper; the
   store-all 1-NN keeps every drawing. With k = 1 both therefore hold the same N keys
-  and give the same answers. Accuracy over all answered queries with a 95% Wilson
-  interval (experiments.stats.proportion_ci), which stays within [0, 1] near 100%.
+  and give the same answers. The prototype readout (readouts.py) averages the k
+  drawings of each class. Accuracy over all answered queries with a 95% Wilson
+  interval (experiments.metrics.proportion), which stays within [0, 1] near 100%.
 - Per-shot accuracy as the paper's train.py logs it: Kaiser-style episodes of width N
   (every class shown once per round, the memory predicting each drawing before it is
   written), accuracy at the k-th showing = "k-shot", with a 95% interval over episodes.
@@ -20,15 +21,16 @@ with its initial (untrained) weights.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from experiments.metrics import accuracy_by_shot, interval, proportion, shots_seen
 from experiments.omniglot.data import OmniglotData, to_float
-from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, sample_task, shots_seen
-from experiments.stats import mean_ci, proportion_ci
+from experiments.omniglot.episodes import sample_episodes, sample_task
 
 
 def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -42,16 +44,6 @@ def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndar
     parts = [forward(tf.constant(to_float(images[i : i + batch_size]))).numpy()
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float32)
-
-
-def _interval(values) -> dict:
-    mean, low, high = mean_ci(values)
-    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
-
-
-def _proportion(correct: int, total: int) -> dict:
-    mean, low, high = proportion_ci(correct, total)
-    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
 
 
 def make_task_runner(memory):
@@ -103,7 +95,7 @@ def nway_kshot_accuracy(
             predicted = run(support, labels, query_keys).numpy()
             correct[name] += int(np.sum(predicted == task.query_labels))
     answered = episodes * ways * queries
-    return {name: {**_proportion(hits, answered), "episodes": episodes} for name, hits in correct.items()}
+    return {name: {**proportion(hits, answered), "episodes": episodes} for name, hits in correct.items()}
 
 
 def make_sequence_runner(memory):
@@ -146,22 +138,25 @@ def per_shot_accuracy(
         shots = shots_seen(labels)
         per_episode.append(accuracy_by_shot(answers == labels, shots, rounds - 1))  # every round has all shots
     per_episode = np.array(per_episode)
-    return [{"shot": k, **_interval(per_episode[:, k])} for k in range(rounds)]
+    return [{"shot": k, **interval(per_episode[:, k])} for k in range(rounds)]
 
 
 def restore_with_data(run_dir: str | os.PathLike, sources=None):
-    """(config, trained embedder, step, PreparedData) with exactly the alphabets the run held out (its split.json)."""
+    """(config, trained embedder, step, OmniglotSplit) with exactly the alphabets the run held out (its split.json)."""
     import json
 
-    from experiments.omniglot.train import SPLIT_FILE, prepare_data, restore_embedder
+    from experiments.omniglot.data import prepare_split
+    from experiments.omniglot.model import restore_embedder
+    from experiments.run_dir import SPLIT_FILE
 
     config, embedder, step = restore_embedder(run_dir)
+    data_settings = config.data
     split_path = Path(run_dir) / SPLIT_FILE
     if split_path.exists():
         saved = json.loads(split_path.read_text(encoding="utf-8"))
-        config = config.replace(test_alphabets=tuple(saved["test_alphabets"]),
-                                validation_alphabets=tuple(saved.get("validation_alphabets", ())))
-    return config, embedder, step, prepare_data(config, sources)
+        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]),
+                                            validation_alphabets=tuple(saved.get("validation_alphabets", ())))
+    return config, embedder, step, prepare_split(data_settings, sources)
 
 
 def evaluate_run(
@@ -176,12 +171,12 @@ def evaluate_run(
     untrained: bool = True,
     progress: bool = False,
 ) -> dict:
-    """Every measurement above for a run directory; a JSON-ready dict."""
+    """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict."""
     import keras
     from memory_module import StoreAllNearestNeighbour
 
+    from experiments.omniglot.model import build_model
     from experiments.omniglot.readouts import PrototypeReadout
-    from experiments.omniglot.train import build_memory, build_model
 
     config, trained, step, data = restore_with_data(run_dir, sources)
     test = data.test
@@ -196,7 +191,7 @@ def evaluate_run(
 
     embedders = {"trained": trained}
     if untrained:
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.train.seed)
         embedders["untrained"] = build_model(config)  # the initial weights training started from
     results = {
         "run": str(run_dir),
@@ -205,8 +200,8 @@ def evaluate_run(
         "episodes": episodes,
         "queries": queries,
         "seed": seed,
-        "memory_size": config.memory_size,
-        "key_dim": config.key_dim,
+        "memory_size": config.memory.memory_size,
+        "key_dim": config.model.key_dim,
         "nway": [],
         "per_shot": [],
     }
@@ -217,9 +212,9 @@ def evaluate_run(
     for embedder_name, embedder in embedders.items():
         keys = embed_images(embedder, test.images)
         readouts = {
-            "memory": build_memory(config, seed_offset=2),
-            "1-NN": StoreAllNearestNeighbour(config.key_dim),
-            "prototype": PrototypeReadout(config.key_dim, max_labels=max(ways)),
+            "memory": config.build_memory(seed_offset=2),
+            "1-NN": StoreAllNearestNeighbour(config.model.key_dim),
+            "prototype": PrototypeReadout(config.model.key_dim, max_labels=max(ways)),
         }
         for n in ways:
             for k in shots:

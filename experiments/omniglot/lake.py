@@ -117,11 +117,10 @@ def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
     import tensorflow as tf
     from memory_module import StoreAllNearestNeighbour
 
+    from experiments.metrics import proportion
     from experiments.omniglot.evaluate import embed_images, make_task_runner
-    from experiments.omniglot.train import build_memory
-    from experiments.stats import proportion_ci
 
-    readouts = {"memory": build_memory(config, seed_offset=3), "1-NN": StoreAllNearestNeighbour(config.key_dim)}
+    readouts = {"memory": config.build_memory(seed_offset=3), "1-NN": StoreAllNearestNeighbour(config.model.key_dim)}
     runners = {name: make_task_runner(readout) for name, readout in readouts.items()}
     per_run = {name: [] for name in readouts}
     for run in runs:
@@ -135,8 +134,8 @@ def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
     answered = sum(len(run.answers) for run in runs)
     for name, values in per_run.items():
         hits = int(round(sum(v * len(run.answers) for v, run in zip(values, runs))))
-        _, low, high = proportion_ci(hits, answered)  # Wilson: stays within [0, 1]
-        mean = float(np.mean(values))
+        pooled = proportion(hits, answered)  # Wilson: stays within [0, 1]
+        low, high, mean = pooled["ci_low"], pooled["ci_high"], float(np.mean(values))
         summary[name] = {"mean_accuracy": mean, "ci_low": low, "ci_high": high, "error_rate": 1.0 - mean,
                          "per_run": dict(zip((r.name for r in runs), values))}
     return {"runs": len(runs), "readouts": summary}

@@ -8,9 +8,9 @@ follows (train.py) then starts from a good embedding. The classifier head is a c
 softmax (normalised key against normalised class weights, times a learned scale),
 because the memory and the 1-NN readout compare keys by cosine similarity too, so
 what the head learns is what the readouts use. Augmentation: a random shift of up to
-`pretrain_shift` pixels, and optionally a small random rotation and scaling
-(`pretrain_rotation`, `pretrain_zoom`). The learning rate follows a cosine decay to
-zero over `pretrain_steps`.
+`[pretrain] shift` pixels, and optionally a small random rotation and scaling
+(`rotation`, `zoom`). The learning rate follows a cosine decay to
+zero over `[pretrain] steps`.
 
 Everything lives under `<run>/pretrain/`: checkpoints (embedder, head, optimizer, step)
 published by `latest.json` as in train.py, and `log.jsonl` with held-out 1-NN accuracy
@@ -30,6 +30,7 @@ import numpy as np
 
 from experiments.omniglot.data import OmniglotData, to_float
 from experiments.omniglot.episodes import step_rng
+from experiments.run_dir import latest_checkpoint, save_checkpoint
 
 PRETRAIN_DIR = "pretrain"
 MONITOR_TASKS = 200  # held-out tasks per logged 1-NN measurement
@@ -110,27 +111,29 @@ def last_logged_seconds(log_path: Path) -> float:
 def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress: bool = True) -> Path | None:
     """Run (or finish) the classifier stage; returns the checkpoint prefix holding the embedder, or None.
 
-    `data` is train.PreparedData. With `pretrain_steps = 0` nothing is done.
+    `data` is data.OmniglotSplit. With `[pretrain] steps = 0` nothing is done.
     """
-    if config.pretrain_steps == 0:
+    settings, seed, key_dim = config.pretrain, config.train.seed, config.model.key_dim
+    if settings.steps == 0:
         return None
     import keras
     import tensorflow as tf
     from tqdm import tqdm
 
-    from experiments.omniglot.train import LOG_FILE, _save, build_model, latest_checkpoint
+    from experiments.omniglot.model import build_model
+    from experiments.omniglot.train import LOG_FILE
 
     stage_dir = Path(out_dir) / PRETRAIN_DIR
     stage_dir.mkdir(parents=True, exist_ok=True)
     found = latest_checkpoint(stage_dir)
-    if found is not None and found[0] >= config.pretrain_steps:
+    if found is not None and found[0] >= settings.steps:
         return found[1]
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(seed)
     embedder = build_model(config)
     train = data.train
-    head = make_cosine_head(config.key_dim, train.num_classes, config.pretrain_scale, config.seed)
-    schedule = keras.optimizers.schedules.CosineDecay(config.pretrain_learning_rate, config.pretrain_steps)
+    head = make_cosine_head(key_dim, train.num_classes, settings.scale, seed)
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps)
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(embedder=embedder, head=head, optimizer=optimizer, step=step_var)
@@ -154,16 +157,16 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
     log_path = stage_dir / LOG_FILE
     clock_offset = last_logged_seconds(log_path)
     log(f"classifier pre-training: {train.num_classes} classes, {train.images.shape[0]} images, "
-        f"{config.pretrain_steps} steps of {config.pretrain_batch_size}")
+        f"{settings.steps} steps of {settings.batch_size}")
     started = time.time()
     losses, hits = [], []
-    bar = tqdm(range(start, config.pretrain_steps), initial=start, total=config.pretrain_steps, disable=not progress,
+    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
                desc="omniglot pretrain", unit="batch", dynamic_ncols=True)
     for step in bar:
-        rng = step_rng(config.seed, step)
-        rows = rng.choice(train.images.shape[0], size=config.pretrain_batch_size, replace=False)
-        images = to_float(shifted(train.images[rows], rng, config.pretrain_shift))
-        images = rotated_and_zoomed(images, rng, config.pretrain_rotation, config.pretrain_zoom)
+        rng = step_rng(seed, step)
+        rows = rng.choice(train.images.shape[0], size=settings.batch_size, replace=False)
+        images = to_float(shifted(train.images[rows], rng, settings.shift))
+        images = rotated_and_zoomed(images, rng, settings.rotation, settings.zoom)
         loss, hit = update(tf.constant(images), tf.constant(train.labels[rows].astype(np.int64)))
         step_var.assign(step + 1)
         losses.append(float(loss))
@@ -171,19 +174,18 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         done = step + 1
         if progress:
             bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if done % config.pretrain_validate_every == 0 or done == config.pretrain_steps:
+        if done % settings.validate_every == 0 or done == settings.steps:
             seconds = clock_offset + time.time() - started  # training time; the measurement below is excluded
             record = {
                 "stage": "pretrain",
                 "step": done,
-                "images": done * config.pretrain_batch_size,
+                "images": done * settings.batch_size,
                 "train_loss": round(float(np.mean(losses)), 4),
                 "train_accuracy": round(float(np.mean(hits)), 4),
                 "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.key_dim,
-                                                                    config.seed).items()},
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, key_dim, seed).items()},
             }
-            _save(stage_dir, checkpoint, done, None, False)
+            save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
             with open(log_path, "a", encoding="utf-8") as handle:
                 handle.write(json.dumps(record) + "\n")
             log(f"pretrain step {done}: loss {record['train_loss']:.3f}, train acc {record['train_accuracy']:.3f}, "

@@ -39,8 +39,10 @@ def is_shipped_layout(path: str | os.PathLike) -> bool:
 
 def export_run(run_dir: str | os.PathLike, dest: str | os.PathLike, command: str, dtype: str = "float16") -> dict:
     """Write the shipped layout of `run_dir`'s latest checkpoint into `dest`; returns the manifest."""
+    from experiments.omniglot.model import restore_embedder
     from experiments.omniglot.pretrain import PRETRAIN_DIR
-    from experiments.omniglot.train import CONFIG_FILE, LOG_FILE, SPLIT_FILE, restore_embedder
+    from experiments.omniglot.train import LOG_FILE
+    from experiments.run_dir import CONFIG_FILE, SPLIT_FILE
 
     if dtype not in ("float16", "float32"):
         raise ValueError(f"dtype must be float16 or float32, got {dtype!r}")
@@ -74,7 +76,9 @@ def export_run(run_dir: str | os.PathLike, dest: str | os.PathLike, command: str
 
 def load_shipped(path: str | os.PathLike = SHIPPED_DIR):
     """(config, embedder in float32, step) from a shipped directory, after checking the weights' sha256."""
-    from experiments.omniglot.train import build_model, load_run_config
+    from experiments.config import OmniglotConfig
+    from experiments.omniglot.model import build_model
+    from experiments.run_dir import read_run_config
 
     path = Path(path)
     if not is_shipped_layout(path):
@@ -86,7 +90,7 @@ def load_shipped(path: str | os.PathLike = SHIPPED_DIR):
             f"{path / WEIGHTS_FILE} has sha256 {actual}, but {MANIFEST_FILE} records {manifest['weights_sha256']}; "
             "the file is damaged or was replaced without a new manifest (re-export it with export_run)"
         )
-    config = load_run_config(path)
+    config = read_run_config(path, OmniglotConfig, "a shipped Omniglot", "re-export it with kshot omniglot ship")
     embedder = build_model(config)
     with np.load(path / WEIGHTS_FILE, allow_pickle=False) as stored:
         missing = [v.path for v in embedder.weights if v.path not in stored]

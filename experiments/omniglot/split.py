@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from experiments.omniglot.data import OmniglotData, split_by_alphabet
-
 BACKGROUND_ALPHABET_COUNT = 30
 TEST_ALPHABETS = ("Armenian", "Burmese_(Myanmar)", "Gujarati", "Latin", "Syriac_(Estrangelo)")
 VALIDATION_ALPHABETS = ("Alphabet_of_the_Magi", "Futurama", "N_Ko")
@@ -30,17 +28,3 @@ def rule_split(names: Sequence[str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
     if len(names) != BACKGROUND_ALPHABET_COUNT:
         raise ValueError(f"the fixed split is defined for the {BACKGROUND_ALPHABET_COUNT} background alphabets, got {len(names)}")
     return tuple(names[i] for i in range(3, 30, 6)), tuple(names[i] for i in range(0, 30, 12))
-
-
-def split_three_ways(
-    data: OmniglotData, test_alphabets: Sequence[str], validation_alphabets: Sequence[str]
-) -> tuple[OmniglotData, OmniglotData | None, OmniglotData]:
-    """(train, validation or None, test) by alphabet; the two held-out lists must not overlap."""
-    overlap = sorted(set(test_alphabets) & set(validation_alphabets))
-    if overlap:
-        raise ValueError(f"alphabets {overlap} are listed for both validation and test; give each to one split")
-    rest, test = split_by_alphabet(data, test_alphabets)
-    if not validation_alphabets:
-        return rest, None, test
-    train, validation = split_by_alphabet(rest, validation_alphabets)
-    return train, validation, test

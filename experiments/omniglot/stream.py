@@ -26,18 +26,18 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.omniglot.episodes import shots_seen
-from experiments.stats import proportion_ci
+from experiments.metrics import proportion, shots_seen
 
 POSITION_BINS = 10
 MAX_SHOT_REPORTED = 10
 
 
 def proportion_interval(correct: int, total: int) -> tuple[float, float, float]:
-    """proportion_ci, or NaNs for an empty group (a shot count no item reached)."""
+    """(proportion, Wilson low, high), or NaNs for an empty group (a shot count no item reached)."""
     if total == 0:
         return float("nan"), float("nan"), float("nan")
-    return proportion_ci(int(correct), int(total))
+    pooled = proportion(int(correct), int(total))
+    return pooled["mean"], pooled["ci_low"], pooled["ci_high"]
 
 
 def window_nearest_answers(keys: np.ndarray, labels: np.ndarray, window: int | None) -> np.ndarray:
@@ -115,15 +115,17 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
     Default sizes: 1, 2, 4 and 8 slots per held-out character, all below the 20 drawings
     per character that store-all ends up holding.
     """
+    import dataclasses
+
     from experiments.omniglot.evaluate import embed_images, restore_with_data
-    from experiments.omniglot.train import build_memory
 
     config, embedder, step, data = restore_with_data(run_dir, sources)
     test = data.test
     sizes = list(sizes) if sizes else [test.num_classes * m for m in (1, 2, 4, 8)]
 
     def make_memory(size: int):
-        return build_memory(config.replace(memory_size=size, choose_k=min(config.choose_k, size)), seed_offset=4)
+        memory = dataclasses.replace(config.memory, memory_size=size, choose_k=min(config.memory.choose_k, size))
+        return memory.build(key_dim=config.model.key_dim, seed=config.train.seed + 4)
 
     results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed)
     return {"run": str(run_dir), "step": step, "test_alphabets": list(data.test_alphabets), **results}

@@ -1,0 +1,197 @@
+"""Helpers shared by the test packages (plain functions and classes; fixtures are in conftest.py).
+
+- `clustered_embeddings` / `write_embeddings_npz`: the one synthetic-cluster generator,
+  unit rows around random unit centres, in the `kshot embed` npz format, so runner tests
+  need no FaceNet.
+- `cosine`: cosine similarity of two vectors, for the FaceNet tests.
+- `write_synthetic_runs`: a copy of Lake et al.'s `all_runs` layout built from
+  background drawings, for `kshot omniglot lake`.
+- `ReferenceMemory`: an independent NumPy version of the Kaiser memory's rules, one
+  item at a time with plain loops, so that it is easy to check by eye. Written from
+  the rules in issue 3 (and the paper); it shares no code with memory_module.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+# ---------------------------------------------------------------- synthetic clusters
+
+
+def clustered_embeddings(n_classes: int = 5, per_class: int = 8, dim: int = 16, spread: float = 0.35, seed: int = 0):
+    """Unit rows around random unit centres; `spread` sets how much classes overlap."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(n_classes, dim))
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    labels = np.repeat(np.arange(n_classes), per_class)
+    points = centres[labels] + spread * rng.normal(size=(labels.size, dim)) / np.sqrt(dim)
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    names = np.array([f"class_{c:02d}" for c in labels])
+    paths = np.array([f"class_{c:02d}/img_{i:03d}.jpg" for i, c in enumerate(labels)])
+    return points.astype(np.float32), names, paths
+
+
+def write_embeddings_npz(path: Path, **kwargs) -> Path:
+    embeddings, labels, paths = clustered_embeddings(**kwargs)
+    np.savez(path, embeddings=embeddings, labels=labels, paths=paths, skipped=np.array([], dtype=str))
+    return path
+
+
+# ---------------------------------------------------------------- FaceNet helpers
+
+
+@dataclass
+class CelebrityEmbeddings:
+    embeddings: np.ndarray
+    paths: list[str]
+    labels: np.ndarray
+    split: np.ndarray
+    skipped: list[tuple[str, str]]
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a = np.asarray(a, np.float64).ravel()
+    b = np.asarray(b, np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+# ---------------------------------------------------------------- reference Kaiser memory
+
+EMPTY = -1
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    return rows / np.linalg.norm(rows, axis=-1, keepdims=True)
+
+
+class ReferenceMemory:
+    def __init__(self, memory_size: int, key_dim: int, choose_k: int = 256, alpha: float = 0.1):
+        self.keys = np.zeros((memory_size, key_dim))
+        self.values = np.full(memory_size, EMPTY, dtype=np.int64)
+        self.ages = np.zeros(memory_size, dtype=np.int64)
+        self.recent = {}  # label -> slot most recently written for it
+        self.choose_k = min(choose_k, memory_size)
+        self.alpha = alpha
+
+    def pool(self, query: np.ndarray) -> list[int]:
+        """Indices of the choose_k most similar filled slots, best first (ties: lower index)."""
+        sims = self.keys @ unit(query)
+        filled = [i for i in range(len(sims)) if self.values[i] != EMPTY]
+        filled.sort(key=lambda i: (-sims[i], i))
+        return filled[: self.choose_k]
+
+    def lookup(self, queries: np.ndarray):
+        labels, sims, slots = [], [], []
+        for q in queries:
+            pool = self.pool(q)
+            if not pool:
+                labels.append(EMPTY), sims.append(-np.inf), slots.append(-1)
+            else:
+                best = pool[0]
+                labels.append(self.values[best]), sims.append(self.keys[best] @ unit(q)), slots.append(best)
+        return np.array(labels), np.array(sims), np.array(slots)
+
+    def loss(self, queries: np.ndarray, labels) -> float:
+        total = 0.0
+        for q, v in zip(queries, labels):
+            u = unit(q)
+            pool = self.pool(q)
+            positives = [i for i in pool if self.values[i] == v]
+            negatives = [i for i in pool if self.values[i] != v]
+            p = positives[0] if positives else None
+            if p is None and v in self.recent and self.values[self.recent[v]] == v:
+                p = self.recent[v]
+            b = negatives[0] if negatives else None
+            if p is None and b is None:
+                continue
+            s_p = self.keys[p] @ u if p is not None else 0.0
+            s_b = self.keys[b] @ u if b is not None else 0.0
+            total += max(0.0, s_b - s_p + self.alpha)
+        return total / len(labels)
+
+    def write(self, queries: np.ndarray, labels, noise: np.ndarray | None = None) -> None:
+        predicted, _, slots = self.lookup(queries)
+        merges = {}  # slot -> [items merged into it]
+        misses = []
+        for i, v in enumerate(labels):
+            if predicted[i] == v:
+                merges.setdefault(slots[i], []).append(i)
+            else:
+                misses.append(i)
+        written = {}  # batch item -> slot
+        for slot, items in merges.items():
+            self.keys[slot] = unit(self.keys[slot] + sum(unit(queries[i]) for i in items))
+            for i in items:
+                written[i] = slot
+        noisy_age = self.ages.astype(np.float64) + (0.0 if noise is None else noise)
+        candidates = [s for s in range(len(self.values)) if s not in merges]
+        candidates.sort(key=lambda s: (-noisy_age[s], s))
+        kept = misses[len(misses) - min(len(misses), len(candidates)) :]  # the last misses win
+        for i, slot in zip(kept, candidates):
+            self.keys[slot] = unit(queries[i])
+            self.values[slot] = labels[i]
+            written[i] = slot
+        self.ages += 1
+        for i in sorted(written):  # batch order: the last item written for a label is its recent slot
+            self.ages[written[i]] = 0
+            self.recent[int(labels[i])] = written[i]
+
+
+# ---------------------------------------------------------------- Lake et al.'s one-shot runs, synthetic
+# Each run takes 20 characters of one alphabet; drawer A's drawing becomes
+# training/classMM.png, drawer B's becomes test/itemKK.png (items shuffled), and
+# class_labels.txt names the right class image for every item, as in the original.
+
+LAKE_WAYS = 20
+
+
+def shared_omniglot_file(name: str) -> Path:
+    """A file of the shared Omniglot folder (../shared/omniglot or $KSHOT_OMNIGLOT), which must exist."""
+    from experiments.omniglot.data import default_sources
+
+    path = default_sources()[0] / name
+    assert path.exists(), f"the shared Omniglot data is needed at {path} (set KSHOT_OMNIGLOT to its folder)"
+    return path
+
+
+def write_synthetic_runs(background_zip: Path, dest: Path, runs: int = 3, seed: int = 0,
+                         alphabets_allowed=None) -> dict:
+    """Write runs run01..runNN under `dest`; returns {run name: [correct class index per item]}.
+
+    `alphabets_allowed`: draw runs only from these alphabets (e.g. a run's test alphabets).
+    """
+    archive = zipfile.ZipFile(background_zip)
+    by_character: dict[tuple[str, str], list[str]] = {}
+    for name in sorted(archive.namelist()):
+        parts = name.split("/")
+        if len(parts) == 4 and parts[-1].endswith(".png"):
+            by_character.setdefault((parts[1], parts[2]), []).append(name)
+    alphabets: dict[str, list[tuple[str, str]]] = {}
+    for key in by_character:
+        alphabets.setdefault(key[0], []).append(key)
+    big = sorted(a for a, chars in alphabets.items()
+                 if len(chars) >= LAKE_WAYS and (alphabets_allowed is None or a in alphabets_allowed))
+    rng = np.random.default_rng(seed)
+    truth = {}
+    for r in range(1, runs + 1):
+        run = f"run{r:02d}"
+        alphabet = big[rng.integers(len(big))]
+        chosen = [alphabets[alphabet][i] for i in rng.choice(len(alphabets[alphabet]), LAKE_WAYS, replace=False)]
+        (dest / run / "training").mkdir(parents=True)
+        (dest / run / "test").mkdir()
+        item_order = rng.permutation(LAKE_WAYS)  # item k shows character item_order[k]
+        lines = []
+        for c, key in enumerate(chosen):
+            a, b = rng.choice(len(by_character[key]), 2, replace=False)
+            (dest / run / "training" / f"class{c + 1:02d}.png").write_bytes(archive.read(by_character[key][a]))
+            item = int(np.where(item_order == c)[0][0]) + 1
+            (dest / run / "test" / f"item{item:02d}.png").write_bytes(archive.read(by_character[key][b]))
+        for k, c in enumerate(item_order, start=1):
+            lines.append(f"{run}/test/item{k:02d}.png {run}/training/class{c + 1:02d}.png")
+        (dest / run / "class_labels.txt").write_text("\n".join(lines) + "\n")
+        truth[run] = item_order.tolist()
+    return truth
