@@ -31,7 +31,7 @@ from experiments.methods import METHODS, budget_section, needs_images
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "celebrities.toml"
 OMNIGLOT_PRESETS = ("fast", "paper", "full")
-DEFAULT_OMNIGLOT_PRESET = "fast"
+DEFAULT_OMNIGLOT_PRESET = "full"  # the full background set with the fixed split (issue 15)
 OPTIMIZERS = ("adam", "sgd")
 
 
