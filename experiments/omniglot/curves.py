@@ -51,9 +51,9 @@ def plot_curve(records: list[dict], out: str | os.PathLike, title: str = "") -> 
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     for key, label in (("heldout_1nn_5w1s", "5-way 1-shot (1-NN)"), ("heldout_1nn_20w1s", "20-way 1-shot (1-NN)")):
         ax.plot(minutes, [100 * r[key] for r in records], marker="o", markersize=3, label=label)
-    switch = [m for m, r in zip(minutes, records) if r.get("stage") == "memory"]
-    if switch:
-        ax.axvline(switch[0], color="grey", linestyle=":", label="memory-loss stage starts")
+    pretrained = [m for m, r in zip(minutes, records) if r.get("stage") == "pretrain"]
+    if pretrained and len(pretrained) < len(records):  # the memory stage starts where pre-training ended
+        ax.axvline(pretrained[-1], color="grey", linestyle=":", label="memory-loss stage starts")
     ax.set_xlabel("training time (minutes, 2-core CPU)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(title)
