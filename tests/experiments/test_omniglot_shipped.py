@@ -41,3 +41,19 @@ def test_shipped_checkpoint_stays_above_its_measured_accuracy(tmp_path, capsys):
     rows = {row["readout"]: row for row in json.loads(out.read_text())["nway"]}
     assert set(rows) == {"memory", "1-NN", "prototype"}
     assert rows["memory"]["mean"] >= MEASURED_20W1S_ON_300_TASKS - MARGIN
+
+
+def test_shipped_logs_give_one_learning_curve(tmp_path):
+    from experiments.omniglot.curves import curve_markdown, plot_curve, read_curve
+
+    records = read_curve(SHIPPED_DIR)
+    stages = [r["stage"] for r in records]
+    assert stages == sorted(stages, key=lambda s: s != "pretrain") and {"pretrain", "memory"} == set(stages)
+    seconds = [r["seconds"] for r in records]
+    assert seconds == sorted(seconds)
+    table = curve_markdown(records)
+    assert table.count("\n") == len(records) + 2
+    plot_curve(records, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(FileNotFoundError, match="no training log"):
+        read_curve(tmp_path)
