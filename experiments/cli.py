@@ -211,7 +211,7 @@ def add_omniglot(subparsers) -> None:
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
     data_help = "Omniglot zips or folders (default: $KSHOT_OMNIGLOT or ../shared/omniglot)"
 
-    train = commands.add_parser("train", help="train (or resume) an embedder with the memory loss")
+    train = commands.add_parser("train", help="train (or resume) an embedder: classifier pre-training, then the memory loss")
     train.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
     train.add_argument("--out", required=True, metavar="DIR", help="run directory; an existing one is resumed")
     source = train.add_mutually_exclusive_group()
