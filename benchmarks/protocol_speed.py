@@ -31,7 +31,7 @@ import numpy as np  # noqa: E402
 from experiments import config as cfg  # noqa: E402
 from experiments import methods, protocol  # noqa: E402
 from experiments.run_data import prepare_data  # noqa: E402
-from experiments.runner import model_generator, run_repeat, shuffle_generator  # noqa: E402
+from experiments.runner import model_generator, repeat_iterations, run_repeat  # noqa: E402
 
 
 def plain_confusions(model: str, repeat: int, data, config) -> list[np.ndarray]:
@@ -46,9 +46,8 @@ def plain_confusions(model: str, repeat: int, data, config) -> list[np.ndarray]:
         store = config.memory.build(key_dim=key_dim, seed=seed)
     else:
         store = memory_module.StoreAllNearestNeighbour(key_dim=key_dim)
-    shuffled = protocol.shuffle_classes(protocol.class_members(data.labels, n_classes), shuffle_generator(config.run.seed, repeat))
     confusions = []
-    for it in protocol.schedule(shuffled, config.budget(model).max_shots)[1:]:  # 0 shots is a guess either way
+    for it in repeat_iterations(data.labels, n_classes, config, model, repeat)[1:]:  # 0 shots is a guess either way
         store.write(data.embeddings[it.feed], data.labels[it.feed])
         predicted = np.asarray(store.lookup(data.embeddings[it.evaluate]).labels)
         confusion = np.zeros((n_classes, n_classes), np.int64)

@@ -143,14 +143,14 @@ def handle_embed(args) -> int:
     import numpy as np
 
     from experiments.datasets import load_image_dataset
-    from facenet_tf import Embedder, load_facenet
+    from facenet_tf import Embedder, load_pretrained
     from kshot_io import atomic_write
 
     if args.out.suffix != ".npz":
         raise ValueError(f"--out must name an .npz file, got {args.out}")
     dataset = load_image_dataset(args.data, skip_bad=args.skip_bad)
-    model = load_facenet(args.weights)
-    embedder = Embedder(model, batch_size=args.batch_size, progress=not args.quiet)
+    embedder = Embedder.from_pretrained(load_pretrained(args.weights), batch_size=args.batch_size,
+                                        progress=not args.quiet)
     result = embedder.embed_paths([str(p) for p in dataset.paths], aligned=args.aligned, use_cache=not args.no_cache)
     index_of = {str(p): i for i, p in enumerate(dataset.paths)}
     kept = [index_of[p] for p in result.kept_paths]

@@ -7,10 +7,16 @@ image of every class per iteration, so the evaluation of iteration i is at i sho
 One repeat of the protocol:
 - shuffle the images of every class with the repeat's generator;
 - iteration 0: evaluate every image, with nothing learned;
-- iteration i >= 1: feed the i-th image of every class as one batch, then evaluate
-  every image not yet fed;
+- iteration i >= 1: feed the i-th image of every class as one batch, in an order
+  drawn afresh for every iteration from the repeat's generator, then evaluate every
+  image not yet fed;
 - stop after `max_shots` iterations, or earlier when some class would have nothing
   left to evaluate (a class of n images allows at most n - 1 shots).
+
+Why the feed order is drawn: when more items of a batch miss than a fixed-size memory
+has free slots, the last misses of the batch are the ones stored. In class order the
+same alphabetically-last classes would win every repeat and the first ones would never
+be stored, a bias that looks like a property of those classes.
 
 The schedule is pure index bookkeeping: it knows nothing about models, so it is
 tested on its own and shared by the plain runner and the fast benchmark path.
@@ -66,12 +72,18 @@ def shuffle_classes(members: list[np.ndarray], rng: np.random.Generator) -> list
     return [rng.permutation(indices) for indices in members]
 
 
-def schedule(shuffled: list[np.ndarray], max_shots: int) -> list[Iteration]:
-    """The iterations of one repeat, from each class's shuffled indices."""
+def schedule(shuffled: list[np.ndarray], max_shots: int, feed_rng: np.random.Generator | None) -> list[Iteration]:
+    """The iterations of one repeat, from each class's shuffled indices.
+
+    `feed_rng` draws the order of every feed batch; None keeps class order (only for
+    protocols that prescribe it, such as the blog's fixed order).
+    """
     n_shots = max_iterations([len(s) for s in shuffled], max_shots)
     iterations = []
     for shots in range(n_shots + 1):  # one image of every class is fed per iteration
         feed = np.array([s[shots - 1] for s in shuffled], dtype=np.int64) if shots else np.empty(0, np.int64)
+        if feed_rng is not None and feed.size:
+            feed = feed[feed_rng.permutation(feed.size)]
         evaluate = np.sort(np.concatenate([s[shots:] for s in shuffled])).astype(np.int64)
         iterations.append(Iteration(shots=shots, feed=feed, evaluate=evaluate))
     return iterations

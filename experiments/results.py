@@ -46,9 +46,10 @@ class RepeatResult:
     memory_loss: np.ndarray  # float64 [I]; loss of the batch fed before this evaluation (0 at 0 shots)
     seconds: np.ndarray  # float64 [I]; wall time of the iteration (learn + evaluate)
     confusion: np.ndarray  # int64 [I, C, C]; rows true class, columns predicted class
+    feed: np.ndarray  # int64 [I, C]; dataset indices fed before each evaluation, in feed order (-1: none)
 
     ARRAYS: ClassVar[tuple[str, ...]] = (
-        "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion",
+        "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion", "feed",
     )
 
     @property

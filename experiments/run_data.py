@@ -6,10 +6,10 @@ Two sources, one result (`PreparedData`, defined here, used by the runner):
   required arrays present, equal lengths, 2-D finite embeddings; each problem is an
   error naming the file and the arrays.
 - a dataset name or folder: images are aligned through facenet_tf's crop cache and
-  embedded once with FaceNet; every repeat and iteration of the frozen methods reuses
-  these embeddings. When a method needs images (experiments.methods), the prewhitened
-  crops are prepared once and both kept and embedded; otherwise the embedding cache
-  serves the embeddings (`Embedder.embed_paths`).
+  embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
+  every repeat and iteration of the frozen methods reuses these embeddings. The
+  prewhitened crops of the same pass are kept only when a method needs images
+  (experiments.methods).
 
 Class ids are dense, in sorted order of the class names, so a run's confusion
 matrices have the same rows whatever order the files were listed in.
@@ -124,7 +124,7 @@ def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
 def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> PreparedData:
     """Align and embed a dataset (a built-in name or a folder) with the pretrained FaceNet."""
     from experiments.datasets import load_image_dataset
-    from facenet_tf import Embedder, load_facenet, prepare_crops
+    from facenet_tf import Embedder, load_pretrained
 
     dataset = load_image_dataset(data.source, skip_bad=data.skip_bad)
     paths = [str(p) for p in dataset.paths]
@@ -133,17 +133,11 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
 
-    facenet = load_facenet(data.weights or None)
-    embedder = Embedder(facenet, progress=progress)
-    crops = None
-    if need_crops:
-        prepared = prepare_crops(paths, aligned=data.aligned, progress=progress)
-        kept, crops, skipped = list(prepared.kept_paths), prepared.crops, prepared.skipped
-        # Fixed batches make each embedding independent of its batch mates, equal to the cached ones.
-        embeddings = embedder.embed_crops(crops, fixed_batch=True)
-    else:
-        embedded = embedder.embed_paths(paths, aligned=data.aligned)
-        kept, embeddings, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.skipped
+    pretrained = load_pretrained(data.weights or None)
+    embedder = Embedder.from_pretrained(pretrained, progress=progress)
+    embedded = embedder.embed_paths(paths, aligned=data.aligned, keep_crops=need_crops)
+    kept, embeddings, crops, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.crops, embedded.skipped
+    facenet = pretrained.model
     dense, names = dense_labels([label_of[p] for p in kept])
     return PreparedData(
         embeddings=np.asarray(embeddings, dtype=np.float32),

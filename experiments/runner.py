@@ -48,16 +48,25 @@ def model_generator(seed: int, repeat: int, model: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, repeat, model_key(model)]))
 
 
-def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
-    """One repeat of the protocol for one model; see experiments.protocol."""
-    n_classes = len(data.class_names)
-    members = protocol.class_members(data.labels, n_classes)
-    shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
+def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, model: str, repeat: int):
+    """The schedule of repeat `repeat`: per-class shuffles, then feed orders, from the repeat's generator.
+
+    Every model of a run draws the same schedule for the same repeat (the paired design);
+    only its budget (how many shots, how many images evaluated) can cut it shorter.
+    """
+    rng = shuffle_generator(config.run.seed, repeat)
+    shuffled = protocol.shuffle_classes(protocol.class_members(labels, n_classes), rng)
     budget = config.budget(model)
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    iterations = protocol.schedule(shuffled, budget.max_shots)
+    return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+
+
+def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
+    """One repeat of the protocol for one model; see experiments.protocol."""
+    n_classes = len(data.class_names)
+    iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -66,7 +75,9 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     memory_loss = np.zeros(count, dtype=np.float64)
     seconds = np.zeros(count, dtype=np.float64)
     confusion = np.zeros((count, n_classes, n_classes), dtype=np.int64)
+    feed = np.full((count, n_classes), -1, dtype=np.int64)  # what was fed before each evaluation, in order
     for i, it in enumerate(iterations):
+        feed[i, : it.feed.size] = it.feed
         start = time.perf_counter()
         memory_loss[i], predicted = adapter.step(it.feed, it.evaluate)
         predicted = np.array(predicted, dtype=np.int64)
@@ -87,6 +98,7 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         memory_loss=memory_loss,
         seconds=seconds,
         confusion=confusion,
+        feed=feed,
         **out,
     )
 

@@ -27,15 +27,20 @@ tf.config.experimental.enable_tensor_float_32_execution(False)
 
 
 @pytest.fixture(scope="session")
-def facenet_model():
-    from facenet_tf import load_facenet
-    return load_facenet()
+def facenet_pretrained():
+    from facenet_tf import load_pretrained
+    return load_pretrained()
 
 
 @pytest.fixture(scope="session")
-def facenet_embedder(facenet_model):
+def facenet_model(facenet_pretrained):
+    return facenet_pretrained.model
+
+
+@pytest.fixture(scope="session")
+def facenet_embedder(facenet_pretrained):
     from facenet_tf import Embedder
-    return Embedder(facenet_model, batch_size=32, progress=False)
+    return Embedder.from_pretrained(facenet_pretrained, batch_size=32, progress=False)
 
 
 @pytest.fixture(scope="session")

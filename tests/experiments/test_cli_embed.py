@@ -13,10 +13,10 @@ pytestmark = pytest.mark.weights
 
 
 @pytest.fixture
-def shared_model(monkeypatch, facenet_model):
+def shared_model(monkeypatch, facenet_pretrained):
     """The session's FaceNet instead of a second load (same weights, same hash)."""
-    monkeypatch.setattr(facenet_tf, "load_facenet", lambda weights=None: facenet_model)
-    return facenet_model
+    monkeypatch.setattr(facenet_tf, "load_pretrained", lambda weights=None: facenet_pretrained)
+    return facenet_pretrained.model
 
 
 def _check_contract(out):

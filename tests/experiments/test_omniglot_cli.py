@@ -11,7 +11,7 @@ from experiments.cli import main
 from experiments.omniglot.data import default_sources
 from experiments.omniglot.model import restore_embedder
 
-pytestmark = pytest.mark.needs_omniglot
+pytestmark = [pytest.mark.needs_omniglot, pytest.mark.slow]
 
 TINY_TOML = """
 [data]

