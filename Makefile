@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench notebooks readme-results clean-venv
+.PHONY: demo test bench notebooks readme-results gallery-results clean-venv
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ notebooks: $(INSTALLED)
 readme-results: $(INSTALLED)
 	$(BIN)/kshot run --out runs/readme
 	$(BIN)/python -m experiments.publish runs/readme
+
+# Enroll three celebrities, identify all five, calibrate: docs/results/gallery/.
+gallery-results: $(INSTALLED)
+	$(BIN)/python -m experiments.gallery_demo docs/results/gallery
 
 clean-venv:
 	rm -rf $(VENV)

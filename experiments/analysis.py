@@ -1,8 +1,8 @@
 """Reading a finished run: who wins at which shot, and which classes get confused.
 
 The notebooks and the README describe results in words. Those words are computed
-here from the summary and confusion arrays, so that a sentence can never disagree
-with the numbers it describes.
+here from the paired differences (experiments.metrics.paired_differences) and the
+confusion arrays, so that a sentence can never disagree with the numbers it describes.
 """
 
 from __future__ import annotations
@@ -11,71 +11,32 @@ import numpy as np
 import pandas as pd
 
 PAIR_COLUMNS = ["iteration", "true", "predicted", "count", "rate_of_true"]
-# Fewer repeats than this give no CI verdict: three identical repeats make a zero-width
-# t-interval, which would otherwise read as a resolved difference.
-MIN_REPEATS_FOR_VERDICT = 5
 
 
-def compare_models(summary: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
-    """Per shot: both means, the difference a - b, and whether the 95% CIs overlap.
+def describe_comparison(paired: pd.DataFrame, model: str) -> str:
+    """One sentence per shot: who leads, by how much, the paired interval, and the verdict.
 
-    `summary` is the frame of `experiments.metrics.summarize` (columns model, shots, mean,
-    ci_low, ci_high, and optionally repeats). Only shots that both models reached are
-    compared. `cis_overlap` is None (unknown) when a CI is NaN (one repeat) or either
-    model has fewer than MIN_REPEATS_FOR_VERDICT repeats.
+    `paired` is the frame of `experiments.metrics.paired_differences` (a run's
+    paired.csv). A lead is called a win only when the paired interval excludes zero and
+    the signed-rank test agrees; otherwise the sentence says it is within noise.
     """
-    known = set(summary["model"])
-    for name in (model_a, model_b):
-        if name not in known:
-            raise ValueError(f"model {name!r} is not in this run; models present: {sorted(known)}")
-    a = summary[summary["model"] == model_a].set_index("shots")
-    b = summary[summary["model"] == model_b].set_index("shots")
-    rows = []
-    for shots in sorted(set(a.index) & set(b.index)):
-        ra, rb = a.loc[shots], b.loc[shots]
-        bounds = [ra["ci_low"], ra["ci_high"], rb["ci_low"], rb["ci_high"]]
-        repeats = [r.get("repeats", MIN_REPEATS_FOR_VERDICT) for r in (ra, rb)]
-        if any(np.isnan(bounds)) or min(repeats) < MIN_REPEATS_FOR_VERDICT:
-            overlap = None
-        else:
-            overlap = bool(ra["ci_low"] <= rb["ci_high"] and rb["ci_low"] <= ra["ci_high"])
-        rows.append(
-            {
-                "shots": int(shots),
-                f"mean_{model_a}": float(ra["mean"]),
-                f"mean_{model_b}": float(rb["mean"]),
-                "difference": float(ra["mean"] - rb["mean"]),
-                "cis_overlap": overlap,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-def describe_comparison(summary: pd.DataFrame, model_a: str, model_b: str) -> str:
-    """One sentence per shot saying which model leads, by how much, and if it is resolved.
-
-    "Resolved" means the two 95% CIs do not overlap; overlapping CIs are reported as a
-    tie within noise whatever the sign of the difference.
-    """
-    table = compare_models(summary, model_a, model_b)
-    if table.empty:
-        return f"{model_a} and {model_b} share no shot count, so they cannot be compared."
+    rows = paired[paired["model"] == model]
+    if rows.empty:
+        return f"{model} shares no shot count and repeat with the reference, so they cannot be compared."
     sentences = []
-    for row in table.itertuples(index=False):
-        shots = row.shots
-        diff = row.difference
-        points = abs(diff) * 100
-        if row.cis_overlap is None:
-            verdict = f"(too few repeats for a CI verdict; at least {MIN_REPEATS_FOR_VERDICT} needed)"
-        elif row.cis_overlap:
-            verdict = "but the 95% CIs overlap, so this is within noise"
-        else:
-            verdict = "and the 95% CIs do not overlap"
-        if diff == 0:
-            sentences.append(f"At {shots} shots {model_a} and {model_b} score the same.")
+    for row in rows.itertuples(index=False):
+        interval = (f"paired difference {row.mean_difference * 100:+.1f} points, 95% CI "
+                    f"[{row.ci_low * 100:+.1f}, {row.ci_high * 100:+.1f}], p = {row.p_value:.2g}, "
+                    f"{row.repeats} repeats")
+        if row.mean_difference == 0 and row.ci_low == 0 and row.ci_high == 0:
+            sentences.append(f"At {row.shots} shots {model} and {row.reference} give the same accuracy in every repeat.")
             continue
-        leader, other = (model_a, model_b) if diff > 0 else (model_b, model_a)
-        sentences.append(f"At {shots} shots {leader} leads {other} by {points:.1f} points, {verdict}.")
+        leader, other = (model, row.reference) if row.mean_difference > 0 else (row.reference, model)
+        verdict = "a resolved difference" if row.verdict != "within noise" else "within noise"
+        sentences.append(
+            f"At {row.shots} shots {leader} leads {other} by {abs(row.mean_difference) * 100:.1f} points "
+            f"({interval}): {verdict}."
+        )
     return "\n".join(sentences)
 
 
@@ -116,18 +77,12 @@ def top_confused_pairs(confusion: np.ndarray, class_names: list[str], top: int =
     return pd.DataFrame(rows, columns=PAIR_COLUMNS)
 
 
-def describe_run(summary: pd.DataFrame, reference: str = "baseline") -> str:
-    """A short reading of a whole run: every model against `reference`, shot by shot.
-
-    Falls back to the first model as the reference when `reference` did not run.
-    """
-    models = list(dict.fromkeys(summary["model"]))
-    if not models:
-        return "The run has no results."
-    if reference not in models:
-        reference = models[0]
-    others = [m for m in models if m != reference]
-    if not others:
-        return f"Only {reference} ran; there is nothing to compare it with."
-    paragraphs = [f"{model} against {reference}:\n{describe_comparison(summary, model, reference)}" for model in others]
+def describe_run(paired: pd.DataFrame) -> str:
+    """A short reading of a whole run: every model against the reference, shot by shot."""
+    if paired.empty:
+        return "No model can be compared with a reference in this run (the reference did not run, or only one model did)."
+    paragraphs = []
+    for model in dict.fromkeys(paired["model"]):
+        reference = paired[paired["model"] == model]["reference"].iloc[0]
+        paragraphs.append(f"{model} against {reference}:\n{describe_comparison(paired, model)}")
     return "\n\n".join(paragraphs)

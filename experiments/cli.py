@@ -3,7 +3,11 @@
     kshot run        the k-shot face experiment (no arguments: the celebrity demo)
     kshot embed      a dataset's FaceNet embeddings in one npz
     kshot report     rebuild a run's summary and figures from its files
+    kshot sweep      a grid of runs, on a local process pool or a Ray cluster
     kshot omniglot   train | eval | lake | stream | curve | ship: the memory on Omniglot
+    kshot enroll     add people's photos to a face gallery file
+    kshot identify   name the people in photos from a gallery, or answer "unknown"
+    kshot calibrate  the gallery's open-set threshold: TAR at FAR, EER, ROC figure
 
 Handlers import TensorFlow (and anything that imports it) inside their bodies, so
 that `kshot --help` stays fast. Library code raises ValueError, FileNotFoundError or
@@ -16,12 +20,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 from experiments.config import DEFAULT_OMNIGLOT_PRESET, DEFAULT_RUN_CONFIG, OMNIGLOT_PRESETS
+from experiments.gallery_file import DEFAULT_LOCK_TIMEOUT
 from experiments.methods import METHODS
+from experiments.open_set import DEFAULT_FAR, check_far
 
 RUN_DESCRIPTION = """\
 The k-shot experiment, memory vs store-all baseline.
@@ -51,16 +58,24 @@ def add_run(subparsers) -> None:
     )
     parser.add_argument("--config", type=Path, default=None, help=f"TOML configuration (default: {DEFAULT_RUN_CONFIG.name})")
     parser.add_argument("--out", type=Path, default=None, help="run directory (default: runs/<config name>)")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats for every method (overrides [run] and [finetune] repeats)")
+    parser.add_argument("--repeats", type=int, default=None,
+                        help="repeats of the frozen-embedder methods ([run] repeats); on an existing run, more repeats are added")
+    parser.add_argument("--finetune-repeats", type=int, default=None,
+                        help="repeats of the fine-tuned methods ([finetune] repeats); each costs seconds")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
+    parser.add_argument("--strangers", type=int, default=None,
+                        help="open set: hold out this many identities per repeat, never fed, to be rejected "
+                             "(overrides [open_set] strangers; 0 = closed set)")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
-    parser.add_argument("--data", default=None, help="dataset name (celebrities) or folder root/<label>/<image>")
+    parser.add_argument("--data", default=None, help="dataset name (celebrities, celebrities_lowres) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
     parser.add_argument("--weights", default=None, help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the registry's)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="skip non-image files and empty class folders (listed in skipped.txt) instead of stopping")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="npz from `kshot embed`: run the methods that need no images on it, no FaceNet")
+    parser.add_argument("--allow-duplicates", action="store_true", default=None,
+                        help="run even when the same image content is filed under two classes")
     parser.add_argument("--no-figures", action="store_true", help="write tables only (faster; `kshot report DIR` draws them later)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.set_defaults(handler=handle_run)
@@ -83,14 +98,16 @@ def resolve_run_config(args):
         config,
         origin=f"{config_path} with command-line options",
         run__seed=args.seed,
+        open_set__strangers=args.strangers,
         run__repeats=args.repeats,
-        finetune__repeats=args.repeats,
+        finetune__repeats=args.finetune_repeats,
         run__models=models,
         data__source=args.data,
         data__aligned=args.aligned,
         data__skip_bad=args.skip_bad,
         data__weights=args.weights,
         data__embeddings=str(args.embeddings) if args.embeddings is not None else None,
+        data__allow_duplicates=args.allow_duplicates,
     )
     out = args.out or Path("runs") / Path(config_path).stem
     return config, Path(out)
@@ -103,19 +120,47 @@ def handle_run(args) -> int:
     from experiments.run_data import prepare_data
     from experiments.runner import run_experiment
 
+    from experiments.run_dir import GROWABLE, check_run_dir
+
     started = time.perf_counter()
     config, out_dir = resolve_run_config(args)
+    # Everything that can be refused without images is refused before FaceNet is loaded.
+    check_run_dir(out_dir, config, may_change=GROWABLE)
     print(f"kshot run: writing to {out_dir}")
     print(config_repeats_note(config))
     need_crops = any(needs_images(m) for m in config.run.models)
     data = prepare_data(config.data, need_crops=need_crops, progress=not args.no_progress)
     outcome = run_experiment(config, out_dir, data, progress=not args.no_progress, make_figures=not args.no_figures)
     print()
-    print("accuracy, mean [95% CI] over repeats, by shots:")
+    print(f"accuracy, mean [95% interval] over repeats, by shots ({report.metrics.ACCURACY_METHOD}):")
     print(report.accuracy_table(outcome["summary"]).to_string())
+    if outcome.get("open_set") is not None:
+        print()
+        print(f"open set ({config.open_set.strangers} identities held out, threshold at FAR {config.open_set.far:g} "
+              "of the fed items): accuracy on known / rejection of strangers, mean over repeats, by shots:")
+        print(report.open_set_table(outcome["open_set"]).to_string())
+    if config.run.compare_with == "blog":
+        from experiments.blog_reference import beside_the_blog
+
+        print()
+        print("mean accuracy in percent beside the blog's published curves (its 12 x 8 images):")
+        print(beside_the_blog(outcome["summary"]).to_string())
     print()
+    verdicts = outcome["paired"]
+    if not verdicts.empty:
+        print(f"against {report.REFERENCE}, paired over the same shuffles (details in paired.csv):")
+        for model, rows in verdicts.groupby("model", sort=False):
+            wins = rows[rows.verdict == "wins"].shots.tolist()
+            losses = rows[rows.verdict == "loses"].shots.tolist()
+            print(f"  {model}: wins at shots {wins or 'none'}, loses at shots {losses or 'none'}, "
+                  f"within noise elsewhere")
+        print()
     for model, t in outcome["timing"].items():
         print(f"{model}: {t['repeats']} repeats ({t['computed']} computed now), {t['seconds_per_repeat']:.3f} s per repeat")
+    for line in data.skipped:
+        print(f"skipped {line}")
+    for line in data.notes:
+        print(line)
     print(f"total wall time {time.perf_counter() - started:.1f} s; summary in {out_dir / 'summary.md'}")
     return 0
 
@@ -190,6 +235,9 @@ def handle_report(args) -> int:
 
     if not args.run_dir.is_dir():
         raise FileNotFoundError(f"run directory {args.run_dir} does not exist")
+    progress = report.assemble_tables(args.run_dir)
+    if progress:
+        print(progress)
     built = report.write_report(args.run_dir, make_figures=not args.no_figures)
     print(report.accuracy_table(built["summary"]).to_string())
     print(f"wrote {args.run_dir / 'summary.csv'}, {args.run_dir / 'summary.md'} and {len(built['figures'])} figure files")
@@ -344,9 +392,221 @@ def handle_omniglot_ship(args) -> int:
     return 0
 
 
+# ---------------------------------------------------------------- kshot sweep
+
+SWEEP_DESCRIPTION = """\
+Many `kshot run` configurations at once: a sweep file names a base run configuration
+and a grid (and optionally explicit cells) over any of its keys; each cell is an
+ordinary run directory under DIR/cells/, named from its settings. Cells already
+complete are skipped and interrupted ones resume, so the same command continues a
+sweep. A cell that fails is recorded (DIR/status/) and the sweep goes on. The merged
+table is DIR/sweep.csv, the figures DIR/figures/. See docs/SWEEPS.md.
+"""
+
+
+def add_sweep(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "sweep", help="run a grid of configurations, locally or on a Ray cluster",
+        description=SWEEP_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, required=True, help="sweep file (TOML; see docs/SWEEPS.md)")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="sweep directory; an existing one is resumed")
+    parser.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+                        help="run the cells as Ray tasks: on a new local Ray instance, or on the cluster at ADDRESS "
+                             "(host:port of `ray start --head`, or auto)")
+    parser.add_argument("--shared", action="store_true",
+                        help="with --ray: DIR is a path every node mounts; workers write there instead of sending files back")
+    parser.add_argument("--workers", type=int, default=None, help="local pool size (default: the number of cores)")
+    parser.add_argument("--only", default=None, metavar="CELLS", help="comma-separated cell names to run (the rest are left as they are)")
+    parser.add_argument("--dry-run", action="store_true", help="check the sweep file and list its cells; run nothing")
+    parser.add_argument("--no-figures", action="store_true", help="tables only, for the cells and the sweep")
+    parser.set_defaults(handler=handle_sweep)
+
+
+def handle_sweep(args) -> int:
+    from experiments.sweep import load_sweep
+    from experiments.sweep_exec import LocalExecutor, RayExecutor, run_sweep
+
+    sweep = load_sweep(args.config)
+    if args.dry_run:
+        for cell in sweep.cells:
+            print(cell.name)
+        print(f"{len(sweep.cells)} cell(s); nothing run (--dry-run)")
+        return 0
+    if args.shared and args.ray is None:
+        raise ValueError("--shared only applies with --ray (local workers always write into DIR)")
+    if args.workers is not None and args.ray is not None:
+        raise ValueError("--workers sizes the local pool; with --ray, Ray places the cells by [resources] num_cpus in the sweep file")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.ray is not None:
+        executor = RayExecutor(args.ray or None, sweep.resources, shared=args.shared)
+    else:
+        executor = LocalExecutor(args.workers, max_retries=sweep.resources.max_retries)
+    only = [name.strip() for name in args.only.split(",") if name.strip()] if args.only else None
+    outcome = run_sweep(sweep, args.out, executor, only=only, make_figures=not args.no_figures)
+    print(outcome["summary"])
+    print(f"merged table: {args.out / 'sweep.csv'}; summary: {args.out / 'sweep.md'}")
+    return 1 if outcome["failed"] else 0
+
+
+# ---------------------------------------------------------------- kshot enroll | identify | calibrate
+
+GALLERY_DESCRIPTION = """\
+The memory as a persistent face gallery (experiments/gallery.py):
+
+    kshot enroll --data FOLDER --gallery FILE [--memory-size N | --store-all] [--aligned] [--skip-bad]
+    kshot identify --gallery FILE PATHS... [--threshold T] [--out results.csv] [--learn]
+    kshot calibrate --gallery FILE [--far 0.001] [--figure STEM]
+
+FOLDER is laid out as FOLDER/<name>/<photo>. Enrolling again adds people or photos to
+the same gallery (the same embedder is enforced).
+"""
+
+
+def _gallery_options(parser) -> None:
+    parser.add_argument("--gallery", required=True, type=Path, help="the gallery file (.npz)")
+    parser.add_argument("--weights", default=None,
+                        help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the gallery's, "
+                             "or 20170512-110547 for a new gallery)")
+    parser.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
+                        help="seconds to wait while another command writes the gallery")
+
+
+def add_gallery(subparsers) -> None:
+    enroll = subparsers.add_parser("enroll", help="embed a folder of people's photos into a gallery file",
+                                   description=GALLERY_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _gallery_options(enroll)
+    enroll.add_argument("--data", required=True, help="folder laid out as FOLDER/<name>/<photo>")
+    size = enroll.add_mutually_exclusive_group()
+    size.add_argument("--memory-size", type=int, default=None,
+                      help="Kaiser memory slots of a new gallery (default 1024)")
+    size.add_argument("--store-all", action="store_true", help="a new gallery keeps every photo (1-NN) instead")
+    enroll.add_argument("--far", type=float, default=None,
+                        help=f"target false-accept rate of the threshold (default {DEFAULT_FAR}, or the gallery's)")
+    enroll.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
+    enroll.add_argument("--skip-bad", action="store_true", help="skip non-image files and empty folders")
+    enroll.set_defaults(handler=run_enroll)
+
+    identify = subparsers.add_parser("identify", help="name the people in photos, or say 'unknown'")
+    _gallery_options(identify)
+    identify.add_argument("paths", nargs="+", type=Path, help="photos or folders of photos")
+    identify.add_argument("--threshold", type=float, default=None, help="similarity threshold (default: the gallery's)")
+    identify.add_argument("--out", type=Path, default=None, help="write the answers as CSV")
+    identify.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
+    identify.add_argument("--learn", action="store_true",
+                          help="write the accepted answers back into the gallery's memory (life-long mode)")
+    identify.set_defaults(handler=run_identify)
+
+    calibrate = subparsers.add_parser("calibrate", help="open-set threshold: TAR at FAR, EER, ROC figure")
+    _gallery_options(calibrate)
+    calibrate.add_argument("--far", type=float, default=None, help="target false-accept rate (default: the gallery's)")
+    calibrate.add_argument("--figure", type=Path, default=None,
+                           help="ROC figure stem, written as .png and .svg (default: next to the gallery)")
+    calibrate.set_defaults(handler=run_calibrate)
+
+
+def _check_gallery_exists(gallery: Path) -> None:
+    """Before FaceNet is loaded (seconds), so a mistyped path fails at once."""
+    if not gallery.is_file():
+        raise FileNotFoundError(f"gallery {gallery} does not exist; create it with `kshot enroll --gallery {gallery}`")
+
+
+def _gallery_embedder(args, gallery_path: Path):
+    """The embedder to use: the given weights, or the existing gallery's, checked against it."""
+    from experiments.face_embedder import FaceEmbedder, embedder_for
+    from experiments.gallery_file import read_gallery
+
+    if gallery_path.exists():
+        header, _ = read_gallery(gallery_path)
+        return embedder_for(header["identity"], weights=args.weights)
+    return FaceEmbedder(args.weights)
+
+
+def run_enroll(args) -> int:
+    from experiments.gallery import DEFAULT_MEMORY_SIZE, Gallery, embed_named_photos
+
+    if args.memory_size is not None and args.memory_size < 1:
+        raise ValueError(f"--memory-size must be >= 1, got {args.memory_size}")
+    if args.far is not None:
+        check_far(args.far)
+    exists = args.gallery.exists()
+    if exists and (args.memory_size is not None or args.store_all):
+        raise ValueError(f"{args.gallery} exists: --memory-size and --store-all only apply to a new gallery; "
+                         "leave them out to add to it, or choose another --gallery")
+    embedder = _gallery_embedder(args, args.gallery)
+    embeddings, names, skipped = embed_named_photos(embedder, args.data, aligned=args.aligned,
+                                                    skip_bad=args.skip_bad)
+    create = {"memory_size": args.memory_size or DEFAULT_MEMORY_SIZE, "store_all": args.store_all}
+    if args.far is not None:
+        create["far"] = args.far
+    with Gallery.edit(args.gallery, embedder=embedder, create=create, timeout=args.lock_timeout) as gallery:
+        written = gallery.enroll_embeddings(embeddings, names)
+        if args.far is not None and args.far != gallery.far:
+            gallery.recalibrate(args.far)
+    for path, reason in skipped:
+        print(f"kshot enroll: skipped {path}: {reason}", file=sys.stderr)
+    print(f"kshot enroll: {sum(written.values())} photos of {len(written)} people written to {args.gallery}; "
+          f"{len(skipped)} skipped")
+    print(f"gallery: {gallery.summary()}")
+    return 0
+
+
+def run_identify(args) -> int:
+    from experiments.gallery import UNKNOWN, Gallery, identifications_frame
+    from kshot_io import write_text_atomic
+
+    if args.out is not None and args.out.suffix.lower() != ".csv":
+        raise ValueError(f"--out must name a .csv file, got {args.out}")
+    if args.threshold is not None and not -1.0 <= args.threshold <= 1.0:
+        raise ValueError(f"--threshold is a cosine similarity in [-1, 1], got {args.threshold}")
+    _check_gallery_exists(args.gallery)
+    embedder = _gallery_embedder(args, args.gallery)
+    if args.learn:
+        with Gallery.edit(args.gallery, embedder=embedder, timeout=args.lock_timeout) as gallery:
+            rows = gallery.identify(args.paths, threshold=args.threshold, aligned=args.aligned, learn=True)
+    else:
+        gallery = Gallery.load(args.gallery, embedder=embedder)
+        rows = gallery.identify(args.paths, threshold=args.threshold, aligned=args.aligned)
+    frame = identifications_frame(rows)
+    if args.out is not None:
+        write_text_atomic(args.out, frame.to_csv(index=False, float_format="%.6f"))
+    shown = frame.assign(path=[Path(p).name for p in frame["path"]])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
+    known = sum(1 for r in rows if not r.skipped and r.answer != UNKNOWN)
+    unknown = sum(1 for r in rows if r.answer == UNKNOWN)
+    threshold = args.threshold if args.threshold is not None else gallery.threshold
+    print(f"kshot identify: {len(rows)} photos: {known} named, {unknown} unknown, "
+          f"{sum(r.skipped for r in rows)} skipped (threshold {threshold:.4f})"
+          + (f"; answers in {args.out}" if args.out else "") + ("; accepted answers learned" if args.learn else ""))
+    return 0
+
+
+def run_calibrate(args) -> int:
+    from experiments.gallery import Gallery
+    from experiments.open_set import plot_roc
+    from kshot_io import write_text_atomic
+
+    _check_gallery_exists(args.gallery)
+    with Gallery.edit(args.gallery, timeout=args.lock_timeout) as gallery:
+        calibration = gallery.recalibrate(args.far)
+        if calibration is None:
+            raise ValueError(f"{args.gallery} holds photos of fewer than two people; calibration needs impostor "
+                             "pairs, so enroll another person first")
+    stem = args.figure or args.gallery.with_name(args.gallery.stem + "_roc")
+    genuine, impostor = gallery.calibration_pairs()
+    figures = plot_roc(genuine, impostor, calibration, stem)
+    write_text_atomic(Path(stem).with_suffix(".json"), json.dumps(calibration.to_dict(), indent=2) + "\n")
+    for line in calibration.lines():
+        print(line)
+    print(f"kshot calibrate: threshold {calibration.threshold:.4f} stored in {args.gallery}; "
+          f"ROC in {figures[0]}")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 
-SUBCOMMANDS = (add_run, add_embed, add_report, add_omniglot)
+SUBCOMMANDS = (add_run, add_embed, add_report, add_sweep, add_omniglot, add_gallery)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -360,22 +620,85 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+# TensorFlow's native start-up lines (absl's pre-init notice, the oneDNN and CPU-feature
+# notices). They are written by C++ straight to file descriptor 2 whenever one of its
+# libraries loads, before and regardless of TF_CPP_MIN_LOG_LEVEL, so they can only be
+# removed from the stream itself.
+NATIVE_NOISE = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\)|[IW]\d{4} [\d:. ]+\d+ \S+\.cc:\d+\]"
+    rb"|To enable the following instructions: .* rebuild TensorFlow)"
+)
+
+
+def quiet_runtime() -> None:
+    """Give Python warnings one line each (no source line), and keep TF's own logging at errors."""
+    import warnings
+
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"kshot: warning: {message}\n"
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+
+def filter_native_stderr() -> None:
+    """Route file descriptor 2 through a thread that drops NATIVE_NOISE lines and passes the rest.
+
+    Writes are forwarded as they arrive (progress bars stay live); a native log line is
+    one write, so it arrives whole. At exit the pipe is closed and drained.
+    """
+    import atexit
+    import threading
+
+    real = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def pump() -> None:
+        with os.fdopen(read_end, "rb", buffering=0) as source:
+            while chunk := source.read(65536):
+                kept = b"".join(line for line in chunk.splitlines(keepends=True) if not NATIVE_NOISE.match(line))
+                if kept:
+                    os.write(real, kept)
+
+    thread = threading.Thread(target=pump, name="kshot-stderr", daemon=True)
+    thread.start()
+
+    def drain() -> None:
+        sys.stderr.flush()
+        os.dup2(real, 2)  # the pipe's last writer closes: the pump reads to the end and stops
+        thread.join(timeout=2)
+
+    atexit.register(drain)
+
+
+def main(argv: list[str] | None = None) -> int:
+    quiet_runtime()
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        # `kshot` alone behaves like `kshot run`: the default demo.
-        args = parser.parse_args(["run", *(argv or [])])
+        parser.print_help()  # the demo is `kshot run`; a bare command only explains itself
+        return 0
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, PermissionError) as error:
+    except (ValueError, OSError) as error:
+        # Library code raises these with messages written for the user (OSError covers a
+        # full disk, a file where a folder must be, and permissions).
         print(f"kshot {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError:
+        print(f"kshot {args.command}: error: out of memory; use a smaller [memory] memory_size or dataset", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"kshot {args.command}: interrupted; finished work is on disk, run the same command to resume.", file=sys.stderr)
         return 130
 
 
+def console_main() -> int:
+    """The `kshot` executable: `main` with TensorFlow's native start-up lines filtered out."""
+    if os.environ.get("KSHOT_RAW_STDERR") != "1":  # 1: see everything TensorFlow prints (debugging)
+        filter_native_stderr()
+    return main()
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console_main())

@@ -35,6 +35,12 @@ DEFAULT_OMNIGLOT_PRESET = "full"  # the full background set with the fixed split
 OPTIMIZERS = ("adam", "sgd")
 
 
+def _scopes() -> tuple[str, ...]:
+    from facenet_tf.trainable_scope import TRAINABLE_FROM_CHOICES
+
+    return TRAINABLE_FROM_CHOICES
+
+
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message says why."""
 
@@ -69,6 +75,7 @@ class MemorySection:
     age_noise: float = at_least(0, 8.0)
     vote_k: int = at_least(1, 1)  # 1: the paper's 1-NN readout
     running_mean: bool = False  # false: the paper's plain-sum merge
+    query_projection: bool = False  # true: the reference TF1 code's trainable [d, d] query projection
 
     def build(self, key_dim: int, seed: int):
         """The memory these settings describe. Every field is passed on, so a new option needs no other change."""
@@ -86,6 +93,11 @@ class RunSection:
     repeats: int = at_least(1, 200)  # repeats of the methods budgeted by [run] (the frozen ones)
     max_shots: int = at_least(1, 10)  # stop after this many shots (or when a class runs out)
     models: tuple[str, ...] = tuple(METHODS)
+    # "shuffle": each repeat shuffles every class; "sorted": the blog's fixed order (at
+    # iteration i, image i of each class in sorted file-name order), the same in every repeat
+    order: str = setting("shuffle", lambda v: v in ("shuffle", "sorted"), "shuffle or sorted")
+    # "blog": print the blog's published per-shot accuracies beside the run
+    compare_with: str = setting("", lambda v: v in ("", "blog"), '"" or "blog"')
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,7 @@ class DataSection:
     embeddings: str = ""  # an npz from `kshot embed`; bypasses FaceNet (methods that need no images only)
     max_classes: int = zero_or_at_least(2, 0)  # 0 = all classes; else the first N labels in sorted order
     images_per_class: int = zero_or_at_least(2, 0)  # 0 = all images; else the first N paths of each class, sorted
+    allow_duplicates: bool = False  # identical files under two classes are an error unless this is true
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,26 @@ class FinetuneSection:
     learning_rate: float = positive(1e-5)
     eval_images_per_class: int = at_least(0, 0)  # 0 = evaluate every image not yet fed; else at most N per class
     batch_size: int = at_least(1, 32)  # images per FaceNet forward pass when re-embedding the evaluation set
+    # the first FaceNet block that learns (facenet_tf.trainable_scope); everything below it is frozen.
+    # "all": the whole network, as the blog; the demo trains from Block8 up.
+    trainable_from: str = setting("all", lambda v: v in _scopes(),
+                                  "a FaceNet block name (all, Block35, Mixed_6a, Block17, Mixed_7a, Block8, Block8_6, bottleneck, ...)")
+    steps_per_shot: int = at_least(1, 1)  # optimizer steps per learn step: 1 on the fed batch, then passes over all fed so far
+
+
+@dataclass(frozen=True)
+class OpenSetSection:
+    """Open-set evaluation: identities held out of every repeat, to be rejected as strangers.
+
+    0 strangers (the default) is the closed-set protocol. With N > 0, each repeat holds
+    out N identities (the same for every method), never feeds them, and evaluates all
+    their images at every shot; an answer counts only when the memory's similarity
+    reaches the threshold a gallery of the items fed so far would use at `far`
+    (experiments.open_set.fed_threshold).
+    """
+
+    strangers: int = at_least(0, 0)
+    far: float = setting(0.001, lambda v: 0 < v < 1, "in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -128,6 +161,7 @@ class RunConfig:
     data: DataSection = field(default_factory=DataSection)
     memory: MemorySection = field(default_factory=MemorySection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
+    open_set: OpenSetSection = field(default_factory=OpenSetSection)
 
     def budget(self, method: str) -> Budget:
         section = getattr(self, budget_section(method))
@@ -293,16 +327,20 @@ def from_dict(raw: dict, schema: type = RunConfig, origin: str = "<config>"):
     return config
 
 
-def load_config(path: str | Path, schema: type = RunConfig):
+def read_toml(path: str | Path, what: str = "config file") -> dict:
+    """A TOML file's tables; a missing file or broken TOML is an error naming the file."""
     path = Path(path)
     try:
         with open(path, "rb") as handle:
-            raw = tomllib.load(handle)
+            return tomllib.load(handle)
     except FileNotFoundError:
-        raise FileNotFoundError(f"config file {path} does not exist") from None
+        raise FileNotFoundError(f"{what} {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return from_dict(raw, schema, origin=str(path))
+
+
+def load_config(path: str | Path, schema: type = RunConfig):
+    return from_dict(read_toml(path), schema, origin=str(path))
 
 
 def with_overrides(config, origin: str = "command line", **overrides: Any):
@@ -346,6 +384,15 @@ def to_toml(config) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_repeats(config: RunConfig, repeats: int) -> RunConfig:
+    """`config` with every budget's repeats set to `repeats` (what a repeat's identity leaves out)."""
+    return dataclasses.replace(
+        config,
+        run=dataclasses.replace(config.run, repeats=repeats),
+        finetune=dataclasses.replace(config.finetune, repeats=repeats),
+    )
+
+
 def differences(saved, now, ignore: tuple[str, ...] = ()) -> list[str]:
     """'[section] key: saved X, now Y' for every setting that differs, except `ignore` ('section.key')."""
     old, new = to_dict(saved), to_dict(now)
@@ -376,7 +423,9 @@ def config_repeats_note(config: RunConfig) -> str:
     text = "Repeats and shots per model: " + "; ".join(parts) + "."
     if any(needs_images(m) for m in config.run.models):
         text += (
-            " Fine-tuned models run fewer repeats and shots because each learn step runs FaceNet"
-            " forward and backward and every evaluation re-embeds the images (timings.csv has the cost)."
+            f" Fine-tuned models train FaceNet from {config.finetune.trainable_from} up"
+            f" ({config.finetune.steps_per_shot} optimizer step(s) per shot) and re-embed the evaluated"
+            " images after every learn step, so a repeat costs them far more than a frozen one"
+            " (timings.csv has the cost)."
         )
     return text

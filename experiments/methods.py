@@ -38,6 +38,12 @@ METHODS: dict[str, Method] = {
                budget="finetune", bounded=True, summary="the memory loss fine-tunes FaceNet, train-phase switch off"),
         Method("memory_finetune_phase_on", models.finetuned(phase_train=True), needs_images=True,
                budget="finetune", bounded=True, summary="the memory loss fine-tunes FaceNet, train-phase switch on"),
+        Method("memory_finetune_phase_off_consistent", models.finetuned(phase_train=False, keys="rebuilt"),
+               needs_images=True, budget="finetune", bounded=True,
+               summary="as phase off, the memory rebuilt from inference-mode keys after every learn step"),
+        Method("memory_finetune_phase_on_consistent", models.finetuned(phase_train=True, keys="rebuilt"),
+               needs_images=True, budget="finetune", bounded=True,
+               summary="as phase on, the memory rebuilt from inference-mode keys after every learn step"),
     )
 }
 

@@ -5,15 +5,37 @@
 - The face protocol feeds one image of every class per iteration, so at iteration i
   every class has been seen i times (experiments.protocol.schedule).
 
-Intervals are Student's t over independent repeats (or episodes): mean +- t(0.975,
-n-1) * s / sqrt(n), with s the sample standard deviation (ddof=1), from
-scipy.stats.t. For the face protocol the repeats are independent shuffles of the same
-dataset, so this is the uncertainty of the mean over shuffles of *this* dataset, not
-over datasets. With one value there is no interval (NaN); when every value is the same
-the interval has zero width.
+Face-protocol intervals (`accuracy_interval`, `paired_difference`, used by `summarize`
+and `paired_differences`):
+
+Why not Student's t over repeats (what the runner used first): with a handful of
+repeats it leaves [0, 1] (an accuracy "between -1.8 and 2.9"), and when every repeat
+scores the same it collapses to zero width, which reads as certainty.
+
+`accuracy_interval`: a percentile bootstrap over repeats (repeats are the independent
+unit: each is a fresh shuffle), widened where needed to the Wilson score interval of
+the pooled evaluations. The bootstrap carries the between-shuffle variation; the
+Wilson interval is a floor that says how much a finite number of evaluated images can
+tell, so identical repeats still give an honest, non-zero width. Both live in [0, 1],
+so their hull does too.
+
+`paired_difference`: models run on the same shuffles (repeat r of every model uses the
+shuffle of repeat r), so the comparison uses each repeat's difference, model minus
+reference: its mean, a percentile bootstrap interval (inside [-1, 1]), and the
+two-sided Wilcoxon signed-rank test. A difference counts as resolved only when the
+interval excludes zero AND p < 1 - confidence; with fewer than six non-zero paired
+differences the signed-rank test cannot reach p < 0.05, which is the intended guard
+against verdicts from a few repeats.
+
+Every bootstrap draws from a generator seeded from the data's shape and a fixed seed,
+so the same results give the same interval bytes.
+
+`mean_ci` (Student's t over independent values) remains for Omniglot's episode means.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,6 +43,7 @@ from scipy import stats as scipy_stats
 
 CONFIDENCE = 0.95
 SUMMARY_COLUMNS = ["model", "shots", "repeats", "mean", "ci_low", "ci_high", "std", "mean_n_eval", "mean_memory_bytes"]
+PAIRED_COLUMNS = ["model", "reference", "shots", "repeats", "mean_difference", "ci_low", "ci_high", "p_value", "verdict"]
 
 
 def shots_seen(labels: np.ndarray) -> np.ndarray:
@@ -74,14 +97,91 @@ def interval(values) -> dict:
     return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
 
 
+RESAMPLES = 10_000
+SEED = 20170000  # any fixed value: intervals must not change between reports of one run
+ACCURACY_METHOD = "percentile bootstrap over repeats (10,000 resamples), at least the Wilson interval of the pooled evaluations"
+PAIRED_METHOD = "per-repeat paired differences: percentile bootstrap (10,000 resamples) and Wilcoxon signed-rank test"
+
+
+class Interval(NamedTuple):
+    mean: float
+    low: float
+    high: float
+
+
+class PairedDifference(NamedTuple):
+    repeats: int  # repeats both models ran at this shot count
+    mean: float  # mean of (model - reference) over those repeats
+    low: float
+    high: float
+    p_value: float  # two-sided Wilcoxon signed-rank; 1.0 when every difference is zero
+    resolved: bool  # interval excludes 0 and p < 1 - confidence
+
+
+def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(np.random.SeedSequence([seed, values.size]))
+    picks = rng.integers(0, values.size, size=(resamples, values.size))
+    return values[picks].mean(axis=1)
+
+
+def _percentile_interval(values: np.ndarray, confidence: float, resamples: int, seed: int) -> tuple[float, float]:
+    if values.size == 1:
+        return float(values[0]), float(values[0])
+    means = _bootstrap_means(values, resamples, seed)
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def wilson_interval(correct: int, total: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval of a proportion; (0, 1) when nothing was evaluated."""
+    if total <= 0:
+        return 0.0, 1.0
+    z = float(scipy_stats.norm.ppf(0.5 + confidence / 2.0))
+    p = correct / total
+    centre = (p + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+def accuracy_interval(
+    n_correct, n_eval, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> Interval:
+    """Mean of the per-repeat accuracies and its interval (see the module docstring)."""
+    n_correct = np.asarray(n_correct, dtype=np.int64)
+    n_eval = np.asarray(n_eval, dtype=np.int64)
+    if n_correct.size == 0 or n_correct.shape != n_eval.shape:
+        raise ValueError(f"need one n_correct and one n_eval per repeat, got {n_correct.shape} and {n_eval.shape}")
+    accuracy = n_correct / np.maximum(n_eval, 1)
+    low, high = _percentile_interval(accuracy, confidence, resamples, seed)
+    wilson_low, wilson_high = wilson_interval(int(n_correct.sum()), int(n_eval.sum()), confidence)
+    return Interval(float(accuracy.mean()), min(low, wilson_low), max(high, wilson_high))
+
+
+def paired_difference(
+    model_accuracy, reference_accuracy, confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED
+) -> PairedDifference:
+    """Compare two models repeat by repeat (same shuffles); arrays are aligned by repeat."""
+    a = np.asarray(model_accuracy, dtype=np.float64)
+    b = np.asarray(reference_accuracy, dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"paired accuracies must be two equal-length 1-d arrays, got {a.shape} and {b.shape}")
+    differences = a - b
+    low, high = _percentile_interval(differences, confidence, resamples, seed)
+    if np.all(differences == 0):
+        p_value = 1.0
+    else:
+        p_value = float(scipy_stats.wilcoxon(differences, zero_method="wilcox", alternative="two-sided").pvalue)
+    resolved = bool((low > 0 or high < 0) and p_value < 1.0 - confidence)
+    return PairedDifference(int(a.size), float(differences.mean()), low, high, p_value, resolved)
+
+
 def proportion(correct: int, total: int) -> dict:
     """`correct` of `total` answers as a JSON-ready dict with its Wilson interval, which stays within [0, 1].
 
     For pooled answers (Omniglot's 1,000 tasks per cell), where a t-interval over
     per-task means would reach past 1 near 100%. Treats the answers as independent.
     """
-    from experiments.intervals import wilson_interval
-
     if total <= 0:
         raise ValueError(f"a proportion needs at least one answer, got total={total}")
     mean = correct / total
@@ -97,7 +197,7 @@ def summarize(results: pd.DataFrame, model_order: list[str] | None = None) -> pd
     for model in order:
         mine = results[results["model"] == model]
         for shots, group in mine.groupby("shots", sort=True):
-            mean, low, high = mean_ci(group["accuracy"].to_numpy())
+            mean, low, high = accuracy_interval(group["n_correct"].to_numpy(), group["n_eval"].to_numpy())
             rows.append(
                 {
                     "model": model,
@@ -112,3 +212,27 @@ def summarize(results: pd.DataFrame, model_order: list[str] | None = None) -> pd
                 }
             )
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+
+def paired_differences(results: pd.DataFrame, reference: str = "baseline", model_order: list[str] | None = None) -> pd.DataFrame:
+    """Every model against `reference`, per shot, on the repeats both ran (same shuffles).
+
+    verdict: "wins" / "loses" when the paired interval excludes zero and the signed-rank
+    test agrees (see `paired_difference`), else "within noise". Empty when `reference`
+    did not run.
+    """
+    order = model_order or list(dict.fromkeys(results["model"]))
+    base = results[results["model"] == reference].set_index(["repeat", "shots"])["accuracy"]
+    rows = []
+    for model in order:
+        if model == reference or base.empty:
+            continue
+        mine = results[results["model"] == model].set_index(["repeat", "shots"])["accuracy"]
+        joined = pd.concat([mine.rename("model"), base.rename("reference")], axis=1, join="inner")
+        for shots, group in joined.groupby(level="shots", sort=True):
+            d = paired_difference(group["model"].to_numpy(), group["reference"].to_numpy())
+            verdict = ("wins" if d.mean > 0 else "loses") if d.resolved else "within noise"
+            rows.append({"model": model, "reference": reference, "shots": int(shots), "repeats": d.repeats,
+                         "mean_difference": d.mean, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value,
+                         "verdict": verdict})
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)

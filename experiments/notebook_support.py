@@ -31,6 +31,7 @@ class RunView:
     run_dir: Path
     results: pd.DataFrame  # one row per model x repeat x shots
     summary: pd.DataFrame  # mean and 95% CI per model and shots
+    paired: pd.DataFrame  # every model minus the reference, per shot, on the same shuffles, with a verdict
     class_names: list[str]
     confusion: dict[str, np.ndarray]  # model -> int [repeats, iterations, C, C]
     dataset: dict | None  # embeddings, labels, class_names, paths (None if not saved)
@@ -57,11 +58,13 @@ def open_run(run_dir: str | os.PathLike | None = None, quick_out: str | os.PathL
             raise RuntimeError(f"the quick run into {run_dir} failed with status {status}; see the messages above")
     run_dir = Path(run_dir)
     frame = store.load_results(run_dir)
-    summary = metrics.summarize(frame, report.model_order(run_dir, frame))
+    order = report.model_order(run_dir, frame)
+    summary = metrics.summarize(frame, order)
+    paired = metrics.paired_differences(frame, reference=report.REFERENCE, model_order=order)
     class_names, confusion = store.load_confusion(run_dir)
     notes_path = run_dir / "notes.txt"
     notes = notes_path.read_text(encoding="utf-8").splitlines() if notes_path.is_file() else []
-    return RunView(run_dir, frame, summary, class_names, confusion, store.load_dataset(run_dir), notes)
+    return RunView(run_dir, frame, summary, paired, class_names, confusion, store.load_dataset(run_dir), notes)
 
 
 def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike | None = None,

@@ -27,7 +27,7 @@ FIGURES = ("accuracy_vs_shots.png", "accuracy_vs_shots.svg")
 def results_block(run_dir: Path, docs_dir: Path, readme_dir: Path) -> str:
     """The Markdown between the markers: figure, a reading computed from the numbers, the table."""
     summary_md = (run_dir / "summary.md").read_text(encoding="utf-8").strip()
-    reading = describe_run(pd.read_csv(run_dir / "summary.csv"), reference="baseline")
+    reading = describe_run(pd.read_csv(run_dir / "paired.csv"))
     figure = (docs_dir / FIGURES[0]).relative_to(readme_dir).as_posix()
     parts = [
         f"![k-shot accuracy on the celebrity set, mean and 95% CI]({figure})",

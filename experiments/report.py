@@ -14,8 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import metrics, plots, results as store
+from experiments import config as cfg, metrics, plots, results as store
 from kshot_io import write_text_atomic
+
+REFERENCE = "baseline"  # the model every other is compared with (store-all 1-NN, "FaceNet alone")
 
 
 def model_order(run_dir: Path, frame: pd.DataFrame) -> list[str]:
@@ -43,14 +45,75 @@ def timing_from_disk(run_dir: Path) -> dict:
 def summary_markdown(summary: pd.DataFrame) -> str:
     """A Markdown table: one row per model and shots, accuracy as mean [95% CI]."""
     lines = [
+        f"95% interval: {metrics.ACCURACY_METHOD}.",
+        "",
         "| model | shots | repeats | accuracy mean | 95% CI | memory bytes |",
         "|---|---:|---:|---:|---|---:|",
     ]
     for row in summary.itertuples(index=False):
-        ci = "n/a (1 repeat)" if np.isnan(row.ci_low) else f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
         lines.append(
-            f"| {row.model} | {row.shots} | {row.repeats} | {row.mean:.4f} | {ci} | {row.mean_memory_bytes:.0f} |"
+            f"| {row.model} | {row.shots} | {row.repeats} | {row.mean:.4f} | [{row.ci_low:.4f}, {row.ci_high:.4f}] "
+            f"| {row.mean_memory_bytes:.0f} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def paired_markdown(paired: pd.DataFrame) -> str:
+    """A Markdown table of every model minus the reference, per shot, with the verdict."""
+    lines = [
+        f"Method: {metrics.PAIRED_METHOD}; a verdict needs the 95% interval to exclude 0 and p < 0.05.",
+        "",
+        "| model | reference | shots | repeats | difference (points) | 95% CI (points) | p | verdict |",
+        "|---|---|---:|---:|---:|---|---:|---|",
+    ]
+    for row in paired.itertuples(index=False):
+        lines.append(
+            f"| {row.model} | {row.reference} | {row.shots} | {row.repeats} | {row.mean_difference * 100:+.2f} "
+            f"| [{row.ci_low * 100:+.2f}, {row.ci_high * 100:+.2f}] | {row.p_value:.3g} | {row.verdict} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+OPEN_SET_SUMMARY_COLUMNS = ["model", "shots", "repeats", "known_accuracy", "known_ci_low", "known_ci_high",
+                            "stranger_rejection", "rejection_ci_low", "rejection_ci_high", "median_threshold"]
+
+
+def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
+    """Mean and 95% interval over repeats of open_set.csv, per model and shots; None for a closed-set run."""
+    path = Path(run_dir) / "open_set.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    missing = sorted(set(store.OPEN_SET_COLUMNS) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{path} lacks the columns {missing} (written by an older kshot); run the same "
+                         "`kshot run` command again to rewrite it from the repeat files")
+    rows = []
+    for model in [m for m in order if m in set(frame["model"])]:
+        for shots, group in frame[frame["model"] == model].groupby("shots", sort=True):
+            known = metrics.accuracy_interval(group["n_known_accepted"].to_numpy(), group["n_known"].to_numpy())
+            rejected = metrics.accuracy_interval(group["n_stranger_rejected"].to_numpy(),
+                                                   group["n_stranger"].to_numpy())
+            rows.append({"model": model, "shots": int(shots), "repeats": int(len(group)),
+                         "known_accuracy": known[0], "known_ci_low": known[1], "known_ci_high": known[2],
+                         "stranger_rejection": rejected[0], "rejection_ci_low": rejected[1],
+                         "rejection_ci_high": rejected[2], "median_threshold": float(group["threshold"].median())})
+    return pd.DataFrame(rows, columns=OPEN_SET_SUMMARY_COLUMNS)
+
+
+def open_set_markdown(summary: pd.DataFrame) -> str:
+    lines = [
+        "| model | shots | repeats | accuracy on known | 95% CI | stranger rejection | 95% CI | median threshold |",
+        "|---|---:|---:|---:|---|---:|---|---:|",
+    ]
+
+    def ci(low, high):
+        return "n/a" if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"
+
+    for r in summary.itertuples(index=False):
+        lines.append(f"| {r.model} | {r.shots} | {r.repeats} | {r.known_accuracy:.4f} | {ci(r.known_ci_low, r.known_ci_high)} "
+                     f"| {r.stranger_rejection:.4f} | {ci(r.rejection_ci_low, r.rejection_ci_high)} "
+                     f"| {r.median_threshold:.4f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -61,6 +124,36 @@ def timing_markdown(timing: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def assemble_tables(run_dir: str | Path) -> str | None:
+    """Rebuild results.csv, timings.csv and confusion.npz from the repeat files on disk.
+
+    This is what lets `kshot report` describe an interrupted run: the repeat files are
+    the unit of resume, so whatever finished is there. Returns a sentence saying how
+    complete the run is, or None when the directory has no repeat files.
+    """
+    from experiments import run_dir as rundir
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "repeats").is_dir():
+        return None
+    config = rundir.read_run_config(run_dir, cfg.RunConfig, "a `kshot run`", "give a directory written by `kshot run`")
+    dataset = store.load_dataset(run_dir)
+    if dataset is None:
+        raise FileNotFoundError(f"{run_dir / 'dataset.npz'} is missing; the run did not get as far as its first repeat")
+    found, parts = [], []
+    for model in config.run.models:
+        wanted = config.budget(model).repeats
+        mine = [r for r in (rundir.load_repeat(run_dir, model, i, None) for i in rundir.stored_repeats(run_dir, model, wanted))
+                if r is not None]
+        found.extend(mine)
+        parts.append(f"{model} {len(mine)} of {wanted}")
+    if not found:
+        raise FileNotFoundError(f"{run_dir} has no finished repeat yet; nothing to report")
+    models = [m for m in config.run.models if any(r.model == m for r in found)]
+    store.write_tables(run_dir, found, models, [str(n) for n in dataset["class_names"]])
+    return "repeats finished: " + ", ".join(parts)
+
+
 def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | None = None, notes: list[str] | None = None) -> dict:
     """Write summary.csv, summary.md and the figures; returns {'summary': DataFrame, 'figures': [paths]}."""
     run_dir = Path(run_dir)
@@ -68,6 +161,8 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     order = model_order(run_dir, frame)
     summary = metrics.summarize(frame, order)
     write_text_atomic(run_dir / "summary.csv", summary.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+    paired = metrics.paired_differences(frame, reference=REFERENCE, model_order=order)
+    write_text_atomic(run_dir / "paired.csv", paired.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
     notes_path = run_dir / "notes.txt"
     if notes is not None:
@@ -78,7 +173,23 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
 
     markdown = ["# k-shot run summary", ""]
     markdown += [f"- {n}" for n in (notes or [])]
-    markdown += ["", "## Accuracy (mean and 95% t-interval over repeats)", "", summary_markdown(summary)]
+    markdown += ["", "## Accuracy (mean and 95% interval over repeats)", "", summary_markdown(summary)]
+    if not paired.empty:
+        markdown += [f"## Paired differences against {REFERENCE} (same shuffles)", "", paired_markdown(paired)]
+    opened = open_set_summary(run_dir, order)
+    if opened is not None:
+        write_text_atomic(run_dir / "open_set_summary.csv",
+                          opened.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
+        markdown += [
+            "## Open set (held-out identities never fed)", "",
+            "Accuracy above counts known identities only. Here an answer counts only when the memory's "
+            "similarity reaches the threshold calibrated on the items fed so far (impostor pairs, target FAR "
+            "in config.toml [open_set]); a rejected known item is wrong, a rejected stranger is right. "
+            "With nothing fed, or one identity, the threshold is infinite and everything is rejected. "
+            "95% intervals: bootstrap over repeats, widened to the Wilson interval of the pooled items "
+            "(experiments.metrics).", "",
+            open_set_markdown(opened),
+        ]
     if timing:
         markdown += ["## Time", "", timing_markdown(timing)]
     write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
@@ -86,7 +197,8 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     figures: list[Path] = []
     if make_figures:
         figures = write_figures(run_dir, summary)
-    return {"summary": summary, "figures": figures, "timing": timing, "markdown": "\n".join(markdown)}
+    return {"summary": summary, "paired": paired, "open_set": opened, "figures": figures, "timing": timing,
+            "markdown": "\n".join(markdown)}
 
 
 def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
@@ -105,12 +217,19 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
     return paths
 
 
+def open_set_table(opened: pd.DataFrame) -> pd.DataFrame:
+    """Wide view for printing: per shots, 'known accuracy / stranger rejection' per model."""
+    cells = opened.assign(cell=[f"{k:.3f} / {r:.3f}" for k, r in zip(opened["known_accuracy"], opened["stranger_rejection"])])
+    return cells.pivot(index="shots", columns="model", values="cell").reindex(columns=list(dict.fromkeys(opened["model"])))
+
+
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Wide view: one row per shots, one 'mean [low, high]' column per model (for printing)."""
+    """Wide view: one row per shots, one 'mean [low, high]' column per model (for printing).
+
+    A model that did not run a shot count shows "-" there, never NaN.
+    """
     cells = summary.assign(
-        cell=[
-            f"{m:.3f}" if np.isnan(lo) else f"{m:.3f} [{lo:.3f}, {hi:.3f}]"
-            for m, lo, hi in zip(summary["mean"], summary["ci_low"], summary["ci_high"])
-        ]
+        cell=[f"{m:.3f} [{lo:.3f}, {hi:.3f}]" for m, lo, hi in zip(summary["mean"], summary["ci_low"], summary["ci_high"])]
     )
-    return cells.pivot(index="shots", columns="model", values="cell").reindex(columns=list(dict.fromkeys(summary["model"])))
+    wide = cells.pivot(index="shots", columns="model", values="cell")
+    return wide.reindex(columns=list(dict.fromkeys(summary["model"]))).fillna("-")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Optional
 from pathlib import Path
 
 import numpy as np
@@ -47,10 +47,20 @@ class RepeatResult:
     seconds: np.ndarray  # float64 [I]; wall time of the iteration (learn + evaluate)
     confusion: np.ndarray  # int64 [I, C, C]; rows true class, columns predicted class
     feed: np.ndarray  # int64 [I, C]; dataset indices fed before each evaluation, in feed order (-1: none)
+    # Open-set runs only ([open_set] strangers > 0); n_eval and n_correct then count known items only.
+    threshold: Optional[np.ndarray] = None  # float64 [I]; similarity needed to accept an answer (inf: nothing fed)
+    n_known_accepted: Optional[np.ndarray] = None  # int64 [I]; known items named right at the threshold
+    n_stranger: Optional[np.ndarray] = None  # int64 [I]; items of held-out identities evaluated
+    n_stranger_rejected: Optional[np.ndarray] = None  # int64 [I]; of those, rejected (below the threshold)
 
     ARRAYS: ClassVar[tuple[str, ...]] = (
         "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion", "feed",
     )
+    OPEN_SET_ARRAYS: ClassVar[tuple[str, ...]] = ("threshold", "n_known_accepted", "n_stranger", "n_stranger_rejected")
+
+    @property
+    def open_set(self) -> bool:
+        return self.n_stranger is not None
 
     @property
     def accuracy(self) -> np.ndarray:
@@ -78,6 +88,26 @@ def results_frame(results: list[RepeatResult]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
 
 
+OPEN_SET_COLUMNS = ["model", "repeat", "shots", "threshold", "n_known", "n_known_accepted", "known_accuracy",
+                    "n_stranger", "n_stranger_rejected", "stranger_rejection"]
+
+
+def open_set_frame(results: list[RepeatResult]) -> pd.DataFrame:
+    """One row per model x repeat x iteration of an open-set run: accuracy on known items at the
+    threshold (a rejected known item counts as wrong) and the strangers' rejection rate."""
+    rows = [
+        {
+            "model": r.model, "repeat": r.repeat, "shots": int(r.shots[i]), "threshold": float(r.threshold[i]),
+            "n_known": int(r.n_eval[i]), "n_known_accepted": int(r.n_known_accepted[i]),
+            "known_accuracy": float(r.n_known_accepted[i] / max(r.n_eval[i], 1)),
+            "n_stranger": int(r.n_stranger[i]), "n_stranger_rejected": int(r.n_stranger_rejected[i]),
+            "stranger_rejection": float(r.n_stranger_rejected[i] / max(r.n_stranger[i], 1)),
+        }
+        for r in results if r.open_set for i in range(len(r.shots))
+    ]
+    return pd.DataFrame(rows, columns=OPEN_SET_COLUMNS)
+
+
 def csv_text(frame: pd.DataFrame) -> str:
     return frame.to_csv(index=False, float_format=FLOAT_FORMAT, lineterminator="\n")
 
@@ -88,6 +118,8 @@ def write_tables(run_dir: Path, results: list[RepeatResult], model_order: list[s
     rank = {m: i for i, m in enumerate(model_order)}
     ordered = sorted(results, key=lambda r: (rank[r.model], r.repeat))
     write_text_atomic(run_dir / "results.csv", csv_text(results_frame(ordered)))
+    if any(r.open_set for r in ordered):
+        write_text_atomic(run_dir / "open_set.csv", csv_text(open_set_frame(ordered)))
     timing_rows = [
         {"model": r.model, "repeat": r.repeat, "shots": int(s), "seconds": float(t)}
         for r in ordered

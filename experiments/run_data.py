@@ -41,6 +41,7 @@ class PreparedData:
     facenet: object | None = None  # the Keras FaceNet the crops go through; None with crops
     skipped: list[str] = field(default_factory=list)
     description: str = ""
+    notes: list[str] = field(default_factory=list)  # what was ignored or dropped, and why; printed and kept in notes.txt
 
     def fingerprint(self) -> str:
         digest = hashlib.sha256()
@@ -72,6 +73,31 @@ def dense_labels(labels) -> tuple[np.ndarray, list[str]]:
     return dense.astype(np.int64), [str(n) for n in names]
 
 
+def duplicate_notes(paths: list[str], labels: list[str], allow_across_classes: bool) -> list[str]:
+    """Notes on files with identical content: within a class (a warning), across classes (an error).
+
+    A photo filed twice in one class makes its second copy a free 1.000 at one shot; the
+    same photo under two names makes one of them wrong whatever the model does.
+    """
+    from kshot_io import sha256_of_file
+
+    by_content: dict[str, list[int]] = {}
+    for index, path in enumerate(paths):
+        by_content.setdefault(sha256_of_file(path), []).append(index)
+    notes = []
+    for group in (g for g in by_content.values() if len(g) > 1):
+        classes = sorted({labels[i] for i in group})
+        files = ", ".join(paths[i] for i in group)
+        if len(classes) > 1 and not allow_across_classes:
+            raise ValueError(
+                f"the same image content is filed under several classes ({', '.join(classes)}): {files}. "
+                "Remove the wrong copies, or pass --allow-duplicates ([data] allow_duplicates = true) to run anyway."
+            )
+        where = f"classes {', '.join(classes)}" if len(classes) > 1 else f"class {classes[0]}"
+        notes.append(f"warning: identical files in {where} (a copy scores for free once the other is fed): {files}")
+    return notes
+
+
 def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
     path = Path(path)
     if not path.is_file():
@@ -93,6 +119,12 @@ def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
     if not np.issubdtype(embeddings.dtype, np.floating):
         raise ValueError(f"embeddings file {path}: `embeddings` must be floating point, got {embeddings.dtype}")
     n = embeddings.shape[0]
+    for name in ("labels", "paths", "split"):
+        if name in arrays and arrays[name].ndim != 1:
+            raise ValueError(
+                f"embeddings file {path}: `{name}` must be a 1-D array with one entry per image, got shape "
+                f"{arrays[name].shape}; write it again with `kshot embed`"
+            )
     lengths = {"embeddings": n, "labels": len(arrays["labels"])}
     for optional in ("paths", "split"):
         if optional in arrays:
@@ -132,12 +164,17 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     keep = select_items(labels, paths, data.max_classes, data.images_per_class)
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
+    notes = list(dataset.notes) + duplicate_notes(paths, [label_of[p] for p in paths], data.allow_duplicates)
 
+    aligned = data.aligned or dataset.aligned   # built-in variants made from aligned crops say so themselves
     pretrained = load_pretrained(data.weights or None)
     embedder = Embedder.from_pretrained(pretrained, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned, keep_crops=need_crops)
+    embedded = embedder.embed_paths(paths, aligned=aligned, keep_crops=need_crops)
     kept, embeddings, crops, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.crops, embedded.skipped
     facenet = pretrained.model
+    dropped = sorted(set(label_of.values()) - {label_of[p] for p in kept})
+    if dropped:
+        notes.append(f"class(es) dropped because none of their images could be used (see skipped.txt): {', '.join(dropped)}")
     dense, names = dense_labels([label_of[p] for p in kept])
     return PreparedData(
         embeddings=np.asarray(embeddings, dtype=np.float32),
@@ -147,7 +184,8 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         crops=crops,
         facenet=facenet if need_crops else None,
         skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *skipped]],
-        description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
+        description=f"dataset {data.source}{' (aligned crops)' if aligned else ''}",
+        notes=notes,
     )
 
 

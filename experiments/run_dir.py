@@ -39,9 +39,33 @@ SPLIT_FILE = "split.json"  # Omniglot: the train and held-out alphabets, read ag
 LATEST_FILE = "latest.json"
 CHECKPOINT_DIR = "checkpoints"
 KEEP_CHECKPOINTS = 2
+# Settings a face run may change between invocations: more (or fewer) repeats reuse the
+# repeats already on disk.
+GROWABLE = ("run.repeats", "finetune.repeats")
 
 
 # ---------------------------------------------------------------- configuration
+
+
+def check_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
+    """Refuse an `out_dir` this configuration cannot use, changing nothing; True when it holds this run.
+
+    Called before any data is prepared, so a wrong --out costs no embedding time.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file; a run directory is a folder. Give another --out.")
+    path = out_dir / CONFIG_FILE
+    if not path.is_file():
+        return False
+    saved = cfg.load_config(path, type(config))
+    differing = cfg.differences(saved, config, ignore=may_change)
+    if differing:
+        raise ValueError(
+            f"{out_dir} already holds a run with another configuration ({'; '.join(differing)}). "
+            "Use another --out, the same configuration to resume, or remove that directory to start over."
+        )
+    return True
 
 
 def open_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
@@ -51,21 +75,12 @@ def open_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) 
     then brought up to date.
     """
     out_dir = Path(out_dir)
-    path = out_dir / CONFIG_FILE
-    if path.is_file():
-        saved = cfg.load_config(path, type(config))
-        differing = cfg.differences(saved, config, ignore=may_change)
-        if differing:
-            raise ValueError(
-                f"{out_dir} already holds a run with another configuration ({'; '.join(differing)}). "
-                "Use another --out, the same configuration to resume, or remove that directory to start over."
-            )
-        if saved != config:
-            write_text_atomic(path, cfg.to_toml(config))
+    resuming = check_run_dir(out_dir, config, may_change)
+    if resuming and cfg.load_config(out_dir / CONFIG_FILE, type(config)) == config:
         return True
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, cfg.to_toml(config))
-    return False
+    write_text_atomic(out_dir / CONFIG_FILE, cfg.to_toml(config))
+    return resuming
 
 
 def read_run_config(run_dir: str | Path, schema: type, kind: str, what_to_do: str):
@@ -90,12 +105,22 @@ def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
 def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
     path = repeat_path(run_dir, result.model, result.repeat)
     buffer = io.BytesIO()
-    arrays = {name: np.asarray(getattr(result, name)) for name in RepeatResult.ARRAYS}
+    names = RepeatResult.ARRAYS + (RepeatResult.OPEN_SET_ARRAYS if result.open_set else ())
+    arrays = {name: np.asarray(getattr(result, name)) for name in names}
     np.savez(buffer, config_digest=np.array(digest), model=np.array(result.model),
              repeat=np.array(result.repeat, dtype=np.int64), **arrays)
     with atomic_write(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return path
+
+
+def stored_repeats(run_dir: Path, model: str, below: int | None = None) -> list[int]:
+    """Repeat numbers with a file on disk (not yet checked), sorted; only those < `below` if given."""
+    folder = Path(run_dir) / "repeats" / model
+    if not folder.is_dir():
+        return []
+    numbers = sorted(int(p.stem) for p in folder.glob("*.npz") if p.stem.isdigit())
+    return [n for n in numbers if below is None or n < below]
 
 
 def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> RepeatResult | None:
@@ -109,10 +134,11 @@ def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> R
                 return None
             if str(data["model"]) != model or int(data["repeat"]) != repeat:
                 return None
+            optional = [name for name in RepeatResult.OPEN_SET_ARRAYS if name in data.files]
             return RepeatResult(
                 model=model,
                 repeat=repeat,
-                **{name: data[name] for name in RepeatResult.ARRAYS},
+                **{name: data[name] for name in RepeatResult.ARRAYS + tuple(optional)},
             )
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None

@@ -19,6 +19,7 @@ when it happens to hit the true class.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import warnings
@@ -28,11 +29,12 @@ from typing import Callable
 
 import numpy as np
 
-from experiments import methods, protocol
+from experiments import config as cfg
+from experiments import methods, open_set, protocol
 from experiments.config import RunConfig, config_repeats_note, to_toml
 from experiments.results import RepeatResult, save_dataset, write_tables
 from experiments.run_data import PreparedData
-from experiments.run_dir import config_digest, load_repeat, open_run_dir, save_repeat
+from experiments.run_dir import GROWABLE, config_digest, load_repeat, open_run_dir, save_repeat, stored_repeats
 from kshot_io import write_text_atomic
 
 
@@ -48,25 +50,60 @@ def model_generator(seed: int, repeat: int, model: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, repeat, model_key(model)]))
 
 
+def open_set_generator(seed: int, repeat: int) -> np.random.Generator:
+    """Which identities repeat r holds out: shared by every model (paired), apart from the shuffle."""
+    return np.random.default_rng(np.random.SeedSequence([seed, repeat, zlib.crc32(b"open_set")]))
+
+
+def held_out_classes(config: RunConfig, n_classes: int, repeat: int) -> np.ndarray:
+    """The class ids repeat `repeat` never feeds ([open_set] strangers; empty for a closed-set run)."""
+    if not config.open_set.strangers:
+        return np.empty(0, np.int64)
+    return open_set.hold_out_identities(n_classes, config.open_set.strangers, open_set_generator(config.run.seed, repeat))
+
+
 def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, model: str, repeat: int):
     """The schedule of repeat `repeat`: per-class shuffles, then feed orders, from the repeat's generator.
 
     Every model of a run draws the same schedule for the same repeat (the paired design);
-    only its budget (how many shots, how many images evaluated) can cut it shorter.
+    only its budget (how many shots, how many images evaluated) can cut it shorter. In an
+    open-set run the held-out classes are left out of the schedule and all their images
+    are added to every evaluation.
     """
-    rng = shuffle_generator(config.run.seed, repeat)
-    shuffled = protocol.shuffle_classes(protocol.class_members(labels, n_classes), rng)
+    members = protocol.class_members(labels, n_classes)
+    if config.run.order == "sorted":
+        # The blog's fixed order: dataset order is sorted file names within a class; feeds in class order.
+        rng, shuffled = None, members
+    else:
+        rng = shuffle_generator(config.run.seed, repeat)
+        shuffled = protocol.shuffle_classes(members, rng)
     budget = config.budget(model)
     if budget.eval_images_per_class > 0:
         keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+    strangers = set(held_out_classes(config, n_classes, repeat).tolist())
+    if not strangers:
+        return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
+    known = [s for c, s in enumerate(shuffled) if c not in strangers]
+    stranger_items = np.concatenate([shuffled[c] for c in sorted(strangers)])
+    return [
+        dataclasses.replace(it, evaluate=np.sort(np.concatenate([it.evaluate, stranger_items])).astype(np.int64))
+        for it in protocol.schedule(known, budget.max_shots, feed_rng=rng)
+    ]
 
 
 def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
-    """One repeat of the protocol for one model; see experiments.protocol."""
+    """One repeat of the protocol for one model; see experiments.protocol.
+
+    In an open-set run ([open_set] strangers > 0) n_eval and n_correct count known items
+    only, and each iteration is also scored by experiments.open_set: the threshold a
+    gallery of the items fed so far would use, the known items named right at it, the
+    strangers rejected.
+    """
     n_classes = len(data.class_names)
     iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
+    strangers = held_out_classes(config, n_classes, repeat)
+    known = np.setdiff1d(np.arange(n_classes), strangers)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -76,22 +113,38 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     seconds = np.zeros(count, dtype=np.float64)
     confusion = np.zeros((count, n_classes, n_classes), dtype=np.int64)
     feed = np.full((count, n_classes), -1, dtype=np.int64)  # what was fed before each evaluation, in order
+    opened = {name: np.zeros(count, np.int64) for name in ("n_known_accepted", "n_stranger", "n_stranger_rejected")}
+    threshold = np.zeros(count, np.float64)
     for i, it in enumerate(iterations):
         feed[i, : it.feed.size] = it.feed
         start = time.perf_counter()
-        memory_loss[i], predicted = adapter.step(it.feed, it.evaluate)
-        predicted = np.array(predicted, dtype=np.int64)
+        memory_loss[i], answered = adapter.step(it.feed, it.evaluate)
+        answered = np.array(answered, dtype=np.int64)
+        predicted = answered.copy()
         unknown = predicted < 0
         if unknown.any():
-            predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
+            # A guess is one of the classes the run can name: every class, or the known ones in an open set.
+            if strangers.size:
+                predicted[unknown] = rng.choice(known, size=int(unknown.sum()))
+            else:
+                predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
         truth = data.labels[it.evaluate]
         np.add.at(confusion[i], (truth, predicted), 1)
+        is_stranger = np.isin(truth, strangers)
+        if strangers.size:
+            fed = feed[: i + 1][feed[: i + 1] >= 0]
+            threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], config.open_set.far)
+            counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, is_stranger, threshold[i])
+            opened["n_known_accepted"][i] = counts["n_known_correct"]
+            opened["n_stranger"][i] = counts["n_stranger"]
+            opened["n_stranger_rejected"][i] = counts["n_stranger_rejected"]
         seconds[i] = time.perf_counter() - start
         out["shots"][i] = it.shots
-        out["n_eval"][i] = it.evaluate.size
-        out["n_correct"][i] = int(np.sum(truth == predicted))
+        out["n_eval"][i] = int((~is_stranger).sum())
+        out["n_correct"][i] = int(np.sum((truth == predicted) & ~is_stranger))
         out["memory_bytes"][i] = adapter.memory_bytes()
         out["slots_in_use"][i] = adapter.slots_in_use()
+    extra = {"threshold": threshold, **opened} if strangers.size else {}
     return RepeatResult(
         model=model,
         repeat=repeat,
@@ -100,7 +153,17 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         confusion=confusion,
         feed=feed,
         **out,
+        **extra,
     )
+
+
+def repeat_digest(config: RunConfig, data: PreparedData) -> str:
+    """What a stored repeat must have been computed under to be reused: settings and data.
+
+    Repeat counts are left out: a run asked for more repeats keeps and reuses the ones it
+    has (repeat r's shuffle depends only on the seed and r).
+    """
+    return config_digest(to_toml(cfg.with_repeats(config, 1)) + data.fingerprint())
 
 
 def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]) -> None:
@@ -118,13 +181,32 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
                 f"{sizes.min()} images, so the run stops at {available} shots (one image per class "
                 "must stay to evaluate)."
             )
-    if any(methods.bounded(m) for m in config.run.models) and config.memory.memory_size < len(data.class_names):
-        message = (
-            f"memory_size {config.memory.memory_size} is smaller than the {len(data.class_names)} classes: "
-            "the memory will evict some classes and cannot be right about all of them at once."
+    bounded = [m for m in config.run.models if methods.bounded(m)]
+    if bounded:
+        check_memory_fits(config.memory.memory_size, data.embeddings.shape[1])
+        top_shots = max(protocol.max_iterations(sizes, config.budget(m).max_shots) for m in bounded)
+        store_all_keys = len(data.class_names) * top_shots
+        if config.memory.memory_size < store_all_keys:
+            message = (
+                f"memory_size {config.memory.memory_size} is smaller than the {store_all_keys} keys store-all holds "
+                f"at {top_shots} shots ({len(data.class_names)} classes x {top_shots}): the memory must merge or "
+                "evict, and may trail the baseline for that reason alone."
+            )
+            warnings.warn(message, stacklevel=2)
+            log(f"warning: {message}")
+
+
+def check_memory_fits(memory_size: int, key_dim: int) -> None:
+    """Refuse a memory that cannot be allocated on this machine, before TensorFlow tries."""
+    import os
+
+    needed = memory_size * (key_dim * 4 + 16)  # keys (float32), value and last-written (int64) per slot
+    physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    if needed > 0.8 * physical:
+        raise ValueError(
+            f"[memory] memory_size = {memory_size} needs about {needed / 2**30:.1f} GiB for {key_dim}-d keys, more than "
+            f"this machine's {physical / 2**30:.1f} GiB allows; choose a smaller memory_size"
         )
-        warnings.warn(message, stacklevel=2)
-        log(f"warning: {message}")
 
 
 def run_experiment(
@@ -143,8 +225,8 @@ def run_experiment(
 
     out_dir = Path(out_dir)
     check_data(data, config, log)
-    open_run_dir(out_dir, config)
-    digest = config_digest(to_toml(config) + data.fingerprint())
+    open_run_dir(out_dir, config, may_change=GROWABLE)
+    digest = repeat_digest(config, data)
     save_dataset(out_dir, data.embeddings, data.labels, data.class_names, data.paths)
     if data.skipped:
         write_text_atomic(out_dir / "skipped.txt", "\n".join(data.skipped) + "\n")
@@ -153,21 +235,25 @@ def run_experiment(
     timing: dict[str, dict] = {}
     for model in config.run.models:
         repeats = config.budget(model).repeats
-        done, todo = [], []
-        for r in range(repeats):
-            stored = load_repeat(out_dir, model, r, digest)
-            (done if stored is not None else todo).append(stored if stored is not None else r)
+        on_disk = stored_repeats(out_dir, model, repeats)  # one directory listing, not one check per repeat
+        done = [r for r in (load_repeat(out_dir, model, i, digest) for i in on_disk) if r is not None]
+        done_ids = {r.repeat for r in done}
         computed: list[RepeatResult] = []
-        if todo:
-            adapter = methods.build(model, data, config)
-            bar = tqdm(todo, desc=f"{model}", unit="repeat", disable=not progress, file=sys.stderr, leave=True)
+        if len(done_ids) < repeats:
+            bar = tqdm(total=repeats - len(done_ids), desc=model, unit="repeat", disable=not progress,
+                       file=sys.stderr, leave=True)
             if done:
                 bar.write(f"{model}: resuming, {len(done)} of {repeats} repeats already on disk")
-            for r in bar:
+            adapter = methods.build(model, data, config)
+            for r in range(repeats):
+                if r in done_ids:
+                    continue
                 result = run_repeat(adapter, model, r, data, config)
                 save_repeat(out_dir, result, digest)
                 computed.append(result)
-        results = done + computed
+                bar.update(1)
+            bar.close()
+        results = sorted(done + computed, key=lambda r: r.repeat)
         all_results.extend(results)
         per_repeat = [float(r.seconds.sum()) for r in computed] or [float(r.seconds.sum()) for r in done]
         timing[model] = {
@@ -181,7 +267,7 @@ def run_experiment(
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))
-    return {"timing": timing, "summary": built["summary"]}
+    return {"timing": timing, "summary": built["summary"], "paired": built["paired"], "open_set": built["open_set"]}
 
 
 def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
@@ -195,4 +281,4 @@ def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
     ]
     if data.skipped:
         notes.append(f"{len(data.skipped)} image(s) skipped (see skipped.txt).")
-    return notes
+    return notes + list(data.notes)

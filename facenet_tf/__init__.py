@@ -8,22 +8,41 @@
     embedder.embed_crops(crops)                 # prewhitened [n,160,160,3] -> unit [n,128]
     prepared = prepare_crops(paths)             # cached MTCNN alignment + prewhitening only
 
+Fine-tuning only the top of the network: `facenet_tf.trainable_scope.split_facenet(model,
+"Block8")` and `FrozenFeatures` (the frozen part's output, computed once and cached).
+
 `phase_train` only switches BatchNorm (batch statistics + moving-average updates)
 and Dropout; gradients flow in both phases, so fine-tuning with the phase off
 (moving statistics) is possible. `forward(model, x, phase_train)` is the same call
 under a name that says so.
 """
 
-from facenet_tf.align import AlignSettings, FaceAligner, crop_with_margin, prewhiten
-from facenet_tf.embedder import EmbeddedPaths, Embedder, PreparedCrops, prepare_crops
-from facenet_tf.errors import (FaceTooSmallError, ImageSkipError, NoFaceError,
-                               UnreadableImageError, WeightsError)
-from facenet_tf.fetch import ensure_celebrities, ensure_sdist, ensure_weights
-from facenet_tf.images import IMAGE_EXTENSIONS, MAX_IMAGE_SIDE, load_rgb
-from facenet_tf.model import build_inception_resnet_v1
-from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES, WeightsSource
-from facenet_tf.weights import (LoadReport, PretrainedFaceNet, load_facenet, load_h5_weights, load_pretrained,
-                                read_residual_scales)
+import importlib
+
+# Names and the submodule that defines them. They are imported on first use (PEP 562),
+# so that `import facenet_tf.images` or a dataset scan does not start TensorFlow: the
+# command line checks a user's data and settings before paying TensorFlow's start-up.
+_SUBMODULE_OF = {
+    **dict.fromkeys(("AlignSettings", "FaceAligner", "crop_with_margin", "prewhiten"), "align"),
+    **dict.fromkeys(("EmbeddedPaths", "Embedder", "PreparedCrops", "prepare_crops"), "embedder"),
+    **dict.fromkeys(("FaceTooSmallError", "ImageSkipError", "NoFaceError", "UnreadableImageError", "WeightsError"),
+                    "errors"),
+    **dict.fromkeys(("ensure_celebrities", "ensure_sdist", "ensure_weights"), "fetch"),
+    **dict.fromkeys(("IMAGE_EXTENSIONS", "MAX_IMAGE_SIDE", "load_rgb"), "images"),
+    "build_inception_resnet_v1": "model",
+    **dict.fromkeys(("DEFAULT_WEIGHTS", "WEIGHTS_SOURCES", "WeightsSource"), "registry"),
+    **dict.fromkeys(("LoadReport", "PretrainedFaceNet", "load_facenet", "load_h5_weights", "load_pretrained",
+                     "read_residual_scales"), "weights"),
+}
+
+
+def __getattr__(name: str):
+    submodule = _SUBMODULE_OF.get(name)
+    if submodule is None:
+        raise AttributeError(f"module 'facenet_tf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"facenet_tf.{submodule}"), name)
+    globals()[name] = value
+    return value
 
 
 def forward(model, crops, phase_train: bool):

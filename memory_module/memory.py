@@ -42,6 +42,15 @@ Rules (defaults = the paper):
           order are written, as if the batch had been written one item at a time
           (a warning says so, once).
           Every slot not written grows one year older.
+  Reference code (off by default): `query_projection=True` multiplies every query by a
+  trainable [d, d] matrix before it is normalised, for lookup, loss and write alike,
+  as the TF1 code of Kaiser et al. (tensorflow/models,
+  research/learning_to_remember_rare_events/memory.py) does; the paper's text does not
+  describe it. The matrix starts from a truncated normal with std 0.01 drawn from the
+  memory's seed (again on every `reset`), is `trainable_variables`' only entry, and
+  is trained by whoever differentiates the loss (the fine-tuning embedder's optimizer).
+  Its scale does not matter (queries are normalised after it); at the start it is a
+  random linear map, so even a frozen memory with it on compares projected keys.
   Beyond the paper (off by default): `vote_k > 1` answers by a similarity-weighted
   vote of the vote_k best slots (see readout.answer); `running_mean=True` keeps a
   count per slot and merges as normalise(count * K + sum of q), so a slot that has
@@ -77,6 +86,7 @@ class KaiserMemory(MemoryBase):
     seed:        seed of the noise generator.
     vote_k:      1 = the paper's nearest slot; >1 = similarity-weighted vote (beyond the paper).
     running_mean: count-weighted merges (beyond the paper).
+    query_projection: a trainable [d, d] query projection, as the reference TF1 code.
     dtype:       tf.float32 or tf.float64, for keys and queries.
     label_limit: label ids must be < label_limit (bounds the recent-slot table).
     """
@@ -91,6 +101,7 @@ class KaiserMemory(MemoryBase):
         seed: int = 0,
         vote_k: int = 1,
         running_mean: bool = False,
+        query_projection: bool = False,
         dtype=tf.float32,
         label_limit: int = DEFAULT_LABEL_LIMIT,
         name: str | None = None,
@@ -106,6 +117,7 @@ class KaiserMemory(MemoryBase):
         self.dtype = check_dtype(dtype)
         self.seed = int(seed)
         self.running_mean = bool(running_mean)
+        self.query_projection = bool(query_projection)
         self.pool_k = min(self.choose_k, self.memory_size)
         self.vote_k = min(self.vote_k, self.pool_k)
 
@@ -121,6 +133,23 @@ class KaiserMemory(MemoryBase):
             self.noise = tf.random.Generator.from_seed(self.seed)
         # The age noise's generator state is state too (saved, counted), but resets from the seed.
         self._state_spec += (("noise_state", None),)
+        # A learned weight, not state: reset redraws it from the seed, save/load and the footprint leave it.
+        self.projection = None
+        if self.query_projection:
+            with self.name_scope:
+                self.projection = tf.Variable(self._initial_projection(), trainable=True, name="query_projection")
+
+    def _initial_projection(self) -> tf.Tensor:
+        # The reference code's initialiser: truncated normal, mean 0, std 0.01 (stream 1 of the seed;
+        # the age noise uses the seed's generator).
+        return tf.random.stateless_truncated_normal([self.key_dim, self.key_dim], seed=[self.seed, 1],
+                                                    stddev=0.01, dtype=self.dtype)
+
+    def _unit(self, q: tf.Tensor) -> tf.Tensor:
+        """The normalised (and, with query_projection, first projected) queries."""
+        if self.projection is not None:
+            q = tf.matmul(q, self.projection)
+        return tf.math.l2_normalize(q, axis=1)
 
     def get_config(self) -> dict:
         return {
@@ -132,6 +161,7 @@ class KaiserMemory(MemoryBase):
             "seed": self.seed,
             "vote_k": self.vote_k,
             "running_mean": self.running_mean,
+            "query_projection": self.query_projection,
             "dtype": self.dtype.name,
             "label_limit": self.label_limit,
         }
@@ -141,7 +171,7 @@ class KaiserMemory(MemoryBase):
     def lookup(self, queries) -> LookupResult:
         """Answer each query [B, d] from the memory; changes nothing."""
         q = check_queries(queries, self.key_dim, self.dtype)
-        return answer(self._pool(tf.math.l2_normalize(q, axis=1)), self.vote_k)
+        return answer(self._pool(self._unit(q)), self.vote_k)
 
     def loss(self, queries, labels) -> tf.Tensor:
         """Scalar margin loss of the paper (batch mean); changes nothing.
@@ -150,7 +180,7 @@ class KaiserMemory(MemoryBase):
         """
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
-        unit = tf.math.l2_normalize(q, axis=1)
+        unit = self._unit(q)
         return self._loss(unit, v, self._pool(tf.stop_gradient(unit)))
 
     def write(self, queries, labels) -> LookupResult:
@@ -160,7 +190,7 @@ class KaiserMemory(MemoryBase):
         """
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
-        unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
+        unit = tf.stop_gradient(self._unit(q))
         before = answer(self._pool(unit), self.vote_k)
         self._write(unit, v, before)
         return before
@@ -177,7 +207,7 @@ class KaiserMemory(MemoryBase):
                 raise ValueError("update=True needs labels: the memory cannot write without them")
             return self.lookup(q)._asdict()
         v = check_labels(labels, q.shape[0], self.label_limit)
-        unit = tf.math.l2_normalize(q, axis=1)
+        unit = self._unit(q)
         pool = self._pool(tf.stop_gradient(unit))
         result = answer(pool, self.vote_k)
         out = result._asdict()
@@ -201,6 +231,8 @@ class KaiserMemory(MemoryBase):
             if initial is not None:
                 self._state_variable(name).assign(initial())
         self.noise.reset_from_seed(self.seed)
+        if self.projection is not None:
+            self.projection.assign(self._initial_projection())
 
     @property
     def ages(self) -> tf.Tensor:

@@ -9,11 +9,14 @@
 - `ReferenceMemory`: an independent NumPy version of the Kaiser memory's rules, one
   item at a time with plain loops, so that it is easy to check by eye. Written from
   the rules in issue 3 (and the paper); it shares no code with memory_module.
+- `FakeEmbedder`, `photo_folder`: a stand-in embedder and text "photos" for the gallery
+  tests that do not need FaceNet.
 """
 
 from __future__ import annotations
 
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,3 +198,48 @@ def write_synthetic_runs(background_zip: Path, dest: Path, runs: int = 3, seed: 
         (dest / run / "class_labels.txt").write_text("\n".join(lines) + "\n")
         truth[run] = item_order.tolist()
     return truth
+
+
+# ---------------------------------------------------------------- a stand-in embedder for gallery tests
+
+# A "photo" is a small text file naming a person; its embedding is that person's
+# centre (a seeded random unit vector per name) plus a little noise seeded by the file
+# name, so photos of one person are close and different people are far apart. A file
+# saying "noface" is skipped as the real embedder skips a photo without a face.
+FAKE_DIM = 64
+FAKE_IDENTITY = {"weights": "fake", "weights_sha256": "0" * 64, "input_size": 160, "prewhiten": True,
+                 "embedding_size": FAKE_DIM, "aligner": "fake", "aligner_version": "1"}
+
+
+def fake_centre(name: str) -> np.ndarray:
+    v = np.random.default_rng(zlib.crc32(name.encode())).normal(size=FAKE_DIM)
+    return v / np.linalg.norm(v)
+
+
+class FakeEmbedder:
+    def __init__(self, identity: dict | None = None, noise: float = 0.15):
+        self.identity = dict(identity or FAKE_IDENTITY)
+        self.noise = noise
+
+    def embed(self, paths, aligned: bool = False):
+        from facenet_tf import EmbeddedPaths
+
+        rows, kept, skipped = [], [], []
+        for path in map(str, paths):
+            name = Path(path).read_text(encoding="utf-8").strip()
+            if name == "noface":
+                skipped.append((path, "no face found by MTCNN"))
+                continue
+            jitter = np.random.default_rng(zlib.crc32(Path(path).name.encode())).normal(size=FAKE_DIM)
+            rows.append(fake_centre(name) + self.noise * jitter)
+            kept.append(path)
+        return EmbeddedPaths(np.asarray(rows, np.float32).reshape(-1, FAKE_DIM), kept, skipped)
+
+
+def photo_folder(root: Path, people: dict[str, int]) -> Path:
+    """root/<name>/<i>.jpg text 'photos' for each name and count."""
+    for name, count in people.items():
+        (root / name).mkdir(parents=True, exist_ok=True)
+        for i in range(count):
+            (root / name / f"{name}_{i}.jpg").write_text(name, encoding="utf-8")
+    return root

@@ -2,61 +2,48 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.analysis import compare_models, describe_comparison, describe_run, top_confused_pairs
+from experiments.analysis import describe_comparison, describe_run, top_confused_pairs
+from experiments.metrics import paired_differences
 
 
-def summary_of(rows):
-    return pd.DataFrame(rows, columns=["model", "shots", "mean", "ci_low", "ci_high"])
+def results_of(accuracy_by_model: dict[str, list[list[float]]]) -> pd.DataFrame:
+    """A results.csv-like frame: accuracy_by_model[model][repeat][shots]."""
+    rows = []
+    for model, repeats in accuracy_by_model.items():
+        for repeat, by_shot in enumerate(repeats):
+            for shots, accuracy in enumerate(by_shot):
+                rows.append({"model": model, "repeat": repeat, "shots": shots, "accuracy": accuracy})
+    return pd.DataFrame(rows)
 
 
-def test_compare_models_reports_difference_and_overlap():
-    summary = summary_of(
-        [
-            ("memory", 1, 0.90, 0.88, 0.92),
-            ("baseline", 1, 0.80, 0.78, 0.82),
-            ("memory", 2, 0.95, 0.93, 0.97),
-            ("baseline", 2, 0.94, 0.92, 0.96),
-            ("memory", 3, 0.96, 0.94, 0.98),  # baseline never reached 3 shots
-        ]
-    )
-    table = compare_models(summary, "memory", "baseline")
-    assert list(table["shots"]) == [1, 2]
-    assert table["difference"].tolist() == pytest.approx([0.10, 0.01])
-    assert table["cis_overlap"].tolist() == [False, True]
+def test_paired_verdicts_follow_the_per_repeat_differences_not_overlapping_cis():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.9, size=(40, 2))
+    results = results_of({
+        "baseline": base.tolist(),
+        # +2 points in every repeat at shot 0: the unpaired CIs would overlap, the pairs do not
+        "memory": np.stack([base[:, 0] + 0.02, base[:, 1] + rng.normal(0, 0.03, 40)], axis=1).tolist(),
+    })
+    paired = paired_differences(results, reference="baseline")
+    assert paired["verdict"].tolist() == ["wins", "within noise"]
+    assert paired["repeats"].tolist() == [40, 40]
+    assert ((paired["ci_low"] >= -1) & (paired["ci_high"] <= 1)).all()
+    text = describe_comparison(paired, "memory").splitlines()
+    assert text[0].startswith("At 0 shots memory leads baseline by 2.0 points (paired difference +2.0 points")
+    assert text[0].endswith("a resolved difference.")
+    assert text[1].endswith("within noise.")
 
 
-def test_describe_comparison_says_who_leads_and_whether_it_is_noise():
-    summary = summary_of(
-        [
-            ("memory", 1, 0.80, 0.78, 0.82),
-            ("baseline", 1, 0.90, 0.88, 0.92),
-            ("memory", 2, 0.95, 0.93, 0.97),
-            ("baseline", 2, 0.94, 0.92, 0.96),
-        ]
-    )
-    text = describe_comparison(summary, "memory", "baseline").splitlines()
-    assert text[0] == "At 1 shots baseline leads memory by 10.0 points, and the 95% CIs do not overlap."
-    assert text[1] == "At 2 shots memory leads baseline by 1.0 points, but the 95% CIs overlap, so this is within noise."
+def test_three_repeats_never_give_a_verdict():
+    results = results_of({"baseline": [[0.5], [0.6], [0.7]], "a": [[0.9], [0.95], [0.99]]})
+    paired = paired_differences(results)
+    assert paired["verdict"].tolist() == ["within noise"] and paired["p_value"].iloc[0] >= 0.25
 
 
-def test_describe_comparison_without_interval_says_so():
-    summary = summary_of([("a", 1, 0.5, np.nan, np.nan), ("b", 1, 0.4, np.nan, np.nan)])
-    assert "too few repeats" in describe_comparison(summary, "a", "b")
-
-
-def test_a_zero_width_interval_from_three_repeats_gives_no_verdict():
-    summary = pd.DataFrame(
-        [("a", 3, 0.990, 0.990, 0.990, 3), ("b", 3, 0.987, 0.986, 0.988, 200)],
-        columns=["model", "shots", "mean", "ci_low", "ci_high", "repeats"],
-    )
-    assert compare_models(summary, "a", "b")["cis_overlap"].tolist() == [None]
-    assert "too few repeats for a CI verdict" in describe_comparison(summary, "a", "b")
-
-
-def test_compare_unknown_model_is_named():
-    summary = summary_of([("a", 1, 0.5, 0.4, 0.6)])
-    with pytest.raises(ValueError, match="'nope'"):
-        compare_models(summary, "a", "nope")
+def test_models_pair_only_on_the_repeats_and_shots_both_ran():
+    results = results_of({"baseline": [[0.5, 0.6, 0.7]] * 6, "finetuned": [[0.5, 0.6]] * 3})
+    paired = paired_differences(results)
+    assert paired["shots"].tolist() == [0, 1] and paired["repeats"].tolist() == [3, 3]
 
 
 def test_top_confused_pairs_sums_repeats_and_ranks_off_diagonal():
@@ -80,18 +67,12 @@ def test_top_confused_pairs_checks_shapes():
 
 
 def test_describe_run_compares_every_model_with_the_reference():
-    summary = summary_of(
-        [
-            ("baseline", 1, 0.90, 0.88, 0.92),
-            ("memory", 1, 0.90, 0.88, 0.92),
-            ("memory_finetune_phase_on", 1, 0.70, 0.60, 0.80),
-        ]
-    )
-    text = describe_run(summary)
-    assert "memory against baseline:\nAt 1 shots memory and baseline score the same." in text
-    assert "At 1 shots baseline leads memory_finetune_phase_on by 20.0 points, and the 95% CIs do not overlap." in text
+    results = results_of({"baseline": [[0.9]] * 8, "memory": [[0.9]] * 8, "memory_finetune_phase_on": [[0.7]] * 8})
+    text = describe_run(paired_differences(results))
+    assert "memory against baseline:\nAt 0 shots memory and baseline give the same accuracy in every repeat." in text
+    assert "At 0 shots baseline leads memory_finetune_phase_on by 20.0 points" in text
+    assert text.count("a resolved difference") == 1
 
 
-def test_describe_run_without_the_reference_uses_the_first_model():
-    summary = summary_of([("memory", 1, 0.9, 0.8, 1.0), ("other", 1, 0.5, 0.4, 0.6)])
-    assert describe_run(summary).startswith("other against memory:")
+def test_describe_run_without_a_reference_says_so():
+    assert "No model can be compared" in describe_run(paired_differences(results_of({"memory": [[0.9]]}), reference="baseline"))

@@ -23,10 +23,28 @@ def test_every_shipped_config_loads_and_round_trips(name, tmp_path):
 def test_demo_defaults_match_the_blog_and_paper():
     demo = cfg.load_config(CONFIG_DIR / "celebrities.toml")
     assert demo.memory.memory_size == 32 and demo.memory.alpha == 0.1 and demo.memory.choose_k == 256
-    assert set(demo.run.models) == set(METHODS)
+    assert {"baseline", "memory", "memory_finetune_phase_off", "memory_finetune_phase_on",
+            "memory_finetune_phase_on_consistent"} == set(demo.run.models) < set(METHODS)
+    # every fine-tuned model as many shots as the frozen ones, and enough repeats for an interval
+    assert demo.finetune.max_shots == demo.run.max_shots == 10 and demo.finetune.repeats >= 50
+    assert demo.finetune.trainable_from == "Block8"
     blog = cfg.load_config(CONFIG_DIR / "blog_like.toml")
     assert (blog.data.max_classes, blog.data.images_per_class, blog.run.max_shots) == (12, 8, 7)
     assert {"memory_finetune_phase_off", "memory_finetune_phase_on"} <= set(blog.run.models)
+
+
+def test_blog_exact_is_the_blog_code_setting():
+    exact = cfg.load_config(CONFIG_DIR / "blog_exact.toml")
+    assert (exact.run.order, exact.run.compare_with) == ("sorted", "blog")
+    assert exact.memory.query_projection and exact.memory.memory_size == 32
+    assert (exact.finetune.optimizer, exact.finetune.learning_rate, exact.finetune.trainable_from) == ("sgd", 1e-3, "all")
+    assert {"memory_finetune_phase_off", "memory_finetune_phase_on"} <= set(exact.run.models)
+
+
+def test_trainable_from_must_name_a_facenet_block():
+    with pytest.raises(cfg.ConfigError, match=r"\[finetune\] trainable_from = 'Block9' is out of range; allowed: a FaceNet block"):
+        cfg.from_dict({"finetune": {"trainable_from": "Block9"}})
+    assert cfg.from_dict({"finetune": {"trainable_from": "Mixed_7a", "steps_per_shot": 4}}).finetune.steps_per_shot == 4
 
 
 def write(tmp_path, text):
@@ -91,7 +109,7 @@ def test_overrides_are_validated_too():
 
 def test_resolved_toml_is_plain_toml_with_every_section():
     parsed = tomllib.loads(cfg.to_toml(cfg.RunConfig()))
-    assert set(parsed) == {"run", "data", "memory", "finetune"}
+    assert set(parsed) == {"run", "data", "memory", "finetune", "open_set"}
 
 
 def test_every_memory_option_reaches_the_memory_of_both_experiments():

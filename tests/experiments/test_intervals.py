@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from experiments.intervals import accuracy_interval, paired_difference, wilson_interval
+from experiments.metrics import accuracy_interval, paired_difference, wilson_interval
 
 
 @settings(max_examples=60, deadline=None)

@@ -21,18 +21,22 @@ def test_report_from_the_run_directory_alone(tmp_path):
     run_dir = tmp_path / "run"
     run_experiment(config, run_dir, data, progress=False, make_figures=False)
     path.unlink()  # the report must not need the inputs
-    for derived in ("summary.csv", "summary.md"):
+    for derived in ("summary.csv", "summary.md", "paired.csv"):
         (run_dir / derived).unlink()
 
     assert cli.handle_report(argparse.Namespace(run_dir=run_dir, no_figures=False)) == 0
     summary = pd.read_csv(run_dir / "summary.csv")
     results = pd.read_csv(run_dir / "results.csv")
     row = summary[(summary.model == "memory") & (summary.shots == 1)].iloc[0]
-    values = results[(results.model == "memory") & (results.shots == 1)].accuracy
-    mean, low, high = metrics.mean_ci(values)
+    rows = results[(results.model == "memory") & (results.shots == 1)]
+    mean, low, high = metrics.accuracy_interval(rows.n_correct, rows.n_eval)
     assert row.repeats == 5 and np.isclose(row["mean"], mean) and np.isclose(row.ci_low, low, atol=1e-6)
+    assert 0 <= row.ci_low <= row["mean"] <= row.ci_high <= 1
+    paired = pd.read_csv(run_dir / "paired.csv")
+    assert paired.model.unique().tolist() == ["memory"] and paired.shots.tolist() == [0, 1, 2, 3]
     markdown = (run_dir / "summary.md").read_text()
     assert "| memory | 1 | 5 |" in markdown and "seconds per repeat" in markdown
+    assert metrics.ACCURACY_METHOD in markdown and "## Paired differences against baseline" in markdown
     for name in FIGURES:
         for ext in ("png", "svg"):
             figure = run_dir / "figures" / f"{name}.{ext}"

@@ -18,6 +18,7 @@ def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
         memory_loss=np.linspace(0, 0.3, iterations),
         seconds=np.full(iterations, 0.01),
         confusion=np.ones((iterations, classes, classes), np.int64),
+        feed=np.full((iterations, classes), -1, np.int64),
     )
 
 
@@ -25,7 +26,7 @@ def test_round_trip(tmp_path):
     saved = make_result()
     run_dir.save_repeat(tmp_path, saved, "abc")
     loaded = run_dir.load_repeat(tmp_path, "memory", 0, "abc")
-    for name in ("shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "confusion"):
+    for name in ("shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "confusion", "feed"):
         assert np.array_equal(getattr(loaded, name), getattr(saved, name)), name
 
 

@@ -174,3 +174,37 @@ def test_a_memory_smaller_than_the_classes_stores_every_class_about_equally_ofte
     assert np.all((stored_often > 0.35) & (stored_often < 0.85)), stored_often  # 3 of 5: about 0.6 each
     feed = np.load(tmp_path / "run" / "repeats" / "memory" / "00000.npz")["feed"]
     assert sorted(data.labels[feed[1]].tolist()) == list(range(5))  # the recorded feed: one per class
+
+
+def test_sorted_order_feeds_image_i_of_every_class_at_iteration_i(tmp_path):
+    """The blog's fixed order: no shuffle, the same feeds in every repeat, in dataset order."""
+    data = synthetic_data(tmp_path, n_classes=3, per_class=5, dim=8, spread=1.0)
+
+    class Recorder:
+        def __init__(self):
+            self.feeds = []
+
+        def start_repeat(self, seed):
+            pass
+
+        def step(self, feed, evaluate):
+            self.feeds.append(np.asarray(feed).tolist())
+            return 0.0, np.full(len(evaluate), -1)
+
+        def memory_bytes(self):
+            return 0
+
+        def slots_in_use(self):
+            return 0
+
+    config = small_config(run__order="sorted", run__max_shots=4)
+    members = [np.flatnonzero(data.labels == c) for c in range(3)]
+    for repeat in (0, 1):
+        recorder = Recorder()
+        result = run_repeat(recorder, "baseline", repeat, data, config)
+        assert recorder.feeds[0] == []
+        assert recorder.feeds[1:] == [[int(m[i]) for m in members] for i in range(4)]
+        zero_shot = result.n_correct[0] / result.n_eval[0]
+        assert 0.0 <= zero_shot <= 1.0   # a uniform guess, not a fixed answer
+    with pytest.raises(cfg.ConfigError, match=r"\[run\] order = 'random' is out of range; allowed: shuffle or sorted"):
+        small_config(run__order="random")

@@ -1,0 +1,109 @@
+"""Open-set k-shot runs: held-out identities never fed, scored on known accuracy and stranger rejection."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from support import write_embeddings_npz
+
+from experiments import config as cfg
+from experiments.run_data import load_embeddings_file
+from experiments.runner import run_experiment
+
+
+def _data(tmp_path, **kwargs):
+    path = write_embeddings_npz(tmp_path / "emb.npz", **kwargs)
+    return load_embeddings_file(path, cfg.DataSection(embeddings=str(path)))
+
+
+def _config(**overrides):
+    base = cfg.from_dict({"run": {"repeats": 8, "max_shots": 3, "models": ["baseline", "memory"]},
+                          "memory": {"memory_size": 16}, "open_set": {"strangers": 2, "far": 0.01}})
+    return cfg.with_overrides(base, **overrides)
+
+
+def test_strangers_are_never_fed_and_are_rejected_once_known_people_are_fed(tmp_path):
+    data = _data(tmp_path, n_classes=6, per_class=10, dim=32, spread=0.3)
+    outcome = run_experiment(_config(), tmp_path / "run", data, progress=False, make_figures=False)
+    frame = pd.read_csv(tmp_path / "run" / "open_set.csv")
+    assert len(frame) == 2 * 8 * 4
+    assert (frame["n_stranger"] == 2 * 10).all()          # every stranger image, at every shot
+    zero, later = frame[frame.shots == 0], frame[frame.shots >= 2]
+    assert np.isinf(zero["threshold"]).all() and (zero["stranger_rejection"] == 1).all()
+    assert (zero["known_accuracy"] == 0).all()            # nothing fed: nothing can be accepted
+    assert later["known_accuracy"].mean() > 0.8 and later["stranger_rejection"].mean() > 0.3
+
+    results = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert (results["n_eval"] == frame["n_known"]).all()  # closed-set accuracy counts known items only
+    slots = results[results.model == "baseline"].groupby("shots").slots_in_use.first()
+    assert slots.tolist() == [0, 4, 8, 12]                  # four known identities fed, never the two strangers
+    with np.load(tmp_path / "run" / "confusion.npz") as conf:
+        for repeat in conf["baseline"]:
+            fed_rows = repeat[1:].sum(axis=(0, 2))
+            assert (fed_rows > 0).sum() == 6                # strangers still evaluated (rows of the matrix)
+    assert outcome["open_set"] is not None and set(outcome["open_set"]["model"]) == {"baseline", "memory"}
+    assert "Open set" in (tmp_path / "run" / "summary.md").read_text()
+
+
+def test_baseline_open_set_numbers_equal_an_independent_numpy_count(tmp_path):
+    from experiments import protocol
+    from experiments.open_set import hold_out_identities, threshold_at_far
+    from experiments.runner import open_set_generator, shuffle_generator
+
+    data = _data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
+    config = _config(run__models=("baseline",), run__repeats=3)
+    run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False)
+    frame = pd.read_csv(tmp_path / "run" / "open_set.csv")
+    unit = data.embeddings / np.linalg.norm(data.embeddings, axis=1, keepdims=True)
+    for repeat in range(3):
+        shuffled = protocol.shuffle_classes(protocol.class_members(data.labels, 5), shuffle_generator(0, repeat))
+        strangers = hold_out_identities(5, 2, open_set_generator(0, repeat)).tolist()
+        known = [c for c in range(5) if c not in strangers]
+        stranger_items = np.concatenate([shuffled[c] for c in strangers])
+        for shots in range(1, 4):
+            fed = np.concatenate([[shuffled[c][i] for c in known] for i in range(shots)])
+            pairs = unit[fed] @ unit[fed].T
+            different = data.labels[fed][:, None] != data.labels[fed][None, :]
+            threshold = threshold_at_far(pairs[np.triu(different, 1)], 0.01)
+            known_items = np.concatenate([shuffled[c][shots:] for c in known])
+            best = lambda items: (unit[items] @ unit[fed].T)
+            right = (best(known_items).max(1) >= threshold) & (
+                data.labels[fed][best(known_items).argmax(1)] == data.labels[known_items])
+            rejected = best(stranger_items).max(1) < threshold
+            row = frame[(frame.repeat == repeat) & (frame.shots == shots)].iloc[0]
+            assert row.threshold == pytest.approx(threshold, rel=1e-6)
+            assert row.known_accuracy == pytest.approx(right.mean())
+            assert row.stranger_rejection == pytest.approx(rejected.mean())
+
+
+def test_the_held_out_identities_are_shared_by_every_model_and_repeat_seeded(tmp_path):
+    data = _data(tmp_path, n_classes=6, per_class=8, dim=16, spread=0.3)
+    run_experiment(_config(), tmp_path / "a", data, progress=False, make_figures=False)
+    run_experiment(_config(), tmp_path / "b", data, progress=False, make_figures=False)
+    assert (tmp_path / "a" / "open_set.csv").read_bytes() == (tmp_path / "b" / "open_set.csv").read_bytes()
+    with np.load(tmp_path / "a" / "confusion.npz") as conf:
+        fed = {m: [tuple(np.flatnonzero(r[1].sum(axis=1) - r[0].sum(axis=1) != 0)) for r in conf[m]]
+               for m in ("baseline", "memory")}
+    assert fed["baseline"] == fed["memory"]                 # same known classes per repeat: a paired design
+
+
+def test_a_closed_set_run_writes_no_open_set_table(tmp_path):
+    data = _data(tmp_path, n_classes=4, per_class=6, dim=16)
+    run_experiment(_config(open_set__strangers=0), tmp_path / "run", data, progress=False, make_figures=False)
+    assert not (tmp_path / "run" / "open_set.csv").exists()
+
+
+def test_too_many_strangers_is_refused(tmp_path):
+    data = _data(tmp_path, n_classes=4, per_class=6, dim=16)
+    with pytest.raises(ValueError, match="strangers must be between 1 and 2"):
+        run_experiment(_config(open_set__strangers=3), tmp_path / "run", data, progress=False, make_figures=False)
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"strangers": -1}, "strangers = -1 is out of range"),
+    ({"far": 0.0}, "far = 0.0 is out of range"),
+    ({"far": 1.5}, "far = 1.5 is out of range"),
+])
+def test_open_set_settings_are_checked(section, message):
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.from_dict({"open_set": section})
