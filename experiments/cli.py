@@ -4,7 +4,7 @@
     kshot embed      a dataset's FaceNet embeddings in one npz
     kshot report     rebuild a run's summary and figures from its files
     kshot sweep      a grid of runs, on a local process pool or a Ray cluster
-    kshot omniglot   train | eval the memory on Omniglot
+    kshot omniglot   train | eval | lake | stream | curve | ship: the memory on Omniglot
     kshot enroll     add people's photos to a face gallery file
     kshot identify   name the people in photos from a gallery, or answer "unknown"
     kshot calibrate  the gallery's open-set threshold: TAR at FAR, EER, ROC figure
@@ -244,20 +244,22 @@ def handle_report(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- kshot omniglot train | eval
+# ---------------------------------------------------------------- kshot omniglot train | eval | lake | stream | curve | ship
 
 
 def add_omniglot(subparsers) -> None:
     parser = subparsers.add_parser(
         "omniglot", help="train and evaluate the memory on Omniglot (Kaiser et al. 2017)",
-        description="Episodic training of a small conv embedder with the Kaiser memory loss on Omniglot, "
-        "and N-way k-shot evaluation of the memory readout vs store-all 1-NN.",
+        description="Train a small conv embedder on Omniglot (classifier pre-training, then the Kaiser memory "
+        "loss on episodes) and evaluate the memory readout vs store-all 1-NN and prototypes: N-way k-shot "
+        "tasks, Lake et al.'s one-shot runs, and a life-long stream. Without --checkpoint, evaluation uses "
+        "the checkpoint shipped in the repository.",
     )
     commands = parser.add_subparsers(dest="omniglot_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
     data_help = "Omniglot zips or folders (default: $KSHOT_OMNIGLOT or ../shared/omniglot)"
 
-    train = commands.add_parser("train", help="train (or resume) an embedder with the memory loss")
+    train = commands.add_parser("train", help="train (or resume) an embedder: classifier pre-training, then the memory loss")
     train.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
     train.add_argument("--out", required=True, metavar="DIR", help="run directory; an existing one is resumed")
     source = train.add_mutually_exclusive_group()
@@ -269,7 +271,8 @@ def add_omniglot(subparsers) -> None:
     train.set_defaults(handler=handle_omniglot_train)
 
     evaluate = commands.add_parser("eval", help="N-way k-shot accuracy with 95%% CIs on held-out alphabets")
-    evaluate.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    checkpoint_help = "a run directory from `omniglot train` (default: the checkpoint shipped in the repository)"
+    evaluate.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
     evaluate.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
     evaluate.add_argument("--ways", type=int, nargs="+", default=[5], help="classes per task (one or more)")
     evaluate.add_argument("--shots", type=int, nargs="+", default=[1], help="labelled examples per class (one or more)")
@@ -281,6 +284,34 @@ def add_omniglot(subparsers) -> None:
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.set_defaults(handler=handle_omniglot_eval)
+
+    lake = commands.add_parser("lake", help="Lake et al.'s 20 one-shot runs: mean accuracy and error rate over runs")
+    lake.add_argument("--runs", required=True, metavar="PATH",
+                      help="the all_runs folder or zip (runNN/training, runNN/test, runNN/class_labels.txt)")
+    lake.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
+    lake.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    lake.set_defaults(handler=handle_omniglot_lake)
+
+    stream = commands.add_parser("stream", help="every held-out drawing streamed once through fixed-size memories")
+    stream.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
+    stream.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
+    stream.add_argument("--sizes", type=int, nargs="+", default=None, metavar="SLOTS",
+                        help="memory / FIFO sizes (default: 1, 2, 4 and 8 slots per held-out character)")
+    stream.add_argument("--seed", type=int, default=0, help="seed of the stream order")
+    stream.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    stream.set_defaults(handler=handle_omniglot_stream)
+
+    curve = commands.add_parser("curve", help="held-out accuracy against training time, from a run's logs")
+    curve.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
+    curve.add_argument("--png", metavar="FILE", help="also draw the curve into this PNG")
+    curve.set_defaults(handler=handle_omniglot_curve)
+
+    ship = commands.add_parser("ship", help="export a run's latest checkpoint in the small float16 layout the repository ships")
+    ship.add_argument("--run", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    ship.add_argument("--out", default=None, metavar="DIR", help="destination (default: experiments/omniglot/shipped)")
+    ship.add_argument("--command", required=True, help="the exact command that trained the run, kept in the manifest")
+    ship.add_argument("--float32", action="store_true", help="keep float32 weights")
+    ship.set_defaults(handler=handle_omniglot_ship)
 
 
 def handle_omniglot_train(args) -> int:
@@ -302,13 +333,62 @@ def handle_omniglot_eval(args) -> int:
     from kshot_io import write_text_atomic
 
     results = evaluate_run(
-        args.checkpoint, sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
+        checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
         queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
         untrained=not args.no_untrained, progress=True,
     )
     print(results_markdown(results))
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def checkpoint_or_shipped(path: str | None) -> str:
+    from experiments.omniglot.shipped import SHIPPED_DIR
+
+    return path if path is not None else str(SHIPPED_DIR)
+
+
+def handle_omniglot_lake(args) -> int:
+    from experiments.omniglot.lake import evaluate_runs, lake_markdown, load_runs
+    from experiments.omniglot.model import restore_embedder
+    from kshot_io import write_text_atomic
+
+    checkpoint = checkpoint_or_shipped(args.checkpoint)
+    config, embedder, _ = restore_embedder(checkpoint)
+    results = evaluate_runs(embedder, config, load_runs(args.runs, config.data.image_size))
+    print(lake_markdown(results, checkpoint))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def handle_omniglot_stream(args) -> int:
+    from experiments.omniglot.stream import run_stream, stream_markdown
+    from kshot_io import write_text_atomic
+
+    results = run_stream(checkpoint_or_shipped(args.checkpoint), sources=args.data, sizes=args.sizes, seed=args.seed)
+    print(stream_markdown(results))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def handle_omniglot_curve(args) -> int:
+    from experiments.omniglot.curves import curve_markdown, plot_curve, read_curve
+
+    records = read_curve(checkpoint_or_shipped(args.checkpoint))
+    print(curve_markdown(records))
+    if args.png:
+        plot_curve(records, args.png, title="Omniglot recipe, validation alphabets")
+    return 0
+
+
+def handle_omniglot_ship(args) -> int:
+    from experiments.omniglot.shipped import SHIPPED_DIR, export_run
+
+    manifest = export_run(args.run, args.out or SHIPPED_DIR, args.command, dtype="float32" if args.float32 else "float16")
+    print(json.dumps(manifest, indent=2))
     return 0
 
 

@@ -30,8 +30,8 @@ from experiments.methods import METHODS, budget_section, needs_images
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "celebrities.toml"
-OMNIGLOT_PRESETS = ("fast", "paper")
-DEFAULT_OMNIGLOT_PRESET = "fast"
+OMNIGLOT_PRESETS = ("fast", "paper", "full")
+DEFAULT_OMNIGLOT_PRESET = "full"  # the full background set with the fixed split (issue 15)
 OPTIMIZERS = ("adam", "sgd")
 
 
@@ -188,6 +188,7 @@ class OmniglotDataSection:
     test_alphabets: tuple[str, ...] = ()  # empty: chosen by omniglot.data.choose_test_alphabets
     # used only when test_alphabets is empty and there is no evaluation set
     test_fraction: float = setting(0.2, lambda v: 0 < v < 1, "between 0 and 1")
+    validation_alphabets: tuple[str, ...] = ()  # held out from training to choose recipes on; empty: none
 
 
 @dataclass(frozen=True)
@@ -195,6 +196,7 @@ class OmniglotModelSection:
     key_dim: int = at_least(1, 128)
     channels: tuple[int, ...] = setting((32, 64), lambda v: len(v) == 2 and min(v) >= 1, "two integers >= 1")
     key_dropout: float = setting(0.2, lambda v: 0 <= v < 1, "in [0, 1)")  # the paper: 0.7 (keep_prob 0.3)
+    batch_norm: bool = False  # batch normalisation after every convolution
 
 
 @dataclass(frozen=True)
@@ -214,11 +216,26 @@ class OmniglotTrainSection:
 
 
 @dataclass(frozen=True)
+class OmniglotPretrainSection:
+    """Classifier pre-training before the memory-loss training (experiments/omniglot/pretrain.py)."""
+
+    steps: int = at_least(0, 0)  # 0: the memory-loss training starts from random weights
+    batch_size: int = at_least(1, 128)
+    learning_rate: float = positive(2e-3)  # decayed to 0 by a cosine schedule over `steps`
+    shift: int = at_least(0, 2)  # random translation of up to this many pixels
+    rotation: float = setting(0.0, lambda v: 0 <= v <= 180, "in [0, 180]")  # random rotation, degrees
+    zoom: float = setting(0.0, lambda v: 0 <= v < 1, "in [0, 1)")  # random scaling in [1 - zoom, 1 + zoom]
+    scale: float = positive(30.0)  # initial temperature of the cosine softmax (learned)
+    validate_every: int = at_least(1, 500)
+
+
+@dataclass(frozen=True)
 class OmniglotConfig:
     data: OmniglotDataSection = field(default_factory=OmniglotDataSection)
     model: OmniglotModelSection = field(default_factory=OmniglotModelSection)
     memory: MemorySection = field(default_factory=lambda: MemorySection(memory_size=1024))
     train: OmniglotTrainSection = field(default_factory=OmniglotTrainSection)
+    pretrain: OmniglotPretrainSection = field(default_factory=OmniglotPretrainSection)
 
     def check(self) -> None:
         if self.train.episode_length < self.train.episode_width:

@@ -176,6 +176,20 @@ def paired_difference(
     return PairedDifference(int(a.size), float(differences.mean()), low, high, p_value, resolved)
 
 
+def proportion(correct: int, total: int) -> dict:
+    """`correct` of `total` answers as a JSON-ready dict with its Wilson interval, which stays within [0, 1].
+
+    For pooled answers (Omniglot's 1,000 tasks per cell), where a t-interval over
+    per-task means would reach past 1 near 100%. Treats the answers as independent.
+    """
+    if total <= 0:
+        raise ValueError(f"a proportion needs at least one answer, got total={total}")
+    mean = correct / total
+    low, high = wilson_interval(int(correct), int(total))
+    low, high = max(0.0, min(low, mean)), min(1.0, max(high, mean))  # rounding can put an end past the mean
+    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
+
+
 def summarize(results: pd.DataFrame, model_order: list[str] | None = None) -> pd.DataFrame:
     """One row per model and shots of a results.csv frame: repeats, mean, CI, std, mean n_eval and footprint."""
     order = model_order or list(dict.fromkeys(results["model"]))

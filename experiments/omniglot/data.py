@@ -361,9 +361,16 @@ class OmniglotSplit:
     train_alphabets: tuple[str, ...]
     test_alphabets: tuple[str, ...]
     characters_in_train: int  # before rotations
+    validation: OmniglotData | None = None  # None when no validation alphabets are configured
+    validation_alphabets: tuple[str, ...] = ()
+
+    @property
+    def monitor(self) -> OmniglotData:
+        """The split training logs report on: validation if there is one, else test."""
+        return self.validation if self.validation is not None else self.test
 
     def describe(self) -> dict:
-        return {
+        described = {
             "train_alphabets": list(self.train_alphabets),
             "test_alphabets": list(self.test_alphabets),
             "train_characters": self.characters_in_train,
@@ -372,13 +379,23 @@ class OmniglotSplit:
             "test_characters": self.test.num_classes,
             "test_images": int(self.test.images.shape[0]),
         }
+        if self.validation is not None:
+            described["validation_alphabets"] = list(self.validation_alphabets)
+            described["validation_characters"] = self.validation.num_classes
+        return described
 
 
 def prepare_split(settings: "OmniglotDataSection", sources=None) -> OmniglotSplit:
     """Load `sources`, hold out the test alphabets, add rotations to the training classes."""
     data, sets = load_omniglot(sources, image_size=settings.image_size)
     test_alphabets = list(settings.test_alphabets) or choose_test_alphabets(data, sets, settings.test_fraction)
+    overlap = sorted(set(test_alphabets) & set(settings.validation_alphabets))
+    if overlap:
+        raise ValueError(f"alphabets {overlap} are listed for both validation and test; give each to one split")
     train, test = split_by_alphabet(data, test_alphabets)
+    validation = None
+    if settings.validation_alphabets:
+        train, validation = split_by_alphabet(train, settings.validation_alphabets)
     characters = train.num_classes
     if settings.rotations:
         train = add_rotations(train)
@@ -388,4 +405,6 @@ def prepare_split(settings: "OmniglotDataSection", sources=None) -> OmniglotSpli
         train_alphabets=tuple(train.alphabet_names()),
         test_alphabets=tuple(sorted(test_alphabets)),
         characters_in_train=characters,
+        validation=validation,
+        validation_alphabets=tuple(sorted(settings.validation_alphabets)),
     )

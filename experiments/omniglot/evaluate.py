@@ -8,8 +8,9 @@ Two measurements, both on the alphabets the run held out (from its split.json):
   shot (one drawing of every class per write), so from the second shot on it merges a
   drawing into its class's slot when that slot answers correctly, as in the paper; the
   store-all 1-NN keeps every drawing. With k = 1 both therefore hold the same N keys
-  and give the same answers. Mean accuracy over the tasks with a 95% t-interval
-  (experiments.metrics).
+  and give the same answers. The prototype readout (readouts.py) averages the k
+  drawings of each class. Accuracy over all answered queries with a 95% Wilson
+  interval (experiments.metrics.proportion), which stays within [0, 1] near 100%.
 - Per-shot accuracy as the paper's train.py logs it: Kaiser-style episodes of width N
   (every class shown once per round, the memory predicting each drawing before it is
   written), accuracy at the k-th showing = "k-shot", with a 95% interval over episodes.
@@ -27,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.metrics import accuracy_by_shot, interval, shots_seen
+from experiments.metrics import accuracy_by_shot, interval, proportion, shots_seen
 from experiments.omniglot.data import OmniglotData, to_float
 from experiments.omniglot.episodes import sample_episodes, sample_task
 
@@ -83,7 +84,7 @@ def nway_kshot_accuracy(
     rng = np.random.default_rng([seed, ways, shots, queries])
     runners = {name: make_task_runner(memory) for name, memory in memories.items()}
     labels = tf.constant(np.arange(ways, dtype=np.int64))
-    accuracies = {name: [] for name in memories}
+    correct = {name: 0 for name in memories}
     for _ in range(episodes):
         task = sample_task(by_class, rng, ways, shots, queries)
         # [shots, ways]: round r holds the r-th support drawing of every class, in label order
@@ -92,8 +93,9 @@ def nway_kshot_accuracy(
         query_keys = tf.constant(keys[task.query])
         for name, run in runners.items():
             predicted = run(support, labels, query_keys).numpy()
-            accuracies[name].append(float(np.mean(predicted == task.query_labels)))
-    return {name: {**interval(values), "episodes": episodes} for name, values in accuracies.items()}
+            correct[name] += int(np.sum(predicted == task.query_labels))
+    answered = episodes * ways * queries
+    return {name: {**proportion(hits, answered), "episodes": episodes} for name, hits in correct.items()}
 
 
 def make_sequence_runner(memory):
@@ -139,6 +141,24 @@ def per_shot_accuracy(
     return [{"shot": k, **interval(per_episode[:, k])} for k in range(rounds)]
 
 
+def restore_with_data(run_dir: str | os.PathLike, sources=None):
+    """(config, trained embedder, step, OmniglotSplit) with exactly the alphabets the run held out (its split.json)."""
+    import json
+
+    from experiments.omniglot.data import prepare_split
+    from experiments.omniglot.model import restore_embedder
+    from experiments.run_dir import SPLIT_FILE
+
+    config, embedder, step = restore_embedder(run_dir)
+    data_settings = config.data
+    split_path = Path(run_dir) / SPLIT_FILE
+    if split_path.exists():
+        saved = json.loads(split_path.read_text(encoding="utf-8"))
+        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]),
+                                            validation_alphabets=tuple(saved.get("validation_alphabets", ())))
+    return config, embedder, step, prepare_split(data_settings, sources)
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     sources=None,
@@ -151,23 +171,14 @@ def evaluate_run(
     untrained: bool = True,
     progress: bool = False,
 ) -> dict:
-    """Every measurement above for a run directory; a JSON-ready dict."""
-    import json
-
+    """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict."""
     import keras
     from memory_module import StoreAllNearestNeighbour
 
-    from experiments.omniglot.data import prepare_split
-    from experiments.omniglot.model import build_model, restore_embedder
-    from experiments.run_dir import SPLIT_FILE
+    from experiments.omniglot.model import build_model
+    from experiments.omniglot.readouts import PrototypeReadout
 
-    config, trained, step = restore_embedder(run_dir)
-    data_settings = config.data
-    split_path = Path(run_dir) / SPLIT_FILE
-    if split_path.exists():  # evaluate on exactly the alphabets the run held out
-        saved = json.loads(split_path.read_text(encoding="utf-8"))
-        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]))
-    data = prepare_split(data_settings, sources)
+    config, trained, step, data = restore_with_data(run_dir, sources)
     test = data.test
     for n in ways:
         if n > test.num_classes:
@@ -203,6 +214,7 @@ def evaluate_run(
         readouts = {
             "memory": config.build_memory(seed_offset=2),
             "1-NN": StoreAllNearestNeighbour(config.model.key_dim),
+            "prototype": PrototypeReadout(config.model.key_dim, max_labels=max(ways)),
         }
         for n in ways:
             for k in shots:

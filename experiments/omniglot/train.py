@@ -37,6 +37,7 @@ from experiments.metrics import accuracy_by_shot, shots_seen
 from experiments.omniglot.data import OmniglotData, prepare_split, to_float
 from experiments.omniglot.episodes import sample_episodes, step_rng
 from experiments.omniglot.model import build_model
+from experiments.omniglot.pretrain import PRETRAIN_DIR, last_logged_seconds, monitor_accuracy, pretrain
 from experiments.run_dir import SPLIT_FILE, latest_checkpoint, open_run_dir, save_checkpoint
 from kshot_io import write_text_atomic
 
@@ -149,9 +150,10 @@ def train(
     split = {**data.describe(), "sources": [str(s) for s in (sources or [])] or "default"}
     write_text_atomic(out_dir / SPLIT_FILE, json.dumps(split, indent=2) + "\n")
     for name, count, need in (("train", data.train.num_classes, train_settings.episode_width),
-                              ("held-out", data.test.num_classes, train_settings.episode_width)):
+                              ("held-out", data.monitor.num_classes, train_settings.episode_width)):
         if count < need:
             raise ValueError(f"the {name} split has {count} classes, fewer than episode_width={need}")
+    pretrained = pretrain(config, out_dir, data, log=log, progress=progress)
 
     keras.utils.set_random_seed(train_settings.seed)
     embedder = build_model(config)
@@ -178,7 +180,12 @@ def train(
         if train_settings.lifelong and (prefix.parent / MEMORY_FILE).exists():
             memory.load(prefix.parent / MEMORY_FILE)
         log(f"resuming {out_dir} from step {step}")
+    elif pretrained is not None:
+        tf.train.Checkpoint(embedder=embedder).read(str(pretrained)).expect_partial()
+        log(f"memory-loss training starts from the pre-trained embedder {pretrained}")
     start = int(step_var.numpy())
+    # One clock for the learning curve: classifier stage, then this stage, across resumes.
+    clock_offset = last_logged_seconds(out_dir / LOG_FILE) or last_logged_seconds(out_dir / PRETRAIN_DIR / LOG_FILE)
 
     log(
         f"train: {data.characters_in_train} characters of {', '.join(data.train_alphabets)} "
@@ -213,15 +220,19 @@ def train(
             correct = np.concatenate(recent_correct, axis=1)
             shots = np.concatenate(recent_shots, axis=1)
             max_shot = int(shots.max())
-            valid = validate(embedder, eval_memory, data.test, config, train_settings.validation_episodes,
+            seconds = clock_offset + time.time() - started  # training time; measurements excluded
+            valid = validate(embedder, eval_memory, data.monitor, config, train_settings.validation_episodes,
                              train_settings.seed, run=validation_run)
             record = {
+                "stage": "memory",
                 "step": done,
                 "train_loss": float(np.mean(recent_loss)),
                 "train_per_shot": accuracy_by_shot(correct, shots, max_shot),
                 "heldout_accuracy": valid["accuracy"],
                 "heldout_per_shot": valid["per_shot"],
-                "seconds": round(time.time() - started, 1),
+                "seconds": round(seconds, 1),
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.model.key_dim,
+                                                                    train_settings.seed).items()},
             }
             history.append(record)
             with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
@@ -231,11 +242,12 @@ def train(
                 f"\n  held-out ({train_settings.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
             )
             recent_loss, recent_correct, recent_shots = [], [], []
+            clock_offset, started = seconds, time.time()
         if done % train_settings.checkpoint_every == 0 or done == train_settings.steps:
             save_checkpoint(out_dir, done, lambda prefix: _write_checkpoint(prefix, checkpoint, memory, train_settings.lifelong))
     bar.close()
     return {"steps": int(step_var.numpy()), "started_at": start, "history": history, "split": data.describe(),
-            "seconds": round(time.time() - started, 1)}
+            "seconds": round(clock_offset + time.time() - started, 1)}
 
 
 def _write_checkpoint(prefix: Path, checkpoint, memory, lifelong: bool) -> None:

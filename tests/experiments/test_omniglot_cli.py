@@ -37,7 +37,8 @@ validation_episodes = 2
 @pytest.fixture()
 def setup(tmp_path, monkeypatch):
     monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
-    sources = default_sources()
+    # The two small subsets by name: the shared folder also holds the full background set now.
+    sources = [default_sources()[0] / f"images_background_small{i}.zip" for i in (1, 2)]
     assert all(s.exists() for s in sources), f"the shared Omniglot subsets are needed at {sources}"
     config = tmp_path / "tiny.toml"
     config.write_text(TINY_TOML)
@@ -78,7 +79,7 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
     printed = capsys.readouterr().out
     assert "| trained | memory | 20 | 2 |" in printed and "| untrained | 1-NN | 20 | 2 |" in printed
     results = json.loads(results_file.read_text())
-    assert results["step"] == 6 and len(results["nway"]) == 2 * 2  # embedders x readouts
+    assert results["step"] == 6 and len(results["nway"]) == 2 * 3  # embedders x readouts
     for row in results["nway"]:
         assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0 and row["episodes"] == 20
     curve = results["per_shot"][0]["curve"]

@@ -183,7 +183,8 @@ def test_bad_paths_are_refused_with_the_path_named(tmp_path):
 
 @pytest.mark.needs_omniglot
 def test_the_shared_mit_subsets_merge_to_242_characters_with_enough_held_out():
-    sources = default_sources()
+    # The two small subsets by name: the shared folder also holds the full background set.
+    sources = [default_sources()[0] / f"images_background_small{i}.zip" for i in (1, 2)]
     if not all(s.exists() for s in sources):
         pytest.skip(f"the shared Omniglot subsets are not at {sources}")
     data, sets = load_omniglot(sources)
@@ -195,3 +196,11 @@ def test_the_shared_mit_subsets_merge_to_242_characters_with_enough_held_out():
     train, test = split_by_alphabet(data, held_out)
     assert (train.num_classes, test.num_classes) == (183, 59)
     assert test.num_classes >= 20  # 20-way tasks need 20 held-out characters
+
+
+@pytest.mark.needs_omniglot
+def test_the_default_sources_are_the_full_background_set():
+    """The shared folder holds the full background set and its two subsets; merged, they are the 964 characters."""
+    data, _ = load_omniglot(default_sources())
+    assert data.num_classes == 964 and len(data.alphabet_names()) == 30
+

@@ -42,7 +42,8 @@ TINY = cfg.from_dict(
 @pytest.mark.slow
 def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_floor(tmp_path, monkeypatch):
     monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
-    sources = default_sources()
+    # The two small subsets by name: the shared folder also holds the full background set.
+    sources = [default_sources()[0] / f"images_background_small{i}.zip" for i in (1, 2)]
     assert all(s.exists() for s in sources), f"the shared Omniglot subsets are needed at {sources}"
     summary = train(TINY, tmp_path / "run", sources=sources, progress=False, log=lambda line: None)
     assert summary["steps"] == 300
@@ -100,7 +101,9 @@ def test_paper_preset_has_the_papers_settings_and_builds_a_256d_key_with_an_8192
     # Kaiser et al. (2017); with the TF1 code's 128-d default users got ~40% at 20-way 1-shot.
     assert (paper.model.key_dim, paper.memory.memory_size, paper.train.batch_size, paper.train.episode_length) == (256, 8192, 16, 30)
     assert (paper.train.learning_rate, paper.model.key_dropout, paper.model.channels) == (1e-4, 0.7, (64, 128))
-    assert fast == cfg.load_omniglot_preset() and fast.model.key_dim == 128
+    assert fast.model.key_dim == 128
+    full = cfg.load_omniglot_preset()  # the default: the full background set with the fixed split
+    assert full == cfg.load_omniglot_preset("full") and full.data.validation_alphabets and full.pretrain.steps > 0
     with pytest.raises(ValueError, match="unknown Omniglot preset 'huge'"):
         cfg.load_omniglot_preset("huge")
 

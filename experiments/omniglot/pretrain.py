@@ -1,0 +1,196 @@
+"""Stage 1 of the Omniglot recipe: pre-train the embedder as a classifier of the rotated training classes.
+
+Episodic memory-loss training from random weights learns slowly on a CPU: every update
+sees one batch of episodes and compares each drawing with a handful of classes. A
+softmax over all 2,852 rotated training classes compares every drawing with every
+class at once, so the same images buy far more learning; the memory-loss stage that
+follows (train.py) then starts from a good embedding. The classifier head is a cosine
+softmax (normalised key against normalised class weights, times a learned scale),
+because the memory and the 1-NN readout compare keys by cosine similarity too, so
+what the head learns is what the readouts use. Augmentation: a random shift of up to
+`[pretrain] shift` pixels, and optionally a small random rotation and scaling
+(`rotation`, `zoom`). The learning rate follows a cosine decay to
+zero over `[pretrain] steps`.
+
+Everything lives under `<run>/pretrain/`: checkpoints (embedder, head, optimizer, step)
+published by `latest.json` as in train.py, and `log.jsonl` with held-out 1-NN accuracy
+and the cumulative training seconds (the learning curve of docs/OMNIGLOT.md). An
+interrupted run resumes from the last checkpoint with the same batches it would have
+drawn (batch s comes from step_rng(seed, s)).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from experiments.omniglot.data import OmniglotData, to_float
+from experiments.omniglot.episodes import step_rng
+from experiments.run_dir import latest_checkpoint, save_checkpoint
+
+PRETRAIN_DIR = "pretrain"
+MONITOR_TASKS = 200  # held-out tasks per logged 1-NN measurement
+MONITOR_SETTINGS = ((5, 1), (20, 1))
+
+
+def shifted(images: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndarray:
+    """uint8 [n, s, s] images, each translated by its own random offset in [-shift, shift]^2 (zeros fill)."""
+    if shift == 0:
+        return images
+    n, size = images.shape[0], images.shape[1]
+    padded = np.pad(images, ((0, 0), (shift, shift), (shift, shift)))
+    rows = rng.integers(0, 2 * shift + 1, n)[:, None] + np.arange(size)
+    cols = rng.integers(0, 2 * shift + 1, n)[:, None] + np.arange(size)
+    return padded[np.arange(n)[:, None, None], rows[:, :, None], cols[:, None, :]]
+
+
+def rotated_and_zoomed(images: np.ndarray, rng: np.random.Generator, degrees: float, zoom: float) -> np.ndarray:
+    """float32 [n, s, s, 1] images, each rotated about its centre by up to `degrees` and scaled by [1-zoom, 1+zoom].
+
+    Bilinear resampling (TensorFlow's projective transform), zeros outside the drawing.
+    With degrees = zoom = 0 the images come back unchanged and no random numbers are drawn.
+    """
+    if degrees == 0 and zoom == 0:
+        return images
+    import tensorflow as tf
+
+    n, size = images.shape[0], images.shape[1]
+    angle = np.deg2rad(rng.uniform(-degrees, degrees, n))
+    scale = rng.uniform(1.0 - zoom, 1.0 + zoom, n)
+    # The transform maps each output pixel to the input pixel it samples: the inverse rotation and scaling.
+    cos, sin = np.cos(angle) / scale, np.sin(angle) / scale
+    centre = (size - 1) / 2.0
+    transforms = np.stack([cos, sin, centre - cos * centre - sin * centre,
+                           -sin, cos, centre + sin * centre - cos * centre,
+                           np.zeros(n), np.zeros(n)], axis=1).astype(np.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=tf.constant(images), transforms=tf.constant(transforms), output_shape=tf.constant([size, size]),
+        fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
+
+
+def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int):
+    """Class weights [key_dim, classes] and a learned scale, tracked by one tf.Module for checkpoints."""
+    import tensorflow as tf
+
+    head = tf.Module(name="cosine_head")
+    initial = tf.random.stateless_normal([key_dim, classes], seed=[seed, 17], stddev=1.0 / np.sqrt(key_dim))
+    head.weights = tf.Variable(initial, name="class_weights")
+    head.scale = tf.Variable(float(scale), name="scale")
+    return head
+
+
+def monitor_accuracy(embedder, data: OmniglotData, key_dim: int, seed: int, tasks: int = MONITOR_TASKS) -> dict:
+    """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s"."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments.omniglot.evaluate import embed_images, nway_kshot_accuracy
+
+    keys = embed_images(embedder, data.images)
+    out = {}
+    for ways, shots in MONITOR_SETTINGS:
+        if ways > data.num_classes:
+            continue
+        measured = nway_kshot_accuracy(keys, data, {"1-NN": StoreAllNearestNeighbour(key_dim)}, ways, shots,
+                                       tasks, seed=seed)
+        out[f"{ways}w{shots}s"] = round(measured["1-NN"]["mean"], 4)
+    return out
+
+
+def last_logged_seconds(log_path: Path) -> float:
+    """Training seconds recorded by the last line of a log (0 for none), so resumed runs keep one clock."""
+    if not log_path.exists():
+        return 0.0
+    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+
+
+def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress: bool = True) -> Path | None:
+    """Run (or finish) the classifier stage; returns the checkpoint prefix holding the embedder, or None.
+
+    `data` is data.OmniglotSplit. With `[pretrain] steps = 0` nothing is done.
+    """
+    settings, seed, key_dim = config.pretrain, config.train.seed, config.model.key_dim
+    if settings.steps == 0:
+        return None
+    import keras
+    import tensorflow as tf
+    from tqdm import tqdm
+
+    from experiments.omniglot.model import build_model
+    from experiments.omniglot.train import LOG_FILE
+
+    stage_dir = Path(out_dir) / PRETRAIN_DIR
+    stage_dir.mkdir(parents=True, exist_ok=True)
+    found = latest_checkpoint(stage_dir)
+    if found is not None and found[0] >= settings.steps:
+        return found[1]
+
+    keras.utils.set_random_seed(seed)
+    embedder = build_model(config)
+    train = data.train
+    head = make_cosine_head(key_dim, train.num_classes, settings.scale, seed)
+    schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps)
+    optimizer = keras.optimizers.Adam(learning_rate=schedule)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(embedder=embedder, head=head, optimizer=optimizer, step=step_var)
+    if found is not None:
+        optimizer.build(embedder.trainable_variables + list(head.trainable_variables))
+        checkpoint.read(str(found[1])).assert_existing_objects_matched()
+        log(f"resuming classifier pre-training in {stage_dir} from step {found[0]}")
+    start = int(step_var.numpy())
+    variables = embedder.trainable_variables + [head.weights, head.scale]
+
+    @tf.function
+    def update(images, labels):
+        with tf.GradientTape() as tape:
+            keys = tf.math.l2_normalize(embedder(images, training=True), axis=1)
+            logits = head.scale * tf.matmul(keys, tf.math.l2_normalize(head.weights, axis=0))
+            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), labels), tf.float32))
+        return loss, hits
+
+    log_path = stage_dir / LOG_FILE
+    clock_offset = last_logged_seconds(log_path)
+    log(f"classifier pre-training: {train.num_classes} classes, {train.images.shape[0]} images, "
+        f"{settings.steps} steps of {settings.batch_size}")
+    started = time.time()
+    losses, hits = [], []
+    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
+               desc="omniglot pretrain", unit="batch", dynamic_ncols=True)
+    for step in bar:
+        rng = step_rng(seed, step)
+        rows = rng.choice(train.images.shape[0], size=settings.batch_size, replace=False)
+        images = to_float(shifted(train.images[rows], rng, settings.shift))
+        images = rotated_and_zoomed(images, rng, settings.rotation, settings.zoom)
+        loss, hit = update(tf.constant(images), tf.constant(train.labels[rows].astype(np.int64)))
+        step_var.assign(step + 1)
+        losses.append(float(loss))
+        hits.append(float(hit))
+        done = step + 1
+        if progress:
+            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+        if done % settings.validate_every == 0 or done == settings.steps:
+            seconds = clock_offset + time.time() - started  # training time; the measurement below is excluded
+            record = {
+                "stage": "pretrain",
+                "step": done,
+                "images": done * settings.batch_size,
+                "train_loss": round(float(np.mean(losses)), 4),
+                "train_accuracy": round(float(np.mean(hits)), 4),
+                "seconds": round(seconds, 1),
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, key_dim, seed).items()},
+            }
+            save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
+            with open(log_path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            log(f"pretrain step {done}: loss {record['train_loss']:.3f}, train acc {record['train_accuracy']:.3f}, "
+                f"held-out 1-NN {', '.join(f'{k[12:]} {v:.3f}' for k, v in record.items() if k.startswith('heldout'))}")
+            losses, hits = [], []
+            clock_offset, started = seconds, time.time()
+    bar.close()
+    return latest_checkpoint(stage_dir)[1]

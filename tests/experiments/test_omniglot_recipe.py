@@ -1,0 +1,164 @@
+"""The full-background recipe: the fixed split, classifier pre-training then memory-loss training,
+the shipped checkpoint and its layout, the prototype readout and Wilson intervals.
+
+Training here runs a handful of steps on the two small subsets; only the shipped
+checkpoint's test reads the full background zip.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import zipfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from experiments.cli import main
+from support import shared_omniglot_file
+from experiments.omniglot.pretrain import rotated_and_zoomed, shifted
+from experiments.omniglot.readouts import PrototypeReadout
+from experiments.omniglot.shipped import export_run, load_shipped
+from experiments.omniglot.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
+from experiments.metrics import proportion
+from experiments.omniglot.model import restore_embedder
+
+pytestmark = pytest.mark.needs_omniglot
+
+TWO_STAGE_TOML = """
+[data]
+test_alphabets = ["Latin"]
+validation_alphabets = ["Greek"]
+[model]
+key_dim = 16
+channels = [4, 8]
+key_dropout = 0.0
+batch_norm = true
+[memory]
+memory_size = 64
+[pretrain]
+steps = 4
+batch_size = 16
+validate_every = 2
+[train]
+seed = 5
+steps = 2
+episode_width = 5
+episode_length = 10
+batch_size = 2
+checkpoint_every = 1
+validate_every = 1
+validation_episodes = 2
+"""
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """One two-stage run (4 classifier steps, 2 memory-loss steps) on the small subsets, shared by the tests."""
+    root = tmp_path_factory.mktemp("recipe")
+    config = root / "two_stage.toml"
+    config.write_text(TWO_STAGE_TOML)
+    data = [str(shared_omniglot_file(f"images_background_small{i}.zip")) for i in (1, 2)]
+    base = ["omniglot", "train", "--data", *data, "--config", str(config), "--no-progress"]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("KSHOT_CACHE", str(root / "cache"))
+        assert main([*base, "--out", str(root / "run")]) == 0
+        yield root / "run", base
+
+
+def test_fixed_split_follows_its_rule_on_the_background_alphabets():
+    with zipfile.ZipFile(shared_omniglot_file("images_background.zip")) as archive:
+        names = {n.split("/")[1] for n in archive.namelist() if n.count("/") >= 2}
+    assert rule_split(names) == (TEST_ALPHABETS, VALIDATION_ALPHABETS)
+    assert not set(TEST_ALPHABETS) & set(VALIDATION_ALPHABETS)
+
+
+def test_shift_augmentation_moves_ink_without_changing_it():
+    image = np.zeros((1, 8, 8), np.uint8)
+    image[0, 3, 4] = 255
+    rng = np.random.default_rng(0)
+    moved = shifted(np.repeat(image, 50, axis=0), rng, 2)
+    assert moved.shape == (50, 8, 8) and (moved.sum(axis=(1, 2)) == 255).all()
+    rows, cols = np.nonzero(moved.max(axis=0))
+    assert rows.min() >= 1 and rows.max() <= 5 and cols.min() >= 2 and cols.max() <= 6
+    assert len(set(zip(*np.nonzero(moved)[1:]))) > 5  # different offsets per image
+    np.testing.assert_array_equal(shifted(image, rng, 0), image)
+
+
+def test_rotation_and_zoom_keep_the_drawing_centred_and_can_be_off():
+    image = np.zeros((1, 9, 9, 1), np.float32)
+    image[0, 4, 1:8, 0] = 1.0  # a horizontal bar through the centre
+    assert rotated_and_zoomed(image, np.random.default_rng(0), 0.0, 0.0) is image
+    turned = rotated_and_zoomed(np.repeat(image, 20, axis=0), np.random.default_rng(0), 20.0, 0.1)
+    assert turned.shape == (20, 9, 9, 1)
+    np.testing.assert_allclose(turned[:, 4, 4, 0], 1.0, atol=1e-5)  # the centre stays inked
+    assert not np.allclose(turned[0], turned[1])  # each image its own distortion
+
+
+@pytest.mark.slow
+def test_pretraining_then_memory_training_share_one_clock_and_resume(trained_run, tmp_path, capsys):
+    trained, base = trained_run
+    pre = [json.loads(line) for line in (trained / "pretrain" / "log.jsonl").read_text().splitlines()]
+    mem = [json.loads(line) for line in (trained / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in pre] == [2, 4] and [r["step"] for r in mem] == [1, 2]
+    assert {r["stage"] for r in pre} == {"pretrain"} and {r["stage"] for r in mem} == {"memory"}
+    clock = [r["seconds"] for r in pre + mem]
+    assert clock == sorted(clock) and clock[0] > 0
+    for record in pre + mem:
+        assert 0.0 <= record["heldout_1nn_5w1s"] <= 1.0 and 0.0 <= record["heldout_1nn_20w1s"] <= 1.0
+    split = json.loads((trained / "split.json").read_text())
+    assert split["test_alphabets"] == ["Latin"] and split["validation_alphabets"] == ["Greek"]
+    assert "Greek" not in split["train_alphabets"] and "Latin" not in split["train_alphabets"]
+
+    # More memory-loss steps resume that stage; the finished pre-training is not repeated.
+    run = tmp_path / "run"
+    shutil.copytree(trained, run)
+    capsys.readouterr()
+    assert main([*base, "--out", str(run), "--steps", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "resuming" in out and "classifier pre-training" not in out
+    assert json.loads((run / "latest.json").read_text())["step"] == 3
+    assert len((run / "pretrain" / "log.jsonl").read_text().splitlines()) == 2
+
+
+@pytest.mark.slow
+def test_a_shipped_export_matches_its_run_and_refuses_damage(trained_run, tmp_path):
+    run, _ = trained_run
+    shipped = tmp_path / "shipped"
+    manifest = export_run(run, shipped, command="kshot omniglot train ...")
+    assert manifest["step"] == 2 and manifest["dtype"] == "float16"
+    assert {p.name for p in shipped.iterdir()} >= {"weights.npz", "manifest.json", "config.toml", "split.json",
+                                                   "log.jsonl", "pretrain_log.jsonl"}
+    _, trained, _ = restore_embedder(run)
+    _, loaded, step = load_shipped(shipped)
+    images = np.random.default_rng(0).random((6, 28, 28, 1)).astype(np.float32)
+    a, b = trained(images, training=False).numpy(), loaded(images, training=False).numpy()
+    np.testing.assert_allclose(a, b, rtol=2e-2, atol=2e-2 * np.abs(a).max())
+    assert step == 2
+
+    with open(shipped / "weights.npz", "ab") as handle:
+        handle.write(b"x")
+    with pytest.raises(ValueError, match="sha256"):
+        load_shipped(shipped)
+
+
+def test_prototype_readout_averages_the_shots_of_a_class():
+    readout = PrototypeReadout(key_dim=2, max_labels=4)
+    assert int(readout.lookup(tf.constant([[1.0, 0.0]])).labels[0]) < 0  # empty: unknown
+    readout.write(tf.constant([[1.0, 0.0], [0.0, 1.0]]), tf.constant([0, 1], tf.int64))
+    readout.write(tf.constant([[0.0, 1.0], [0.0, 1.0]]), tf.constant([0, 1], tf.int64))
+    # class 0's mean points at 45 degrees, class 1's straight up
+    answers = readout.lookup(tf.constant([[1.0, 0.2], [0.1, 1.0]])).labels.numpy()
+    assert answers.tolist() == [0, 1]
+    readout.reset()
+    assert int(readout.lookup(tf.constant([[1.0, 0.0]])).labels[0]) < 0
+
+
+def test_pooled_proportions_stay_within_zero_and_one():
+    for correct, total in ((1000, 1000), (0, 50), (985, 1000), (1, 3)):
+        row = proportion(correct, total)
+        assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
+    assert proportion(1000, 1000)["ci_low"] < 1.0  # all right still leaves room below
+    with pytest.raises(ValueError):
+        proportion(0, 0)

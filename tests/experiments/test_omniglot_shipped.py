@@ -1,0 +1,59 @@
+"""The checkpoint shipped in the repository: it loads, it is what its manifest says, and it stays accurate.
+
+The threshold is the shipped checkpoint's measured 20-way 1-shot accuracy on these
+300 seeded tasks of the test alphabets, less a margin for floating-point differences
+between machines; docs/OMNIGLOT.md has the 1,000-task numbers.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from experiments.cli import main
+from experiments.omniglot.evaluate import evaluate_run
+from experiments.omniglot.shipped import MANIFEST_FILE, MAX_SHIPPED_BYTES, SHIPPED_DIR, load_shipped
+from experiments.omniglot.split import TEST_ALPHABETS
+from support import shared_omniglot_file
+
+MEASURED_20W1S_ON_300_TASKS = 0.8987  # 5,392 of 6,000 answers, measured on the shipped weights
+MARGIN = 0.01
+
+
+def test_shipped_checkpoint_is_small_and_matches_its_manifest():
+    total = sum(p.stat().st_size for p in SHIPPED_DIR.iterdir() if p.is_file())
+    assert total <= MAX_SHIPPED_BYTES
+    manifest = json.loads((SHIPPED_DIR / MANIFEST_FILE).read_text())
+    assert manifest["dtype"] == "float16" and "kshot omniglot train" in manifest["command"]
+    config, _, step = load_shipped()  # checks the sha256
+    assert step == manifest["step"] and config.data.test_alphabets == TEST_ALPHABETS
+
+
+@pytest.mark.slow
+@pytest.mark.needs_omniglot
+def test_shipped_checkpoint_stays_above_its_measured_accuracy(tmp_path, capsys):
+    out = tmp_path / "eval.json"
+    assert main(["omniglot", "eval", "--data", str(shared_omniglot_file("images_background.zip")), "--ways", "20",
+                 "--shots", "1", "--episodes", "300", "--per-shot-episodes", "0", "--no-untrained",
+                 "--json", str(out)]) == 0
+    assert str(SHIPPED_DIR) in capsys.readouterr().out  # no --checkpoint: the shipped one
+    rows = {row["readout"]: row for row in json.loads(out.read_text())["nway"]}
+    assert set(rows) == {"memory", "1-NN", "prototype"}
+    assert rows["memory"]["mean"] >= MEASURED_20W1S_ON_300_TASKS - MARGIN
+
+
+def test_shipped_logs_give_one_learning_curve(tmp_path):
+    from experiments.omniglot.curves import curve_markdown, plot_curve, read_curve
+
+    records = read_curve(SHIPPED_DIR)
+    stages = [r["stage"] for r in records]
+    assert stages == sorted(stages, key=lambda s: s != "pretrain") and {"pretrain", "memory"} == set(stages)
+    seconds = [r["seconds"] for r in records]
+    assert seconds == sorted(seconds)
+    table = curve_markdown(records)
+    assert table.count("\n") == len(records) + 2
+    plot_curve(records, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(FileNotFoundError, match="no training log"):
+        read_curve(tmp_path)
