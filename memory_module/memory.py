@@ -63,7 +63,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from memory_module.base import MemoryBase, nbytes
+from memory_module.base import MemoryBase, grow_rows, nbytes
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.readout import LookupResult, Pool, answer, nearest_pool, read_whole
 from memory_module.validation import (
@@ -127,7 +127,6 @@ class KaiserMemory(MemoryBase):
         self.alpha = check_non_negative("alpha", alpha)
         self.age_noise = check_non_negative("age_noise", age_noise)
         self.dtype = check_dtype(dtype)
-        self.seed = int(seed)
         self.running_mean = bool(running_mean)
         self.merge_threshold = None if merge_threshold is None else check_similarity("merge_threshold", merge_threshold)
         self.eviction = check_choice("eviction", eviction, EVICTIONS)
@@ -143,10 +142,7 @@ class KaiserMemory(MemoryBase):
         self.recent_slot = self._add_state("recent_slot", lambda: tf.zeros([0], tf.int64), shape=[None])
         # running_mean's merge needs how many examples each slot has absorbed; nothing else does.
         self.counts = self._add_state("counts", lambda: tf.zeros([n], tf.int64)) if self.running_mean else None
-        with self.name_scope:
-            self.noise = tf.random.Generator.from_seed(self.seed)
-        # The age noise's generator state is state too (saved, counted), but resets from the seed.
-        self._state_spec += (("noise_state", None),)
+        self.noise = self._add_generator("noise", seed)  # the age noise; reset(seed=...) restarts it
 
     def get_config(self) -> dict:
         return {
@@ -217,27 +213,10 @@ class KaiserMemory(MemoryBase):
 
     # ------------------------------------------------------------------ bookkeeping
 
-    def reset(self, seed: int | None = None) -> None:
-        """Empty every slot, zero the ages and the clock, restart the noise from the seed.
-
-        With `seed`, the noise restarts from that seed instead (and `seed` becomes the
-        memory's seed), so one memory can serve many independently seeded repeats and
-        end in exactly the state of a memory built fresh with that seed.
-        """
-        if seed is not None:
-            self.seed = int(seed)
-        for name, initial in self._state_spec:
-            if initial is not None:
-                self._state_variable(name).assign(initial())
-        self.noise.reset_from_seed(self.seed)
-
     @property
     def ages(self) -> tf.Tensor:
         """[N] int64 ages: write calls since each slot was last written (or since reset)."""
         return self.clock.read_value() - read_whole(self.last_written)
-
-    def _state_variable(self, name: str) -> tf.Variable:
-        return self.noise.state if name == "noise_state" else getattr(self, name)
 
     def _footprint_parts(self) -> dict[str, tf.Tensor]:
         state = self.state_variables()
@@ -414,15 +393,5 @@ class KaiserMemory(MemoryBase):
         slot_of_position = tf.scatter_nd(
             written_positions[:, None], written_slots, tf.shape(positions, out_type=tf.int64)
         )
-        self._grow_recent_table(tf.reduce_max(v) + 1)
+        grow_rows(self.recent_slot, tf.reduce_max(v) + 1, -1, doubling=False)
         self.recent_slot.scatter_nd_update(labels[:, None], tf.gather(slot_of_position, last))
-
-    def _grow_recent_table(self, needed: tf.Tensor) -> None:
-        size = tf.shape(self.recent_slot, out_type=tf.int64)[0]
-
-        def grow():
-            extra = tf.fill([needed - size], tf.constant(-1, tf.int64))
-            self.recent_slot.assign(tf.concat([self.recent_slot.read_value(), extra], axis=0))
-            return tf.constant(True)
-
-        tf.cond(needed > size, grow, lambda: tf.constant(False))
