@@ -93,8 +93,8 @@ class KaiserMemory(MemoryBase):
     seed:        seed of the noise generator.
     vote_k:      1 = the paper's nearest slot; >1 = similarity-weighted vote (beyond the paper).
     running_mean: count-weighted merges (beyond the paper).
-    merge_threshold: None (the paper: every hit merges) or a cosine similarity in [-1, 1]
-                 below which a hit is inserted instead of merged (beyond the paper).
+    merge_threshold: a cosine similarity in [-1, 1] below which a hit is inserted instead of
+                 merged (beyond the paper); -1, the default, lets every hit merge (the paper).
     eviction:    "oldest" (the paper) or "class_balanced" (beyond the paper).
     on_evict:    "drop" (the paper) or "merge" the evicted key into its label's nearest slot.
     dtype:       tf.float32 or tf.float64, for keys and queries.
@@ -111,7 +111,7 @@ class KaiserMemory(MemoryBase):
         seed: int = 0,
         vote_k: int = 1,
         running_mean: bool = False,
-        merge_threshold: float | None = None,
+        merge_threshold: float = -1.0,
         eviction: str = "oldest",
         on_evict: str = "drop",
         dtype=tf.float32,
@@ -128,7 +128,7 @@ class KaiserMemory(MemoryBase):
         self.age_noise = check_non_negative("age_noise", age_noise)
         self.dtype = check_dtype(dtype)
         self.running_mean = bool(running_mean)
-        self.merge_threshold = None if merge_threshold is None else check_similarity("merge_threshold", merge_threshold)
+        self.merge_threshold = check_similarity("merge_threshold", merge_threshold)
         self.eviction = check_choice("eviction", eviction, EVICTIONS)
         self.on_evict = check_choice("on_evict", on_evict, ON_EVICT)
         self.pool_k = min(self.choose_k, self.memory_size)
@@ -352,7 +352,7 @@ class KaiserMemory(MemoryBase):
         is below the threshold is inserted instead, so one label can keep several modes.
         """
         hit = tf.equal(before.labels, v)
-        if self.merge_threshold is None:
+        if self.merge_threshold <= -1.0:  # every similarity is >= -1: the paper, without a comparison
             return hit
         return hit & (before.similarity >= tf.constant(self.merge_threshold, before.similarity.dtype))
 

@@ -27,7 +27,7 @@ class ReferenceMemory:
         choose_k: int = 256,
         alpha: float = 0.1,
         running_mean: bool = False,
-        merge_threshold: float | None = None,
+        merge_threshold: float = -1.0,
         eviction: str = "oldest",
         on_evict: str = "drop",
     ):
@@ -134,7 +134,7 @@ class ReferenceMemory:
         merges = {}  # slot -> [items merged into it]
         misses = []
         for i, v in enumerate(labels):
-            close = self.merge_threshold is None or sims[i] >= self.merge_threshold
+            close = sims[i] >= self.merge_threshold
             if predicted[i] == v and close:
                 merges.setdefault(slots[i], []).append(i)
             else:
