@@ -27,6 +27,11 @@ def cache_root() -> Path:
         xdg = os.environ.get("XDG_CACHE_HOME")
         base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
         root = base / "kshot-memory"
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(
+            f"the kshot-memory cache location {root} is a file, not a folder. "
+            f"Set {CACHE_ENV_VAR} to a folder (it is created if missing)."
+        )
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as error:
