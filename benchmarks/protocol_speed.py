@@ -1,17 +1,18 @@
 """1000 repeats of the frozen-embedder k-shot protocol (baseline and memory) on the celebrities.
 
-What it measures: the protocol loop of `kshot run` for the two frozen models, with
-the celebrity embeddings computed once beforehand (FaceNet time is excluded; the
-embedding cache makes it a few seconds after the first run). Each repeat runs up
-to 10 shots of the blog's protocol (11 iterations) per model.
+What it measures: the protocol loop of `kshot run` for the two methods that need no
+images, with the celebrity embeddings computed once beforehand (FaceNet time is
+excluded; the embedding cache makes it quick after the first run). Each repeat runs up
+to 10 shots of the blog's protocol (11 iterations) per method.
 
-Before timing, the fast adapters (NumPy store-all 1-NN; one traced Kaiser memory
-reseeded per repeat) are checked against the plain path (fresh, eager
-memory_module objects) on the first repeats: identical confusion matrices.
+Before timing, the traced adapters (one memory_module memory, reset per repeat, one
+graph call per iteration) are checked against the plain path (fresh, eager
+memory_module objects, loss then write then lookup) on the first repeats: identical
+confusion matrices.
 
     python benchmarks/protocol_speed.py [--repeats 1000] [--embeddings FILE.npz]
 
-Last line: RESULT protocol_1000_repeats_s=<seconds>  (target <= 60 s on 2 cores)
+Last line: RESULT protocol_1000_repeats_s=<seconds>
 """
 
 from __future__ import annotations
@@ -28,26 +29,26 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from experiments import config as cfg  # noqa: E402
-from experiments import protocol  # noqa: E402
+from experiments import methods, protocol  # noqa: E402
 from experiments.run_data import prepare_data  # noqa: E402
-from experiments.runner import build_adapter, model_generator, run_repeat, shuffle_generator  # noqa: E402
+from experiments.runner import model_generator, run_repeat, shuffle_generator  # noqa: E402
 
 
 def plain_confusions(model: str, repeat: int, data, config) -> list[np.ndarray]:
-    """The protocol with fresh eager memory_module objects: the reference the fast path must equal."""
+    """The protocol with fresh eager memory_module objects: the reference the traced path must equal."""
     import memory_module
-    from experiments.models import build_kaiser_memory
 
     n_classes = len(data.class_names)
     rng = model_generator(config.run.seed, repeat, model)
     seed = int(rng.integers(0, 2**31 - 1))
-    if model == "memory":
-        store = build_kaiser_memory(config.memory, data.embeddings.shape[1], seed)
+    key_dim = data.embeddings.shape[1]
+    if methods.bounded(model):
+        store = config.memory.build(key_dim=key_dim, seed=seed)
     else:
-        store = memory_module.StoreAllNearestNeighbour(key_dim=data.embeddings.shape[1])
+        store = memory_module.StoreAllNearestNeighbour(key_dim=key_dim)
     shuffled = protocol.shuffle_classes(protocol.class_members(data.labels, n_classes), shuffle_generator(config.run.seed, repeat))
     confusions = []
-    for it in protocol.schedule(shuffled, config.max_shots_for(model))[1:]:  # 0 shots is a guess either way
+    for it in protocol.schedule(shuffled, config.budget(model).max_shots)[1:]:  # 0 shots is a guess either way
         store.write(data.embeddings[it.feed], data.labels[it.feed])
         predicted = np.asarray(store.lookup(data.embeddings[it.evaluate]).labels)
         confusion = np.zeros((n_classes, n_classes), np.int64)
@@ -65,16 +66,16 @@ def main() -> None:
 
     config = cfg.from_dict({"run": {"repeats": args.repeats, "max_shots": 10, "models": ["baseline", "memory"]}})
     data = prepare_data(cfg.DataSection(embeddings=args.embeddings), need_crops=False, progress=False)
-    print(f"data: {len(data.labels)} embeddings, {len(data.class_names)} classes; {args.repeats} repeats per model, up to 10 shots")
+    print(f"data: {len(data.labels)} embeddings, {len(data.class_names)} classes; {args.repeats} repeats per method, up to 10 shots")
 
-    adapters = {model: build_adapter(model, data, config) for model in config.run.models}
+    adapters = {model: methods.build(model, data, config) for model in config.run.models}
     for model, adapter in adapters.items():
         for repeat in range(args.check_repeats):
             fast = run_repeat(adapter, model, repeat, data, config)
             for fast_confusion, plain in zip(fast.confusion[1:], plain_confusions(model, repeat, data, config)):
                 if not np.array_equal(fast_confusion, plain):
-                    raise SystemExit(f"{model} repeat {repeat}: the fast path differs from the plain path")
-    print(f"fast path == plain path on the first {args.check_repeats} repeats of each model")
+                    raise SystemExit(f"{model} repeat {repeat}: the traced path differs from the plain path")
+    print(f"traced path == plain path on the first {args.check_repeats} repeats of each method")
 
     total = 0.0
     for model, adapter in adapters.items():

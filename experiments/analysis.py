@@ -19,7 +19,7 @@ MIN_REPEATS_FOR_VERDICT = 5
 def compare_models(summary: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
     """Per shot: both means, the difference a - b, and whether the 95% CIs overlap.
 
-    `summary` is the frame of `experiments.stats.summarize` (columns model, shots, mean,
+    `summary` is the frame of `experiments.metrics.summarize` (columns model, shots, mean,
     ci_low, ci_high, and optionally repeats). Only shots that both models reached are
     compared. `cis_overlap` is None (unknown) when a CI is NaN (one repeat) or either
     model has fewer than MIN_REPEATS_FOR_VERDICT repeats.

@@ -1,23 +1,21 @@
-"""The k-shot run configuration: one frozen dataclass per TOML section, validated on load.
+"""Every experiment's settings: frozen dataclasses, one per TOML section, read by one strict loader.
 
-Why a strict loader: a typo in a key (`memroy_size = 64`) must not silently fall back
-to the default and cost a night of runs, and an out-of-range value (memory_size 0,
-alpha < 0, repeats 0) must be refused before any model is built. Every error names
-the file, the key and the allowed values. The resolved configuration (defaults
-filled in, command-line overrides applied) is written next to the results with
-`to_toml`, so a run directory says exactly what produced it, and resuming a run
-with another configuration is refused.
+Why strict: a typo in a key (`memroy_size = 64`) or a section (`[memroy]`) must not
+silently fall back to the default and cost a night of runs, and an out-of-range value
+(memory_size 0, alpha < 0, repeats 0) must be refused before any model is built. Every
+error names the file, the section, the key and the allowed values.
 
-Defaults and why (see also experiments/configs/celebrities.toml):
-- memory.memory_size 32: the blog's memory; small enough that slots are reused.
-- memory.choose_k 256, alpha 0.1, age_noise 8.0: the paper's values (Kaiser et al. 2017).
-- memory.vote_k 1, running_mean false: the paper's 1-NN readout and plain-sum merge.
-- finetune.optimizer "adam", learning_rate 1e-5: Adam as in the paper; a small rate
-  because a 5-image batch and a margin loss on a pretrained FaceNet move the
-  embedding a lot at larger rates (the blog's fine-tuned curves fell below the
-  frozen ones).
-- finetune.repeats 3, finetune.max_shots 3: FaceNet forward and backward on a CPU
-  is ~20 images/s, so the fine-tuned models are the expensive part of the demo.
+Two experiments, one loader, one memory:
+- the face protocol (`kshot run`): [run], [data], [memory], [finetune] -> `RunConfig`;
+- Omniglot (`kshot omniglot`): [data], [model], [memory], [train] -> `OmniglotConfig`.
+Both share `MemorySection`, the only place a memory is built from settings
+(`MemorySection.build`): every key of [memory] reaches memory_module.KaiserMemory in
+either experiment. Defaults live in the dataclass fields below and nowhere else; a
+field's `allowed` check is stated next to its default.
+
+The resolved configuration (defaults filled in, command-line overrides applied) is
+written next to the results with `to_toml`, so a run directory says exactly what
+produced it, and `experiments.run_dir` refuses to resume it with another one.
 """
 
 from __future__ import annotations
@@ -26,29 +24,105 @@ import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-MODEL_NAMES = (
-    "baseline",
-    "memory",
-    "memory_finetune_phase_off",
-    "memory_finetune_phase_on",
-)
-FROZEN_MODELS = ("baseline", "memory")
-FINETUNE_MODELS = ("memory_finetune_phase_off", "memory_finetune_phase_on")
+from experiments.methods import METHODS, budget_section, method_of, needs_images
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+DEFAULT_RUN_CONFIG = CONFIG_DIR / "celebrities.toml"
+OMNIGLOT_PRESETS = ("fast", "paper")
+DEFAULT_OMNIGLOT_PRESET = "fast"
 OPTIMIZERS = ("adam", "sgd")
+# memory_module.memory's choices, restated so that reading a config needs no TensorFlow
+# (tests/experiments/test_config.py checks that they agree).
+EVICTIONS = ("oldest", "class_balanced")
+ON_EVICT = ("drop", "merge")
 
 
 class ConfigError(ValueError):
     """A configuration file or override that cannot be used; the message says why."""
 
 
+def setting(default: Any, allowed: Callable[[Any], bool] | None = None, description: str = "") -> Any:
+    """A section field: its default and, optionally, the check its value must pass."""
+    return field(default=default, metadata={"allowed": allowed, "description": description})
+
+
+def at_least(bound: float, default: Any) -> Any:
+    return setting(default, lambda v: v >= bound, f">= {bound}")
+
+
+def zero_or_at_least(bound: int, default: int) -> Any:
+    return setting(default, lambda v: v == 0 or v >= bound, f"0 (all) or >= {bound}")
+
+
+def positive(default: float) -> Any:
+    return setting(default, lambda v: v > 0, "> 0")
+
+
+# ---------------------------------------------------------------- the shared memory
+
+
+def sweepable(default: int, bound: int) -> Any:
+    """An integer setting that may also be a list of integers: a sweep, one model per value."""
+    return field(default=default, metadata={
+        "allowed": lambda v: all(x >= bound for x in (v if isinstance(v, tuple) else (v,))) and v != (),
+        "description": f">= {bound}, or a non-empty list of such values (a sweep)",
+        "sweep": True,
+    })
+
+
+@dataclass(frozen=True)
+class MemorySection:
+    """The Kaiser memory's options; the paper's values (Kaiser et al. 2017) unless said otherwise.
+
+    Write policies beyond the paper (docs/MEMORY_POLICIES.md) are off by default.
+    `memory_size` may be a list: every method with a bounded memory then runs once per
+    size, on the same shuffles (models named `method@size`).
+    """
+
+    memory_size: int | tuple[int, ...] = sweepable(32, 1)  # the blog's memory; small enough that slots are reused
+    choose_k: int = at_least(1, 256)
+    alpha: float = at_least(0, 0.1)
+    age_noise: float = at_least(0, 8.0)
+    vote_k: int = at_least(1, 1)  # 1: the paper's 1-NN readout
+    running_mean: bool = False  # false: the paper's plain-sum merge
+    merge_threshold: float = setting(-1.0, lambda v: -1 <= v <= 1, "a cosine similarity in [-1, 1]")  # -1: every hit merges
+    eviction: str = setting("oldest", lambda v: v in EVICTIONS, f"one of {', '.join(EVICTIONS)}")
+    on_evict: str = setting("drop", lambda v: v in ON_EVICT, f"one of {', '.join(ON_EVICT)}")
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The memory sizes of this run: one, or the sweep's."""
+        return self.memory_size if isinstance(self.memory_size, tuple) else (self.memory_size,)
+
+    @property
+    def is_sweep(self) -> bool:
+        return isinstance(self.memory_size, tuple)
+
+    def build(self, key_dim: int, seed: int, **policy):
+        """The memory these settings describe, with `policy` overriding fields (a method's fixed options).
+
+        Every field is passed on, so a new option needs no other change. A sweep is not one
+        memory: build each size with `dataclasses.replace(section, memory_size=size)`.
+        """
+        from memory_module import KaiserMemory
+
+        settings = {**dataclasses.asdict(self), **policy}
+        if isinstance(settings["memory_size"], (tuple, list)):
+            raise ValueError(f"[memory] memory_size = {list(self.sizes)} is a sweep; build one size at a time")
+        return KaiserMemory(key_dim=key_dim, seed=seed, **settings)
+
+
+# ---------------------------------------------------------------- the face protocol
+
+
 @dataclass(frozen=True)
 class RunSection:
-    seed: int = 0
-    repeats: int = 200  # repeats of the frozen-embedder models (baseline, memory)
-    max_shots: int = 10  # frozen models: stop after this many shots (or when a class runs out)
-    models: tuple[str, ...] = MODEL_NAMES
+    seed: int = at_least(0, 0)
+    repeats: int = at_least(1, 200)  # repeats of the methods budgeted by [run] (the frozen ones)
+    max_shots: int = at_least(1, 10)  # stop after this many shots (or when a class runs out)
+    models: tuple[str, ...] = tuple(METHODS)
 
 
 @dataclass(frozen=True)
@@ -56,30 +130,33 @@ class DataSection:
     source: str = "celebrities"  # a built-in dataset name or a folder root/<label>/<image>
     aligned: bool = False  # images are already face crops: skip MTCNN detection
     skip_bad: bool = False  # non-image files and empty class folders are skipped and listed, not an error
-    weights: str = ""  # FaceNet weights: "" = the registry default (20170512-110547), a registry name, or a keras-facenet-style h5
-    embeddings: str = ""  # an npz from `kshot embed`; bypasses FaceNet (frozen models only)
-    max_classes: int = 0  # 0 = all classes; else the first N labels in sorted order
-    images_per_class: int = 0  # 0 = all images; else the first N paths of each class in sorted order
-
-
-@dataclass(frozen=True)
-class MemorySection:
-    memory_size: int = 32
-    choose_k: int = 256
-    alpha: float = 0.1
-    age_noise: float = 8.0
-    vote_k: int = 1
-    running_mean: bool = False
+    weights: str = ""  # FaceNet weights: "" = the registry default, a registry name, or a keras-facenet-style h5
+    embeddings: str = ""  # an npz from `kshot embed`; bypasses FaceNet (methods that need no images only)
+    max_classes: int = zero_or_at_least(2, 0)  # 0 = all classes; else the first N labels in sorted order
+    images_per_class: int = zero_or_at_least(2, 0)  # 0 = all images; else the first N paths of each class, sorted
 
 
 @dataclass(frozen=True)
 class FinetuneSection:
-    repeats: int = 3
-    max_shots: int = 3
-    optimizer: str = "adam"
-    learning_rate: float = 1e-5
-    eval_images_per_class: int = 0  # 0 = evaluate every image not yet fed; else at most N per class
-    batch_size: int = 32  # images per FaceNet forward pass when re-embedding the evaluation set
+    """Fine-tuning options, and the budget of the methods budgeted by [finetune]."""
+
+    repeats: int = at_least(1, 3)
+    max_shots: int = at_least(1, 3)
+    optimizer: str = setting("adam", lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}")
+    # Adam as in the paper; a small rate because a 5-image batch and a margin loss on a
+    # pretrained FaceNet move the embedding a lot at larger rates.
+    learning_rate: float = positive(1e-5)
+    eval_images_per_class: int = at_least(0, 0)  # 0 = evaluate every image not yet fed; else at most N per class
+    batch_size: int = at_least(1, 32)  # images per FaceNet forward pass when re-embedding the evaluation set
+
+
+@dataclass(frozen=True)
+class Budget:
+    """How much of the protocol one method runs."""
+
+    repeats: int
+    max_shots: int
+    eval_images_per_class: int  # 0 = every image not yet fed
 
 
 @dataclass(frozen=True)
@@ -89,39 +166,77 @@ class RunConfig:
     memory: MemorySection = field(default_factory=MemorySection)
     finetune: FinetuneSection = field(default_factory=FinetuneSection)
 
-    def repeats_for(self, model: str) -> int:
-        return self.finetune.repeats if model in FINETUNE_MODELS else self.run.repeats
+    def budget(self, method: str) -> Budget:
+        section = getattr(self, budget_section(method_of(method)))
+        return Budget(section.repeats, section.max_shots, getattr(section, "eval_images_per_class", 0))
 
-    def max_shots_for(self, model: str) -> int:
-        return self.finetune.max_shots if model in FINETUNE_MODELS else self.run.max_shots
+    def check(self) -> None:
+        models = self.run.models
+        if not models:
+            raise ValueError(f"[run] models is empty; choose from {', '.join(METHODS)}")
+        for name in models:
+            if name not in METHODS:
+                raise ValueError(f"[run] models: unknown model {name!r}; choose from {', '.join(METHODS)}")
+        if len(set(models)) != len(models):
+            raise ValueError(f"[run] models lists a model twice: {list(models)}")
 
 
-SECTIONS = {
-    "run": RunSection,
-    "data": DataSection,
-    "memory": MemorySection,
-    "finetune": FinetuneSection,
-}
+# ---------------------------------------------------------------- Omniglot
 
-# (section, key) -> (predicate, description of the allowed range)
-_RANGES = {
-    ("run", "seed"): (lambda v: v >= 0, ">= 0"),
-    ("run", "repeats"): (lambda v: v >= 1, ">= 1"),
-    ("run", "max_shots"): (lambda v: v >= 1, ">= 1"),
-    ("data", "max_classes"): (lambda v: v == 0 or v >= 2, "0 (all) or >= 2"),
-    ("data", "images_per_class"): (lambda v: v == 0 or v >= 2, "0 (all) or >= 2"),
-    ("memory", "memory_size"): (lambda v: v >= 1, ">= 1"),
-    ("memory", "choose_k"): (lambda v: v >= 1, ">= 1"),
-    ("memory", "alpha"): (lambda v: v >= 0, ">= 0"),
-    ("memory", "age_noise"): (lambda v: v >= 0, ">= 0"),
-    ("memory", "vote_k"): (lambda v: v >= 1, ">= 1"),
-    ("finetune", "repeats"): (lambda v: v >= 1, ">= 1"),
-    ("finetune", "max_shots"): (lambda v: v >= 1, ">= 1"),
-    ("finetune", "optimizer"): (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-    ("finetune", "learning_rate"): (lambda v: v > 0, "> 0"),
-    ("finetune", "eval_images_per_class"): (lambda v: v >= 0, ">= 0"),
-    ("finetune", "batch_size"): (lambda v: v >= 1, ">= 1"),
-}
+
+@dataclass(frozen=True)
+class OmniglotDataSection:
+    image_size: int = at_least(4, 28)  # the paper's size
+    rotations: bool = True  # add 90/180/270-degree rotations of training characters as new classes
+    test_alphabets: tuple[str, ...] = ()  # empty: chosen by omniglot.data.choose_test_alphabets
+    # used only when test_alphabets is empty and there is no evaluation set
+    test_fraction: float = setting(0.2, lambda v: 0 < v < 1, "between 0 and 1")
+
+
+@dataclass(frozen=True)
+class OmniglotModelSection:
+    key_dim: int = at_least(1, 128)
+    channels: tuple[int, ...] = setting((32, 64), lambda v: len(v) == 2 and min(v) >= 1, "two integers >= 1")
+    key_dropout: float = setting(0.2, lambda v: 0 <= v < 1, "in [0, 1)")  # the paper: 0.7 (keep_prob 0.3)
+
+
+@dataclass(frozen=True)
+class OmniglotTrainSection:
+    seed: int = at_least(0, 0)
+    steps: int = at_least(1, 2000)  # optimizer updates; one update per batch of episodes
+    episode_width: int = at_least(1, 5)
+    episode_length: int = at_least(1, 30)
+    batch_size: int = at_least(1, 8)
+    learning_rate: float = positive(1e-3)
+    adam_epsilon: float = positive(1e-4)  # as in the paper's code
+    grad_clip_norm: float = positive(5.0)  # as in the paper's code
+    lifelong: bool = False  # keep the memory across episode batches (labels = class ids) instead of clearing it
+    checkpoint_every: int = at_least(1, 250)
+    validate_every: int = at_least(1, 250)
+    validation_episodes: int = at_least(1, 32)  # held-out episodes per validation (per-shot accuracy in the log)
+
+
+@dataclass(frozen=True)
+class OmniglotConfig:
+    data: OmniglotDataSection = field(default_factory=OmniglotDataSection)
+    model: OmniglotModelSection = field(default_factory=OmniglotModelSection)
+    memory: MemorySection = field(default_factory=lambda: MemorySection(memory_size=1024))
+    train: OmniglotTrainSection = field(default_factory=OmniglotTrainSection)
+
+    def check(self) -> None:
+        if self.memory.is_sweep:
+            raise ValueError(f"[memory] memory_size must be one integer for Omniglot training, got {list(self.memory.sizes)}")
+        if self.train.episode_length < self.train.episode_width:
+            raise ValueError(
+                f"[train] episode_length ({self.train.episode_length}) must be >= episode_width "
+                f"({self.train.episode_width}) so every class is shown at least once"
+            )
+
+    def build_memory(self, seed_offset: int = 0):
+        return self.memory.build(key_dim=self.model.key_dim, seed=self.train.seed + seed_offset)
+
+
+# ---------------------------------------------------------------- the loader
 
 
 def _coerce(value: Any, expected: Any, where: str) -> Any:
@@ -146,53 +261,65 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
             raise ConfigError(f"{where} must be a string, got {value!r}")
         return value
     if isinstance(expected, tuple):
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+        item_type = type(expected[0]) if expected else str
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, item_type) and not isinstance(v, bool) for v in value
+        ):
+            raise ConfigError(f"{where} must be a list of {item_type.__name__}, got {value!r}")
         return tuple(value)
     raise TypeError(f"no coercion for {where}")  # a bug in this module, not user input
 
 
-def _validate(config: RunConfig, origin: str) -> RunConfig:
-    for (section, key), (allowed, description) in _RANGES.items():
-        value = getattr(getattr(config, section), key)
-        if not allowed(value):
-            raise ConfigError(f"{origin}: [{section}] {key} = {value!r} is out of range; allowed: {description}")
-    models = config.run.models
-    if not models:
-        raise ConfigError(f"{origin}: [run] models is empty; choose from {', '.join(MODEL_NAMES)}")
-    for name in models:
-        if name not in MODEL_NAMES:
-            raise ConfigError(f"{origin}: [run] models: unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-    if len(set(models)) != len(models):
-        raise ConfigError(f"{origin}: [run] models lists a model twice: {list(models)}")
+def _section_types(schema: type) -> dict[str, type]:
+    defaults = schema()
+    return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(schema)}
+
+
+def from_dict(raw: dict, schema: type = RunConfig, origin: str = "<config>"):
+    """Build and validate a `schema` config (RunConfig or OmniglotConfig) from parsed TOML."""
+    sections = _section_types(schema)
+    defaults = schema()
+    built = {}
+    for section_name, section_value in raw.items():
+        if not isinstance(section_value, dict):
+            raise ConfigError(
+                f"{origin}: {section_name} = {section_value!r} is outside any section; "
+                f"put it under one of [{'], ['.join(sections)}]"
+            )
+        if section_name not in sections:
+            raise ConfigError(f"{origin}: unknown section [{section_name}]; allowed sections: {', '.join(sections)}")
+        cls = sections[section_name]
+        base = getattr(defaults, section_name)
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        values = {}
+        for key, value in section_value.items():
+            if key not in fields:
+                raise ConfigError(
+                    f"{origin}: unknown key {key!r} in [{section_name}]; allowed keys: {', '.join(sorted(fields))}"
+                )
+            where = f"{origin}: [{section_name}] {key}"
+            if fields[key].metadata.get("sweep") and isinstance(value, (list, tuple)):
+                value = tuple(_coerce(item, getattr(base, key), f"{where} (each value)") for item in value)
+                value = value[0] if len(value) == 1 else value
+            else:
+                value = _coerce(value, getattr(base, key), where)
+            allowed = fields[key].metadata.get("allowed")
+            if allowed is not None and not allowed(value):
+                shown = list(value) if isinstance(value, tuple) else value
+                raise ConfigError(
+                    f"{where} = {shown!r} is out of range; allowed: {fields[key].metadata['description']}"
+                )
+            values[key] = value
+        built[section_name] = dataclasses.replace(base, **values)
+    config = dataclasses.replace(defaults, **built)
+    try:
+        config.check()
+    except ValueError as error:
+        raise ConfigError(f"{origin}: {error}") from None
     return config
 
 
-def from_dict(raw: dict, origin: str = "<config>") -> RunConfig:
-    """Build and validate a RunConfig from a parsed TOML mapping; `origin` names the file."""
-    sections = {}
-    for section_name, section_value in raw.items():
-        if section_name not in SECTIONS:
-            raise ConfigError(
-                f"{origin}: unknown section [{section_name}]; allowed sections: {', '.join(SECTIONS)}"
-            )
-        if not isinstance(section_value, dict):
-            raise ConfigError(f"{origin}: {section_name} must be a [{section_name}] table")
-        cls = SECTIONS[section_name]
-        defaults = cls()
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {}
-        for key, value in section_value.items():
-            if key not in known:
-                raise ConfigError(
-                    f"{origin}: unknown key {key!r} in [{section_name}]; allowed keys: {', '.join(sorted(known))}"
-                )
-            values[key] = _coerce(value, getattr(defaults, key), f"{origin}: [{section_name}] {key}")
-        sections[section_name] = cls(**values)
-    return _validate(RunConfig(**sections), origin)
-
-
-def load_config(path: str | Path) -> RunConfig:
+def load_config(path: str | Path, schema: type = RunConfig):
     path = Path(path)
     try:
         with open(path, "rb") as handle:
@@ -201,10 +328,10 @@ def load_config(path: str | Path) -> RunConfig:
         raise FileNotFoundError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
-    return from_dict(raw, origin=str(path))
+    return from_dict(raw, schema, origin=str(path))
 
 
-def with_overrides(config: RunConfig, origin: str = "command line", **overrides: Any) -> RunConfig:
+def with_overrides(config, origin: str = "command line", **overrides: Any):
     """Apply overrides given as section__key=value (None = not given) and re-validate."""
     raw = to_dict(config)
     for dotted, value in overrides.items():
@@ -212,13 +339,13 @@ def with_overrides(config: RunConfig, origin: str = "command line", **overrides:
             continue
         section, key = dotted.split("__", 1)
         raw[section][key] = list(value) if isinstance(value, tuple) else value
-    return from_dict(raw, origin=origin)
+    return from_dict(raw, type(config), origin=origin)
 
 
-def to_dict(config: RunConfig) -> dict:
+def to_dict(config) -> dict:
     return {
-        name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(getattr(config, name)).items()}
-        for name in SECTIONS
+        f.name: {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(getattr(config, f.name)).items()}
+        for f in dataclasses.fields(config)
     }
 
 
@@ -235,7 +362,7 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} to TOML")
 
 
-def to_toml(config: RunConfig) -> str:
+def to_toml(config) -> str:
     """The resolved configuration as TOML; `load_config` reads it back to an equal config."""
     lines = ["# Resolved configuration of this run (defaults filled in, overrides applied)."]
     for section, values in to_dict(config).items():
@@ -245,16 +372,37 @@ def to_toml(config: RunConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_repeats_note(config: RunConfig) -> str:
-    """One sentence saying how many repeats and shots each model runs, and why they differ."""
-    parts = [
-        f"{m}: {config.repeats_for(m)} repeats, up to {config.max_shots_for(m)} shots"
-        for m in config.run.models
+def differences(saved, now, ignore: tuple[str, ...] = ()) -> list[str]:
+    """'[section] key: saved X, now Y' for every setting that differs, except `ignore` ('section.key')."""
+    old, new = to_dict(saved), to_dict(now)
+    return [
+        f"[{section}] {key}: saved {old[section][key]!r}, now {value!r}"
+        for section, values in new.items()
+        for key, value in values.items()
+        if f"{section}.{key}" not in ignore and old[section][key] != value
     ]
+
+
+def omniglot_preset_path(name: str) -> Path:
+    if name not in OMNIGLOT_PRESETS:
+        raise ValueError(f"unknown Omniglot preset {name!r}; choose one of {list(OMNIGLOT_PRESETS)}")
+    return CONFIG_DIR / f"omniglot_{name}.toml"
+
+
+def load_omniglot_preset(name: str = DEFAULT_OMNIGLOT_PRESET) -> OmniglotConfig:
+    return load_config(omniglot_preset_path(name), OmniglotConfig)
+
+
+def config_repeats_note(config: RunConfig) -> str:
+    """One sentence saying how many repeats and shots each method runs, and why they differ."""
+    parts = []
+    for method in config.run.models:
+        budget = config.budget(method)
+        parts.append(f"{method}: {budget.repeats} repeats, up to {budget.max_shots} shots")
     text = "Repeats and shots per model: " + "; ".join(parts) + "."
-    if any(m in FINETUNE_MODELS for m in config.run.models):
+    if any(needs_images(m) for m in config.run.models):
         text += (
             " Fine-tuned models run fewer repeats and shots because each learn step runs FaceNet"
-            " forward and backward and every evaluation re-embeds the images (about 20 images/s on a CPU)."
+            " forward and backward and every evaluation re-embeds the images (timings.csv has the cost)."
         )
     return text

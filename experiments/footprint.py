@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 
 from experiments.intervals import paired_difference
+from experiments.methods import split_name, sweep_name
 
-SEPARATOR = "@"
 STORE_ALL = "baseline"
 EQUAL_SIZE_BASELINES = ("fifo", "reservoir")
 TABLE_COLUMNS = [
@@ -28,21 +28,6 @@ TABLE_COLUMNS = [
     "vs_fifo", "vs_fifo_low", "vs_fifo_high",
     "vs_reservoir", "vs_reservoir_low", "vs_reservoir_high",
 ]
-
-
-def sweep_name(method: str, memory_size: int | None) -> str:
-    """The model name of `method` at one memory size of a sweep (the method alone without one)."""
-    return method if memory_size is None else f"{method}{SEPARATOR}{memory_size}"
-
-
-def split_name(model: str) -> tuple[str, int | None]:
-    """`memory@64` -> ("memory", 64); `baseline` -> ("baseline", None)."""
-    method, separator, size = model.partition(SEPARATOR)
-    if not separator:
-        return model, None
-    if not size.isdigit():
-        raise ValueError(f"model name {model!r}: the part after {SEPARATOR!r} must be a memory size")
-    return method, int(size)
 
 
 def top_shots(frame: pd.DataFrame) -> int:

@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import report, results as store, stats
+from experiments import metrics, report, results as store
+from experiments.config import CONFIG_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-QUICK_CONFIG = Path(__file__).resolve().parent / "configs" / "quick.toml"
+QUICK_CONFIG = CONFIG_DIR / "quick.toml"
 RUN_DIR_ENV_VAR = "KSHOT_RUN_DIR"
 NOTEBOOKS = ("kshot_curves.ipynb", "confusion_evolution.ipynb")
 
@@ -56,7 +57,7 @@ def open_run(run_dir: str | os.PathLike | None = None, quick_out: str | os.PathL
             raise RuntimeError(f"the quick run into {run_dir} failed with status {status}; see the messages above")
     run_dir = Path(run_dir)
     frame = store.load_results(run_dir)
-    summary = stats.summarize(frame, report.model_order(run_dir, frame))
+    summary = metrics.summarize(frame, report.model_order(run_dir, frame))
     class_names, confusion = store.load_confusion(run_dir)
     notes_path = run_dir / "notes.txt"
     notes = notes_path.read_text(encoding="utf-8").splitlines() if notes_path.is_file() else []

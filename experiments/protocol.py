@@ -1,10 +1,8 @@
 """The blog's k-shot protocol, defined once.
 
-k-shot: an image is evaluated "at k shots" when the model has been shown exactly k
-earlier images of every class, one per class per iteration. So iteration i is the
-i-shot evaluation (`shots_of_iteration`), and no other part of the runner counts shots.
-(Omniglot's episodic training counts differently, per item in a stream: see
-`experiments.omniglot.episodes.shots_seen`.)
+k-shot (defined in experiments.metrics): an image is evaluated "at k shots" when the
+model has been shown exactly k earlier images of its class. The protocol feeds one
+image of every class per iteration, so the evaluation of iteration i is at i shots.
 
 One repeat of the protocol:
 - shuffle the images of every class with the repeat's generator;
@@ -30,13 +28,6 @@ class Iteration:
     shots: int  # how many images of every class the model has seen before this evaluation
     feed: np.ndarray  # indices fed just before this evaluation (one per class; empty at 0 shots)
     evaluate: np.ndarray  # indices evaluated: every image not fed so far
-
-
-def shots_of_iteration(iteration: int) -> int:
-    """k of the evaluation made at `iteration`: one image per class is fed per iteration."""
-    if iteration < 0:
-        raise ValueError(f"iteration must be >= 0, got {iteration}")
-    return iteration
 
 
 def class_members(labels: np.ndarray, n_classes: int) -> list[np.ndarray]:
@@ -79,9 +70,8 @@ def schedule(shuffled: list[np.ndarray], max_shots: int) -> list[Iteration]:
     """The iterations of one repeat, from each class's shuffled indices."""
     n_shots = max_iterations([len(s) for s in shuffled], max_shots)
     iterations = []
-    for i in range(n_shots + 1):
-        shots = shots_of_iteration(i)
-        feed = np.array([s[i - 1] for s in shuffled], dtype=np.int64) if i >= 1 else np.empty(0, np.int64)
+    for shots in range(n_shots + 1):  # one image of every class is fed per iteration
+        feed = np.array([s[shots - 1] for s in shuffled], dtype=np.int64) if shots else np.empty(0, np.int64)
         evaluate = np.sort(np.concatenate([s[shots:] for s in shuffled])).astype(np.int64)
         iterations.append(Iteration(shots=shots, feed=feed, evaluate=evaluate))
     return iterations

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import plots, results as store, stats
+from experiments import footprint, methods, metrics, plots, results as store
 from kshot_io import write_text_atomic
 
 
@@ -40,6 +40,20 @@ def timing_from_disk(run_dir: Path) -> dict:
     }
 
 
+def summary_markdown(summary: pd.DataFrame) -> str:
+    """A Markdown table: one row per model and shots, accuracy as mean [95% CI]."""
+    lines = [
+        "| model | shots | repeats | accuracy mean | 95% CI | memory bytes |",
+        "|---|---:|---:|---:|---|---:|",
+    ]
+    for row in summary.itertuples(index=False):
+        ci = "n/a (1 repeat)" if np.isnan(row.ci_low) else f"[{row.ci_low:.4f}, {row.ci_high:.4f}]"
+        lines.append(
+            f"| {row.model} | {row.shots} | {row.repeats} | {row.mean:.4f} | {ci} | {row.mean_memory_bytes:.0f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def timing_markdown(timing: dict) -> str:
     lines = ["| model | repeats | seconds per repeat |", "|---|---:|---:|"]
     for model, t in timing.items():
@@ -52,7 +66,7 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
     run_dir = Path(run_dir)
     frame = store.load_results(run_dir)
     order = model_order(run_dir, frame)
-    summary = stats.summarize(frame, order)
+    summary = metrics.summarize(frame, order)
     write_text_atomic(run_dir / "summary.csv", summary.to_csv(index=False, float_format="%.6f", lineterminator="\n"))
 
     notes_path = run_dir / "notes.txt"
@@ -64,10 +78,15 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
 
     markdown = ["# k-shot run summary", ""]
     markdown += [f"- {n}" for n in (notes or [])]
-    markdown += ["", "## Accuracy (mean and 95% t-interval over repeats)", "", stats.summary_markdown(summary)]
+    markdown += ["", "## Accuracy (mean and 95% t-interval over repeats)", "", summary_markdown(summary)]
     if timing:
         markdown += ["## Time", "", timing_markdown(timing)]
     write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
+
+    if any(methods.split_name(m)[1] is not None for m in order) and footprint.STORE_ALL in order:
+        footprint.write_footprint(run_dir, frame, make_figure=make_figures)
+        markdown += ["## Accuracy against footprint", "", (run_dir / "footprint.md").read_text(encoding="utf-8")]
+        write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
 
     figures: list[Path] = []
     if make_figures:
@@ -81,7 +100,7 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
     paths = plots.plot_accuracy(summary, len(class_names), figure_dir / "accuracy_vs_shots")
     paths += plots.plot_accuracy_vs_footprint(summary, figure_dir / "accuracy_vs_footprint")
     for model in summary["model"].unique():
-        if model in confusion:
+        if model in confusion and methods.split_name(model)[1] is None:  # not one per size of a sweep
             paths += plots.plot_confusion_evolution(confusion[model], class_names, model, figure_dir / f"confusion_{model}")
     dataset = store.load_dataset(run_dir)
     if dataset is not None:

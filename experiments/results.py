@@ -1,6 +1,6 @@
-"""The run directory: per-repeat result files (the unit of resume) and the assembled tables.
+"""A face run's results: the per-repeat record and the tables assembled from the repeat files.
 
-Layout of a run directory:
+Layout of a `kshot run` directory (experiments.run_dir opens it and stores the repeats):
     config.toml                    the resolved configuration
     repeats/<model>/<repeat>.npz   one finished repeat, written atomically
     results.csv                    tidy, one row per model x repeat x iteration
@@ -11,21 +11,16 @@ Layout of a run directory:
     summary.csv, summary.md        mean and 95% CI per model and shots
     figures/*.png, *.svg
 
-Why per-repeat files: a kill -9 can land anywhere. A repeat file is written to a
-temporary sibling and renamed (kshot_io.atomic_write), so it is either complete or
-absent; a file that still cannot be read, or that was written under another
-configuration (its `config_digest` differs), is not trusted and the repeat is run
-again. results.csv is assembled from the repeat files alone, in a fixed order with
-a fixed number format, so an interrupted-then-resumed run writes the same bytes as
-an uninterrupted one.
+results.csv is assembled from the repeat files alone, in a fixed order with a fixed
+number format, so an interrupted-then-resumed run writes the same bytes as an
+uninterrupted one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
-import zipfile
 from dataclasses import dataclass
+from typing import ClassVar
 from pathlib import Path
 
 import numpy as np
@@ -52,66 +47,13 @@ class RepeatResult:
     seconds: np.ndarray  # float64 [I]; wall time of the iteration (learn + evaluate)
     confusion: np.ndarray  # int64 [I, C, C]; rows true class, columns predicted class
 
+    ARRAYS: ClassVar[tuple[str, ...]] = (
+        "shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "seconds", "confusion",
+    )
+
     @property
     def accuracy(self) -> np.ndarray:
         return self.n_correct / np.maximum(self.n_eval, 1)
-
-
-def config_digest(config_toml: str) -> str:
-    return hashlib.sha256(config_toml.encode("utf-8")).hexdigest()
-
-
-def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
-    return Path(run_dir) / "repeats" / model / f"{repeat:05d}.npz"
-
-
-def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
-    path = repeat_path(run_dir, result.model, result.repeat)
-    buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        config_digest=np.array(digest),
-        model=np.array(result.model),
-        repeat=np.array(result.repeat, dtype=np.int64),
-        shots=result.shots.astype(np.int64),
-        n_eval=result.n_eval.astype(np.int64),
-        n_correct=result.n_correct.astype(np.int64),
-        memory_bytes=result.memory_bytes.astype(np.int64),
-        slots_in_use=result.slots_in_use.astype(np.int64),
-        memory_loss=result.memory_loss.astype(np.float64),
-        seconds=result.seconds.astype(np.float64),
-        confusion=result.confusion.astype(np.int64),
-    )
-    with atomic_write(path, "wb") as handle:
-        handle.write(buffer.getvalue())
-    return path
-
-
-def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> RepeatResult | None:
-    """The stored repeat, or None when it is absent, unreadable or from another configuration."""
-    path = repeat_path(run_dir, model, repeat)
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if digest is not None and str(data["config_digest"]) != digest:
-                return None
-            if str(data["model"]) != model or int(data["repeat"]) != repeat:
-                return None
-            return RepeatResult(
-                model=model,
-                repeat=repeat,
-                shots=data["shots"],
-                n_eval=data["n_eval"],
-                n_correct=data["n_correct"],
-                memory_bytes=data["memory_bytes"],
-                slots_in_use=data["slots_in_use"],
-                memory_loss=data["memory_loss"],
-                seconds=data["seconds"],
-                confusion=data["confusion"],
-            )
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-        return None
 
 
 def results_frame(results: list[RepeatResult]) -> pd.DataFrame:

@@ -1,14 +1,15 @@
 """What a k-shot run learns from: embeddings from an npz, or images through FaceNet.
 
-Two sources, one result (runner.PreparedData):
+Two sources, one result (`PreparedData`, defined here, used by the runner):
 - `--embeddings FILE.npz` (the format `kshot embed` writes): no FaceNet at all, so the
   frozen-embedder models serve users of any embedder. The file is checked before use:
   required arrays present, equal lengths, 2-D finite embeddings; each problem is an
   error naming the file and the arrays.
 - a dataset name or folder: images are aligned through facenet_tf's crop cache and
   embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
-  every repeat and iteration of the frozen models reuses these embeddings. The
-  prewhitened crops are kept only when a fine-tuned model needs them.
+  every repeat and iteration of the frozen methods reuses these embeddings. The
+  prewhitened crops of the same pass are kept only when a method needs images
+  (experiments.methods).
 
 Class ids are dense, in sorted order of the class names, so a run's confusion
 matrices have the same rows whatever order the files were listed in.
@@ -16,15 +17,37 @@ matrices have the same rows whatever order the files were listed in.
 
 from __future__ import annotations
 
+import hashlib
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from experiments.config import DataSection
-from experiments.runner import PreparedData
 
 REQUIRED_ARRAYS = ("embeddings", "labels")
+
+
+@dataclass
+class PreparedData:
+    """Everything the methods need, indexed by item: embeddings, dense labels, class names."""
+
+    embeddings: np.ndarray  # float32 [n, d]
+    labels: np.ndarray  # int64 [n], dense ids into class_names
+    class_names: list[str]
+    paths: list[str]
+    crops: np.ndarray | None = None  # prewhitened FaceNet inputs; None when no method needs images
+    facenet: object | None = None  # the Keras FaceNet the crops go through; None with crops
+    skipped: list[str] = field(default_factory=list)
+    description: str = ""
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha256()
+        digest.update(np.ascontiguousarray(self.embeddings, dtype=np.float32).tobytes())
+        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
+        digest.update("\n".join(self.class_names).encode("utf-8"))
+        return digest.hexdigest()
 
 
 def select_items(labels: list[str], paths: list[str], max_classes: int, images_per_class: int) -> np.ndarray:
@@ -101,7 +124,7 @@ def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
 def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> PreparedData:
     """Align and embed a dataset (a built-in name or a folder) with the pretrained FaceNet."""
     from experiments.datasets import load_image_dataset
-    from facenet_tf import Embedder, load_facenet, prepare_crops
+    from facenet_tf import Embedder, load_pretrained
 
     dataset = load_image_dataset(data.source, skip_bad=data.skip_bad)
     paths = [str(p) for p in dataset.paths]
@@ -110,17 +133,11 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
     paths = [paths[i] for i in keep]
     label_of = {paths_i: labels[i] for paths_i, i in zip(paths, keep)}
 
-    facenet = load_facenet(data.weights or None)
-    embedder = Embedder(facenet, progress=progress)
-    embedded = embedder.embed_paths(paths, aligned=data.aligned)
-    kept = list(embedded.kept_paths)
-    embeddings = embedded.embeddings
-    crops = None
-    if need_crops:
-        prepared = prepare_crops(kept, aligned=data.aligned, progress=progress)
-        if list(prepared.kept_paths) != kept:
-            raise RuntimeError("the crop cache and the embedding cache disagree on which images are usable")
-        crops = prepared.crops
+    pretrained = load_pretrained(data.weights or None)
+    embedder = Embedder.from_pretrained(pretrained, progress=progress)
+    embedded = embedder.embed_paths(paths, aligned=data.aligned, keep_crops=need_crops)
+    kept, embeddings, crops, skipped = list(embedded.kept_paths), embedded.embeddings, embedded.crops, embedded.skipped
+    facenet = pretrained.model
     dense, names = dense_labels([label_of[p] for p in kept])
     return PreparedData(
         embeddings=np.asarray(embeddings, dtype=np.float32),
@@ -129,7 +146,7 @@ def load_images(data: DataSection, need_crops: bool, progress: bool = True) -> P
         paths=kept,
         crops=crops,
         facenet=facenet if need_crops else None,
-        skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *embedded.skipped]],
+        skipped=[f"{p}: {reason}" for p, reason in [*dataset.skipped, *skipped]],
         description=f"dataset {data.source}{' (aligned crops)' if data.aligned else ''}",
     )
 

@@ -23,39 +23,17 @@ import sys
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from experiments import protocol
-from experiments.config import FINETUNE_MODELS, RunConfig, config_repeats_note, to_toml
-from experiments.results import RepeatResult, config_digest, load_repeat, save_repeat, save_dataset, write_tables
+from experiments import methods, protocol
+from experiments.config import RunConfig, config_repeats_note, to_toml
+from experiments.results import RepeatResult, save_dataset, write_tables
+from experiments.run_data import PreparedData
+from experiments.run_dir import config_digest, load_repeat, open_run_dir, save_repeat
 from kshot_io import write_text_atomic
-
-
-@dataclass
-class PreparedData:
-    """Everything the models need, indexed by item: embeddings, dense labels, class names."""
-
-    embeddings: np.ndarray  # float32 [n, d]
-    labels: np.ndarray  # int64 [n], dense ids into class_names
-    class_names: list[str]
-    paths: list[str]
-    crops: np.ndarray | None = None  # prewhitened FaceNet inputs; None with --embeddings
-    facenet: object | None = None
-    skipped: list[str] = field(default_factory=list)
-    description: str = ""
-
-    def fingerprint(self) -> str:
-        import hashlib
-
-        digest = hashlib.sha256()
-        digest.update(np.ascontiguousarray(self.embeddings, dtype=np.float32).tobytes())
-        digest.update(np.ascontiguousarray(self.labels, dtype=np.int64).tobytes())
-        digest.update("\n".join(self.class_names).encode("utf-8"))
-        return digest.hexdigest()
 
 
 def model_key(model: str) -> int:
@@ -75,11 +53,11 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     n_classes = len(data.class_names)
     members = protocol.class_members(data.labels, n_classes)
     shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
-    max_shots = config.max_shots_for(model)
-    if model in FINETUNE_MODELS and config.finetune.eval_images_per_class > 0:
-        keep = max_shots + config.finetune.eval_images_per_class
+    budget = config.budget(model)
+    if budget.eval_images_per_class > 0:
+        keep = budget.max_shots + budget.eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    iterations = protocol.schedule(shuffled, max_shots)
+    iterations = protocol.schedule(shuffled, budget.max_shots)
 
     rng = model_generator(config.run.seed, repeat, model)
     adapter.start_repeat(int(rng.integers(0, 2**31 - 1)))
@@ -113,36 +91,13 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     )
 
 
-def build_adapter(model: str, data: PreparedData, config: RunConfig):
-    from experiments import models
-
-    if model == "baseline":
-        return models.FrozenBaseline(data.embeddings, data.labels)
-    if model == "memory":
-        return models.FrozenMemory(data.embeddings, data.labels, config.memory)
-    if data.crops is None or data.facenet is None:
-        raise ValueError(
-            f"model {model} fine-tunes FaceNet and needs images, but this run has only precomputed "
-            "embeddings (--embeddings). Use --models baseline,memory, or give --data instead."
-        )
-    return models.FinetunedMemory(
-        name=model,
-        facenet=data.facenet,
-        crops=data.crops,
-        initial_embeddings=data.embeddings,
-        labels=data.labels,
-        memory_settings=config.memory,
-        finetune=config.finetune,
-        phase_train=(model == "memory_finetune_phase_on"),
-    )
-
-
 def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]) -> None:
     """Refuse data the protocol cannot use; warn about settings that run but limit the result."""
+    methods.check_inputs(config.run.models, has_images=data.crops is not None and data.facenet is not None)
     protocol.check_classes(data.labels, data.class_names)
     sizes = np.bincount(data.labels, minlength=len(data.class_names))
     for model in config.run.models:
-        wanted = config.max_shots_for(model)
+        wanted = config.budget(model).max_shots
         available = protocol.max_iterations(sizes, wanted)
         if available < wanted:
             smallest = data.class_names[int(np.argmin(sizes))]
@@ -151,28 +106,13 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
                 f"{sizes.min()} images, so the run stops at {available} shots (one image per class "
                 "must stay to evaluate)."
             )
-    if any(m != "baseline" for m in config.run.models) and config.memory.memory_size < len(data.class_names):
+    if any(methods.bounded(m) for m in config.run.models) and min(config.memory.sizes) < len(data.class_names):
         message = (
-            f"memory_size {config.memory.memory_size} is smaller than the {len(data.class_names)} classes: "
+            f"memory_size {min(config.memory.sizes)} is smaller than the {len(data.class_names)} classes: "
             "the memory will evict some classes and cannot be right about all of them at once."
         )
         warnings.warn(message, stacklevel=2)
         log(f"warning: {message}")
-
-
-def open_run_dir(out_dir: Path, config: RunConfig) -> None:
-    """Create the run directory, or check that an existing one holds this same configuration."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    text = to_toml(config)
-    existing = out_dir / "config.toml"
-    if existing.is_file():
-        if existing.read_text(encoding="utf-8") != text:
-            raise ValueError(
-                f"{out_dir} already holds a run with another configuration ({existing}). "
-                "Use another --out, or remove that directory to start over."
-            )
-        return
-    write_text_atomic(existing, text)
 
 
 def run_experiment(
@@ -190,8 +130,8 @@ def run_experiment(
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    open_run_dir(out_dir, config)
     check_data(data, config, log)
+    open_run_dir(out_dir, config)
     digest = config_digest(to_toml(config) + data.fingerprint())
     save_dataset(out_dir, data.embeddings, data.labels, data.class_names, data.paths)
     if data.skipped:
@@ -199,15 +139,16 @@ def run_experiment(
 
     all_results: list[RepeatResult] = []
     timing: dict[str, dict] = {}
-    for model in config.run.models:
-        repeats = config.repeats_for(model)
+    models = methods.run_models(config)
+    for model in models:
+        repeats = config.budget(model).repeats
         done, todo = [], []
         for r in range(repeats):
             stored = load_repeat(out_dir, model, r, digest)
             (done if stored is not None else todo).append(stored if stored is not None else r)
         computed: list[RepeatResult] = []
         if todo:
-            adapter = build_adapter(model, data, config)
+            adapter = methods.build(model, data, config)
             bar = tqdm(todo, desc=f"{model}", unit="repeat", disable=not progress, file=sys.stderr, leave=True)
             if done:
                 bar.write(f"{model}: resuming, {len(done)} of {repeats} repeats already on disk")
@@ -225,7 +166,7 @@ def run_experiment(
             "shots": int(max(len(r.shots) for r in results) - 1),
         }
 
-    write_tables(out_dir, all_results, list(config.run.models), data.class_names)
+    write_tables(out_dir, all_results, models, data.class_names)
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))

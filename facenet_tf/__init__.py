@@ -2,9 +2,11 @@
 
     model = load_facenet()                      # fetched once into the cache, hash-checked
     emb = model(crops, training=phase_train)    # the train-phase switch (BatchNorm + Dropout)
-    embedder = Embedder(model, batch_size=32)
+    pretrained = load_pretrained()              # the same network plus its weights' identity
+    embedder = Embedder.from_pretrained(pretrained, batch_size=32)
+    result = embedder.embed_paths(paths, keep_crops=True)   # one pass: crops and embeddings, both cached
     embedder.embed_crops(crops)                 # prewhitened [n,160,160,3] -> unit [n,128]
-    prepared = prepare_crops(paths)             # cached MTCNN alignment + prewhitening
+    prepared = prepare_crops(paths)             # cached MTCNN alignment + prewhitening only
 
 `phase_train` only switches BatchNorm (batch statistics + moving-average updates)
 and Dropout; gradients flow in both phases, so fine-tuning with the phase off
@@ -20,7 +22,8 @@ from facenet_tf.fetch import ensure_celebrities, ensure_sdist, ensure_weights
 from facenet_tf.images import IMAGE_EXTENSIONS, MAX_IMAGE_SIDE, load_rgb
 from facenet_tf.model import build_inception_resnet_v1
 from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES, WeightsSource
-from facenet_tf.weights import LoadReport, load_facenet, load_h5_weights, read_residual_scales
+from facenet_tf.weights import (LoadReport, PretrainedFaceNet, load_facenet, load_h5_weights, load_pretrained,
+                                read_residual_scales)
 
 
 def forward(model, crops, phase_train: bool):
@@ -31,8 +34,8 @@ def forward(model, crops, phase_train: bool):
 __all__ = [
     "AlignSettings", "DEFAULT_WEIGHTS", "EmbeddedPaths", "Embedder", "FaceAligner",
     "FaceTooSmallError", "IMAGE_EXTENSIONS", "ImageSkipError", "LoadReport", "MAX_IMAGE_SIDE",
-    "NoFaceError", "PreparedCrops", "UnreadableImageError", "WEIGHTS_SOURCES", "WeightsError",
+    "NoFaceError", "PreparedCrops", "PretrainedFaceNet", "UnreadableImageError", "WEIGHTS_SOURCES", "WeightsError",
     "WeightsSource", "build_inception_resnet_v1", "crop_with_margin", "ensure_celebrities",
-    "ensure_sdist", "ensure_weights", "forward", "load_facenet", "load_h5_weights", "load_rgb",
+    "ensure_sdist", "ensure_weights", "forward", "load_facenet", "load_h5_weights", "load_pretrained", "load_rgb",
     "prepare_crops", "prewhiten", "read_residual_scales",
 ]

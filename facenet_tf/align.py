@@ -1,6 +1,7 @@
 """MTCNN face alignment and prewhitening, as davidsandberg/facenet prepared its inputs.
 
-`FaceAligner.align(path)` returns a uint8 [160, 160, 3] crop:
+`FaceAligner.align(path)` returns a uint8 [size, size, 3] crop, `size` being the
+network's input size (`AlignSettings.image_size`; the Embedder sets it from its model):
   1. the image is read upright and as RGB (`images.load_rgb`, EXIF applied,
      longer side at most 2000 px);
   2. MTCNN (`mtcnn` 1.0, min_face_size 20) finds faces; the most confident one
@@ -10,10 +11,11 @@
      name the file;
   4. the box grows by `margin` pixels in total (margin/2 per side, davidsandberg's
      32 px default), measured in the pixels of the (possibly downscaled) image and
-     clipped to it; the crop is resized to 160x160 (bilinear).
+     clipped to it; the crop is resized to size x size (bilinear).
 `align_preserving(path)` is the `--aligned` path: the image is already a face
 crop and is only resized. `prewhiten` is davidsandberg's per-image
-standardisation, applied just before the network.
+standardisation, applied just before the network when the weights' registry
+entry asks for it.
 """
 
 from __future__ import annotations

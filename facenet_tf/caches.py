@@ -3,8 +3,10 @@
 Crop entries live at `<cache>/crops/<settings key>/<ab>/<content sha256>.npz`: the
 key holds margin, size, minimum face, size limit, `--aligned`, and the aligner's
 name and version (`AlignSettings.key()`); the file name is the sha256 of the image
-bytes. Embedding entries add the weights' sha256 and the TensorFlow and Keras
-versions: `<cache>/embeddings/<weights, library versions, recipe and batch-size key>/<settings key>/<ab>/<sha>.npy`.
+bytes. Embedding entries add the weights' sha256 (handed over by the caller),
+whether the crops were prewhitened, the TensorFlow and Keras versions, the recipe
+and the batch size:
+`<cache>/embeddings/<weights, preprocessing, library versions, recipe and batch-size key>/<settings key>/<ab>/<sha>.npy`.
 So editing, adding or removing a photo, changing a setting, upgrading mtcnn or
 switching weights all look up different entries. A failed face search is cached
 too (as a skip with its reason), so a no-face photo is not searched again.
@@ -86,21 +88,29 @@ class CropCache:
 EMBEDDING_RECIPE_VERSION = 2
 
 
-def embedding_key(weights_sha256: str, batch_size: int) -> str:
-    """Weights, library versions, recipe and batch size: all that changes an embedding's bits."""
+def embedding_key(weights_sha256: str, batch_size: int, prewhitened: bool = True) -> str:
+    """Weights, input preprocessing, library versions, recipe and batch size: all that changes an embedding's bits.
+
+    Every entry written before preprocessing became a choice was prewhitened, so
+    only the other choice adds to the key text and those entries stay valid.
+    """
     import keras
     import tensorflow as tf
     text = (f"{weights_sha256}|tf={tf.__version__}|keras={keras.__version__}"
             f"|recipe={EMBEDDING_RECIPE_VERSION}|batch={batch_size}")
+    if not prewhitened:
+        text += "|raw-pixels"
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
 class EmbeddingCache:
     """Inference-mode (phase off) embeddings, one .npy per image and weights."""
 
-    def __init__(self, weights_sha256: str, settings: AlignSettings, batch_size: int, root: Path | None = None):
+    def __init__(self, weights_sha256: str, settings: AlignSettings, batch_size: int, root: Path | None = None,
+                 prewhitened: bool = True):
         self.settings = settings.resolved()
-        self.folder = (root or cache_root()) / "embeddings" / embedding_key(weights_sha256, batch_size) / self.settings.key()
+        key = embedding_key(weights_sha256, batch_size, prewhitened)
+        self.folder = (root or cache_root()) / "embeddings" / key / self.settings.key()
 
     def _entry(self, sha: str) -> Path:
         return self.folder / sha[:2] / f"{sha}.npy"

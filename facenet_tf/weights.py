@@ -22,8 +22,13 @@ import numpy as np
 from kshot_io import sha256_of_file
 
 from facenet_tf.errors import WeightsError
-from facenet_tf.model import build_inception_resnet_v1, residual_scale_names
+from facenet_tf.model import (DEFAULT_EMBEDDING_SIZE, DEFAULT_INPUT_SIZE, build_inception_resnet_v1,
+                             residual_scale_names)
 from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES, WeightsSource
+
+# A keras-facenet-style file given by path has no registry entry; it gets the
+# preprocessing of davidsandberg's models, of which such files are conversions.
+DEFAULT_PREWHITEN = True
 
 
 @dataclass(frozen=True)
@@ -138,23 +143,48 @@ def resolve_weights(weights: str | os.PathLike | None) -> tuple[Path, str, Weigh
     return path, sha256_of_file(path), None
 
 
-def load_facenet(weights: str | os.PathLike | None = None) -> keras.Model:
-    """The pretrained FaceNet: registry name (default 20170512-110547) or a keras-facenet-style h5 path.
+@dataclass(frozen=True)
+class PretrainedFaceNet:
+    """A loaded FaceNet and its identity: the weights' hash keys the embedding cache.
 
-    The returned model maps prewhitened float32 [B, 160, 160, 3] crops to unit-norm
-    [B, 128] embeddings; call it as `model(x, training=phase_train)`. It carries
-    `kshot_weights_sha256` (the h5's hash, used to key the embedding cache) and
-    `kshot_load_report`.
+    The identity travels as a value next to the model instead of an attribute set on
+    it, so whatever embeds through the cache is handed the key explicitly, and a
+    model built elsewhere has no key unless given one. It describes the weights as
+    loaded: once `.model` is fine-tuned, embed with a plain `Embedder(model)`,
+    which never caches. `prewhiten` and the model's input size come from the
+    registry entry, or davidsandberg's defaults for a file given by path.
     """
+
+    model: keras.Model
+    weights_sha256: str
+    prewhiten: bool
+    load_report: LoadReport
+    source: WeightsSource | None = None
+
+    @property
+    def input_size(self) -> int:
+        return int(self.model.input_shape[1])
+
+
+def load_pretrained(weights: str | os.PathLike | None = None) -> PretrainedFaceNet:
+    """The pretrained FaceNet with its identity: registry name (default 20170512-110547) or a keras-facenet-style h5 path."""
     path, digest, source = resolve_weights(weights)
     scales = read_residual_scales(path)
     model = build_inception_resnet_v1(
-        input_size=source.input_size if source else 160,
-        embedding_size=source.embedding_size if source else 128,
+        input_size=source.input_size if source else DEFAULT_INPUT_SIZE,
+        embedding_size=source.embedding_size if source else DEFAULT_EMBEDDING_SIZE,
         residual_scales=scales,
         name="facenet",
     )
     report = load_h5_weights(model, path)
-    model.kshot_weights_sha256 = digest
-    model.kshot_load_report = report
-    return model
+    return PretrainedFaceNet(model, digest, source.prewhiten if source else DEFAULT_PREWHITEN, report, source)
+
+
+def load_facenet(weights: str | os.PathLike | None = None) -> keras.Model:
+    """The pretrained network alone, for training and direct calls: `model(x, training=phase_train)`.
+
+    It maps prewhitened float32 [B, 160, 160, 3] crops to unit-norm [B, 128]
+    embeddings. To embed photos through the caches, use `load_pretrained`, which
+    also returns the weights' identity the cache is keyed on.
+    """
+    return load_pretrained(weights).model

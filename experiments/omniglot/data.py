@@ -22,12 +22,15 @@ import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 import numpy as np
 from PIL import Image
 
 from kshot_io import atomic_write, cache_root, sha256_of_file
+
+if TYPE_CHECKING:
+    from experiments.config import OmniglotDataSection
 
 # Bump when decoding or the cache layout changes, so that old cache entries are ignored.
 LOADER_VERSION = 1
@@ -347,3 +350,42 @@ def add_rotations(data: OmniglotData) -> OmniglotData:
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 [n, s, s] -> float32 [n, s, s, 1] in [0, 1], the embedder's input."""
     return (images.astype(np.float32) / 255.0)[..., None]
+
+
+@dataclass(frozen=True)
+class OmniglotSplit:
+    """The train and held-out splits as training and evaluation use them."""
+
+    train: OmniglotData  # rotations added if configured
+    test: OmniglotData
+    train_alphabets: tuple[str, ...]
+    test_alphabets: tuple[str, ...]
+    characters_in_train: int  # before rotations
+
+    def describe(self) -> dict:
+        return {
+            "train_alphabets": list(self.train_alphabets),
+            "test_alphabets": list(self.test_alphabets),
+            "train_characters": self.characters_in_train,
+            "train_classes_with_rotations": self.train.num_classes,
+            "train_images": int(self.train.images.shape[0]),
+            "test_characters": self.test.num_classes,
+            "test_images": int(self.test.images.shape[0]),
+        }
+
+
+def prepare_split(settings: "OmniglotDataSection", sources=None) -> OmniglotSplit:
+    """Load `sources`, hold out the test alphabets, add rotations to the training classes."""
+    data, sets = load_omniglot(sources, image_size=settings.image_size)
+    test_alphabets = list(settings.test_alphabets) or choose_test_alphabets(data, sets, settings.test_fraction)
+    train, test = split_by_alphabet(data, test_alphabets)
+    characters = train.num_classes
+    if settings.rotations:
+        train = add_rotations(train)
+    return OmniglotSplit(
+        train=train,
+        test=test,
+        train_alphabets=tuple(train.alphabet_names()),
+        test_alphabets=tuple(sorted(test_alphabets)),
+        characters_in_train=characters,
+    )

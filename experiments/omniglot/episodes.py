@@ -4,7 +4,7 @@ An episode of width W and length L draws W classes and shows L images of them on
 time; the model predicts each image's label before the memory is told the answer. As in
 the paper's code, every class is shown once before any is shown a second time, so the
 first W steps are 0-shot, the next W are 1-shot, and so on. "k-shot" is defined once, in
-`shots_seen`: the number of earlier times that label was seen in the episode.
+experiments.metrics.shots_seen: the number of earlier times that label was seen.
 
 Every random choice comes from a numpy Generator; `step_rng(seed, step)` gives the
 generator of one training step, so a resumed run sees the same episodes.
@@ -21,26 +21,6 @@ import numpy as np
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for training step `step` of a run seeded with `seed`."""
     return np.random.default_rng([int(seed), int(step)])
-
-
-def shots_seen(labels: np.ndarray) -> np.ndarray:
-    """For each position along axis 0, how many earlier positions hold the same label.
-
-    labels: [L] or [L, B] (B independent sequences). Returns int64 of the same shape.
-    Example: [3, 1, 3, 3, 1] -> [0, 0, 1, 2, 1].
-    """
-    labels = np.asarray(labels)
-    squeeze = labels.ndim == 1
-    seq = labels[:, None] if squeeze else labels
-    if seq.ndim != 2:
-        raise ValueError(f"labels must be [L] or [L, B], got shape {labels.shape}")
-    counts = np.zeros(seq.shape, dtype=np.int64)
-    for b in range(seq.shape[1]):
-        seen: dict = {}
-        for t, label in enumerate(seq[:, b].tolist()):
-            counts[t, b] = seen.get(label, 0)
-            seen[label] = counts[t, b] + 1
-    return counts[:, 0] if squeeze else counts
 
 
 @dataclass(frozen=True)
@@ -149,17 +129,3 @@ def sample_task(
         query=np.concatenate(query),
         query_labels=np.repeat(np.arange(ways), queries),
     )
-
-
-def accuracy_by_shot(correct: np.ndarray, shots: np.ndarray, max_shot: int) -> list[float | None]:
-    """Accuracy at 0, 1, ..., max_shot earlier showings (`shots` from `shots_seen`).
-
-    None where no item was at that shot count. Training logs, validation and the
-    per-shot evaluation all read per-shot accuracy through this one function.
-    """
-    correct, shots = np.asarray(correct), np.asarray(shots)
-    out = []
-    for k in range(max_shot + 1):
-        mask = shots == k
-        out.append(float(correct[mask].mean()) if mask.any() else None)
-    return out

@@ -9,7 +9,7 @@ Two measurements, both on the alphabets the run held out (from its split.json):
   drawing into its class's slot when that slot answers correctly, as in the paper; the
   store-all 1-NN keeps every drawing. With k = 1 both therefore hold the same N keys
   and give the same answers. Mean accuracy over the tasks with a 95% t-interval
-  (experiments.stats.mean_ci).
+  (experiments.metrics).
 - Per-shot accuracy as the paper's train.py logs it: Kaiser-style episodes of width N
   (every class shown once per round, the memory predicting each drawing before it is
   written), accuracy at the k-th showing = "k-shot", with a 95% interval over episodes.
@@ -20,15 +20,16 @@ with its initial (untrained) weights.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from experiments.metrics import accuracy_by_shot, interval, shots_seen
 from experiments.omniglot.data import OmniglotData, to_float
-from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, sample_task, shots_seen
-from experiments.stats import mean_ci
+from experiments.omniglot.episodes import sample_episodes, sample_task
 
 
 def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -42,11 +43,6 @@ def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndar
     parts = [forward(tf.constant(to_float(images[i : i + batch_size]))).numpy()
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float32)
-
-
-def _interval(values) -> dict:
-    mean, low, high = mean_ci(values)
-    return {"mean": mean, "ci_low": low, "ci_high": high, "half_width": (high - low) / 2}
 
 
 def make_task_runner(memory):
@@ -97,7 +93,7 @@ def nway_kshot_accuracy(
         for name, run in runners.items():
             predicted = run(support, labels, query_keys).numpy()
             accuracies[name].append(float(np.mean(predicted == task.query_labels)))
-    return {name: {**_interval(values), "episodes": episodes} for name, values in accuracies.items()}
+    return {name: {**interval(values), "episodes": episodes} for name, values in accuracies.items()}
 
 
 def make_sequence_runner(memory):
@@ -140,7 +136,7 @@ def per_shot_accuracy(
         shots = shots_seen(labels)
         per_episode.append(accuracy_by_shot(answers == labels, shots, rounds - 1))  # every round has all shots
     per_episode = np.array(per_episode)
-    return [{"shot": k, **_interval(per_episode[:, k])} for k in range(rounds)]
+    return [{"shot": k, **interval(per_episode[:, k])} for k in range(rounds)]
 
 
 def evaluate_run(
@@ -161,14 +157,17 @@ def evaluate_run(
     import keras
     from memory_module import StoreAllNearestNeighbour
 
-    from experiments.omniglot.train import SPLIT_FILE, build_memory, build_model, prepare_data, restore_embedder
+    from experiments.omniglot.data import prepare_split
+    from experiments.omniglot.model import build_model, restore_embedder
+    from experiments.run_dir import SPLIT_FILE
 
     config, trained, step = restore_embedder(run_dir)
+    data_settings = config.data
     split_path = Path(run_dir) / SPLIT_FILE
     if split_path.exists():  # evaluate on exactly the alphabets the run held out
         saved = json.loads(split_path.read_text(encoding="utf-8"))
-        config = config.replace(test_alphabets=tuple(saved["test_alphabets"]))
-    data = prepare_data(config, sources)
+        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]))
+    data = prepare_split(data_settings, sources)
     test = data.test
     for n in ways:
         if n > test.num_classes:
@@ -181,7 +180,7 @@ def evaluate_run(
 
     embedders = {"trained": trained}
     if untrained:
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.train.seed)
         embedders["untrained"] = build_model(config)  # the initial weights training started from
     results = {
         "run": str(run_dir),
@@ -190,8 +189,8 @@ def evaluate_run(
         "episodes": episodes,
         "queries": queries,
         "seed": seed,
-        "memory_size": config.memory_size,
-        "key_dim": config.key_dim,
+        "memory_size": config.memory.memory_size,
+        "key_dim": config.model.key_dim,
         "nway": [],
         "per_shot": [],
     }
@@ -202,8 +201,8 @@ def evaluate_run(
     for embedder_name, embedder in embedders.items():
         keys = embed_images(embedder, test.images)
         readouts = {
-            "memory": build_memory(config, seed_offset=2),
-            "1-NN": StoreAllNearestNeighbour(config.key_dim),
+            "memory": config.build_memory(seed_offset=2),
+            "1-NN": StoreAllNearestNeighbour(config.model.key_dim),
         }
         for n in ways:
             for k in shots:

@@ -2,14 +2,20 @@
 
 Two blocks of two 3x3 convolutions (ReLU) and a 2x2 max-pool, then a dense layer to the
 memory key, then dropout on the key. The paper's code uses 64 and 128 channels and keeps
-30% of the key during training (keep_prob=0.3); the fast preset shrinks the channels so
-that a 2-core CPU trains it in minutes. The memory normalises keys itself, so the key is
+30% of the key during training (keep_prob=0.3); the fast preset shrinks the channels to
+save CPU time. The memory normalises keys itself, so the key is
 left unnormalised here, as in the paper.
 """
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 import keras
+
+if TYPE_CHECKING:
+    from experiments.config import OmniglotConfig
 
 
 def build_embedder(
@@ -55,3 +61,31 @@ def build_embedder(
     key = keras.layers.Dense(key_dim, kernel_initializer=init(layer, relu=False), name="key")(x)
     key = keras.layers.Dropout(key_dropout, seed=seed + 100, name="key_dropout")(key)
     return keras.Model(inputs, key, name="omniglot_embedder")
+
+
+def build_model(config: "OmniglotConfig") -> keras.Model:
+    """The embedder a configuration describes (its initial weights follow [train] seed)."""
+    return build_embedder(
+        key_dim=config.model.key_dim,
+        channels=tuple(config.model.channels),
+        key_dropout=config.model.key_dropout,
+        image_size=config.data.image_size,
+        seed=config.train.seed,
+    )
+
+
+def restore_embedder(run_dir: str | os.PathLike):
+    """(config, embedder with the latest trained weights, step) of a `kshot omniglot train` directory."""
+    import tensorflow as tf
+
+    from experiments.config import OmniglotConfig
+    from experiments.run_dir import LATEST_FILE, latest_checkpoint, read_run_config
+
+    config = read_run_config(run_dir, OmniglotConfig, "an Omniglot", "train one with kshot omniglot train")
+    found = latest_checkpoint(run_dir)
+    if found is None:
+        raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({LATEST_FILE} missing); train first")
+    step, prefix = found
+    embedder = build_model(config)
+    tf.train.Checkpoint(embedder=embedder).read(str(prefix)).expect_partial()
+    return config, embedder, step

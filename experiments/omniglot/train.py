@@ -14,113 +14,34 @@ Differences from the TF1 code: it made one update per time step with keys from t
 current parameters; here one update covers the whole episode, so every image is
 embedded once per update (L times fewer forward passes, the same loss terms).
 
-A run directory holds `config.toml` (the resolved settings; resuming with other
-settings is refused), `split.json` (train and held-out alphabets), checkpoints written
-with tf.train.Checkpoint and published by an atomically written `latest.json`, the
-memory state in life-long mode, and `log.jsonl` (one line per validation: per-shot
-accuracy on held-out episodes, as the paper's train.py logs them).
+A run directory (opened by experiments.run_dir) holds `config.toml` (the resolved
+settings; resuming with other settings is refused, except `[train] steps`),
+`split.json` (train and held-out alphabets), checkpoints written with
+tf.train.Checkpoint and published by an atomically written `latest.json`, the memory
+state in life-long mode, and `log.jsonl` (one line per validation: per-shot accuracy on
+held-out episodes, as the paper's train.py logs them).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import numpy as np
 
-from experiments.omniglot.data import (
-    OmniglotData,
-    add_rotations,
-    choose_test_alphabets,
-    load_omniglot,
-    split_by_alphabet,
-    to_float,
-)
-from experiments.omniglot.episodes import accuracy_by_shot, sample_episodes, shots_seen, step_rng
-from experiments.omniglot.presets import OmniglotConfig, config_from_mapping
+from experiments.config import OmniglotConfig
+from experiments.metrics import accuracy_by_shot, shots_seen
+from experiments.omniglot.data import OmniglotData, prepare_split, to_float
+from experiments.omniglot.episodes import sample_episodes, step_rng
+from experiments.omniglot.model import build_model
+from experiments.run_dir import SPLIT_FILE, latest_checkpoint, open_run_dir, save_checkpoint
 from kshot_io import write_text_atomic
 
-CONFIG_FILE = "config.toml"
-SPLIT_FILE = "split.json"
-LATEST_FILE = "latest.json"
 LOG_FILE = "log.jsonl"
 MEMORY_FILE = "memory.npz"
-CHECKPOINT_DIR = "checkpoints"
-KEEP_CHECKPOINTS = 2
-
-
-# ---------------------------------------------------------------- data
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """The train and held-out splits as the trainer uses them."""
-
-    train: OmniglotData  # rotations added if configured
-    test: OmniglotData
-    train_alphabets: tuple[str, ...]
-    test_alphabets: tuple[str, ...]
-    characters_in_train: int  # before rotations
-
-    def describe(self) -> dict:
-        return {
-            "train_alphabets": list(self.train_alphabets),
-            "test_alphabets": list(self.test_alphabets),
-            "train_characters": self.characters_in_train,
-            "train_classes_with_rotations": self.train.num_classes,
-            "train_images": int(self.train.images.shape[0]),
-            "test_characters": self.test.num_classes,
-            "test_images": int(self.test.images.shape[0]),
-        }
-
-
-def prepare_data(config: OmniglotConfig, sources=None) -> PreparedData:
-    data, sets = load_omniglot(sources, image_size=config.image_size)
-    test_alphabets = list(config.test_alphabets) or choose_test_alphabets(data, sets, config.test_fraction)
-    train, test = split_by_alphabet(data, test_alphabets)
-    characters = train.num_classes
-    if config.rotations:
-        train = add_rotations(train)
-    return PreparedData(
-        train=train,
-        test=test,
-        train_alphabets=tuple(train.alphabet_names()),
-        test_alphabets=tuple(sorted(test_alphabets)),
-        characters_in_train=characters,
-    )
-
-
-# ---------------------------------------------------------------- model pieces
-
-
-def build_memory(config: OmniglotConfig, seed_offset: int = 0):
-    from memory_module import KaiserMemory
-
-    return KaiserMemory(
-        memory_size=config.memory_size,
-        key_dim=config.key_dim,
-        choose_k=config.choose_k,
-        alpha=config.alpha,
-        age_noise=config.age_noise,
-        seed=config.seed + seed_offset,
-    )
-
-
-def build_model(config: OmniglotConfig):
-    from experiments.omniglot.model import build_embedder
-
-    return build_embedder(
-        key_dim=config.key_dim,
-        channels=tuple(config.channels),
-        key_dropout=config.key_dropout,
-        image_size=config.image_size,
-        seed=config.seed,
-    )
 
 
 def memory_labels(labels: np.ndarray, classes: np.ndarray, width: int, lifelong: bool) -> np.ndarray:
@@ -134,7 +55,7 @@ def memory_labels(labels: np.ndarray, classes: np.ndarray, width: int, lifelong:
     return (labels + width * np.arange(labels.shape[1])[None, :]).astype(np.int64)
 
 
-def format_per_shot(accuracies: Sequence[float | None]) -> str:
+def format_per_shot(accuracies) -> str:
     return ", ".join(f"{k}-shot: {a:.3f}" for k, a in enumerate(accuracies) if a is not None)
 
 
@@ -172,87 +93,6 @@ def make_episode_runner(embedder, memory, optimizer=None):
     return run
 
 
-# ---------------------------------------------------------------- run directory
-
-
-def _read_json(path: Path):
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def check_or_write_config(out_dir: Path, config: OmniglotConfig) -> bool:
-    """Write config.toml for a new run; for an existing one refuse different settings (steps may change).
-
-    Returns True when the directory already held a run.
-    """
-    path = out_dir / CONFIG_FILE
-    if path.exists():
-        from experiments.omniglot.presets import load_config
-
-        saved = load_config(path)
-        if saved.replace(steps=config.steps) != config:
-            differing = [
-                f"{name}: saved {getattr(saved, name)!r}, now {getattr(config, name)!r}"
-                for name in config.__dataclass_fields__
-                if name != "steps" and getattr(saved, name) != getattr(config, name)
-            ]
-            raise ValueError(
-                f"{out_dir} holds a run with other settings ({'; '.join(differing)}); "
-                "use a new --out directory or the same settings to resume"
-            )
-        return True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(path, config.to_toml())
-    return False
-
-
-def load_run_config(run_dir: str | os.PathLike) -> OmniglotConfig:
-    from experiments.omniglot.presets import load_config
-
-    path = Path(run_dir) / CONFIG_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{run_dir} is not an Omniglot run directory (no {CONFIG_FILE}); train one with kshot omniglot train")
-    return load_config(path)
-
-
-def latest_checkpoint(run_dir: str | os.PathLike) -> tuple[int, Path] | None:
-    """(step, checkpoint prefix) published by latest.json, or None for a fresh directory."""
-    path = Path(run_dir) / LATEST_FILE
-    if not path.exists():
-        return None
-    record = _read_json(path)
-    return int(record["step"]), Path(run_dir) / record["prefix"]
-
-
-def _save(run_dir: Path, checkpoint, step: int, memory, lifelong: bool) -> None:
-    prefix = f"{CHECKPOINT_DIR}/step-{step:07d}/ckpt"
-    target = run_dir / prefix
-    if target.parent.exists():
-        shutil.rmtree(target.parent)  # a half-written attempt at this step from a killed run
-    checkpoint.write(str(target))
-    if lifelong:
-        memory.save(target.parent / MEMORY_FILE)
-    # Publishing the pointer last makes the save atomic: a crash before this line leaves
-    # the previous checkpoint in charge.
-    write_text_atomic(run_dir / LATEST_FILE, json.dumps({"step": step, "prefix": prefix}) + "\n")
-    steps_on_disk = sorted((run_dir / CHECKPOINT_DIR).glob("step-*"))
-    for old in steps_on_disk[:-KEEP_CHECKPOINTS]:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def restore_embedder(run_dir: str | os.PathLike):
-    """(config, embedder with the latest trained weights, step) of a run directory."""
-    import tensorflow as tf
-
-    config = load_run_config(run_dir)
-    found = latest_checkpoint(run_dir)
-    if found is None:
-        raise FileNotFoundError(f"{run_dir} has no checkpoint yet ({LATEST_FILE} missing); train first")
-    step, prefix = found
-    embedder = build_model(config)
-    tf.train.Checkpoint(embedder=embedder).read(str(prefix)).expect_partial()
-    return config, embedder, step
-
-
 # ---------------------------------------------------------------- validation
 
 
@@ -271,7 +111,7 @@ def validate(embedder, memory, data: OmniglotData, config: OmniglotConfig, episo
     rng = np.random.default_rng([seed, 1_000_003])
     correct, shots = [], []
     for _ in range(episodes):
-        batch = sample_episodes(by_class, rng, config.episode_width, config.episode_length, 1)
+        batch = sample_episodes(by_class, rng, config.train.episode_width, config.train.episode_length, 1)
         images = to_float(data.images[batch.indices.reshape(-1)])
         memory.reset()
         _, predictions = run(tf.constant(images), tf.constant(batch.labels))
@@ -293,7 +133,7 @@ def train(
     progress: bool = True,
     log: Callable[[str], None] = print,
 ) -> dict:
-    """Train (or resume) up to `config.steps` updates; returns a summary dict.
+    """Train (or resume) up to `[train] steps` updates; returns a summary dict.
 
     Resuming continues from the step in latest.json with the same episodes an
     uninterrupted run would have seen (episode batch s is drawn from step_rng(seed, s)).
@@ -303,22 +143,22 @@ def train(
     from tqdm import tqdm
 
     out_dir = Path(out_dir)
-    resuming = check_or_write_config(out_dir, config)
-    if resuming:  # the saved file may hold an older `steps`; keep it current
-        write_text_atomic(out_dir / CONFIG_FILE, config.to_toml())
-    data = prepare_data(config, sources)
+    open_run_dir(out_dir, config, may_change=("train.steps",))
+    train_settings = config.train
+    data = prepare_split(config.data, sources)
     split = {**data.describe(), "sources": [str(s) for s in (sources or [])] or "default"}
     write_text_atomic(out_dir / SPLIT_FILE, json.dumps(split, indent=2) + "\n")
-    for name, count, need in (("train", data.train.num_classes, config.episode_width),
-                              ("held-out", data.test.num_classes, config.episode_width)):
+    for name, count, need in (("train", data.train.num_classes, train_settings.episode_width),
+                              ("held-out", data.test.num_classes, train_settings.episode_width)):
         if count < need:
             raise ValueError(f"the {name} split has {count} classes, fewer than episode_width={need}")
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(train_settings.seed)
     embedder = build_model(config)
-    memory = build_memory(config)
+    memory = config.build_memory()
     optimizer = keras.optimizers.Adam(
-        learning_rate=config.learning_rate, epsilon=config.adam_epsilon, global_clipnorm=config.grad_clip_norm
+        learning_rate=train_settings.learning_rate, epsilon=train_settings.adam_epsilon,
+        global_clipnorm=train_settings.grad_clip_norm,
     )
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     # Keras keeps dropout's seed-generator state outside what tf.train.Checkpoint tracks for a
@@ -335,7 +175,7 @@ def train(
         # Build the optimizer's slots before restoring so that they load, not defer.
         optimizer.build(embedder.trainable_variables)
         checkpoint.read(str(prefix)).assert_existing_objects_matched()
-        if config.lifelong and (prefix.parent / MEMORY_FILE).exists():
+        if train_settings.lifelong and (prefix.parent / MEMORY_FILE).exists():
             memory.load(prefix.parent / MEMORY_FILE)
         log(f"resuming {out_dir} from step {step}")
     start = int(step_var.numpy())
@@ -347,19 +187,19 @@ def train(
     )
     run = make_episode_runner(embedder, memory, optimizer)
     by_class = data.train.indices_by_class()
-    eval_memory = build_memory(config, seed_offset=1)
+    eval_memory = config.build_memory(seed_offset=1)
     validation_run = make_episode_runner(embedder, eval_memory)  # traced once, reused
     history = []
     recent_loss, recent_correct, recent_shots = [], [], []
     started = time.time()
-    bar = tqdm(range(start, config.steps), initial=start, total=config.steps, disable=not progress,
+    bar = tqdm(range(start, train_settings.steps), initial=start, total=train_settings.steps, disable=not progress,
                desc="omniglot train", unit="batch", dynamic_ncols=True)
     for step in bar:
-        batch = sample_episodes(by_class, step_rng(config.seed, step), config.episode_width,
-                                config.episode_length, config.batch_size)
-        ids = memory_labels(batch.labels, batch.classes, config.episode_width, config.lifelong)
+        batch = sample_episodes(by_class, step_rng(train_settings.seed, step), train_settings.episode_width,
+                                train_settings.episode_length, train_settings.batch_size)
+        ids = memory_labels(batch.labels, batch.classes, train_settings.episode_width, train_settings.lifelong)
         images = to_float(data.train.images[batch.indices.reshape(-1)])
-        if not config.lifelong:
+        if not train_settings.lifelong:
             memory.reset()
         loss, predictions = run(tf.constant(images), tf.constant(ids))
         step_var.assign(step + 1)
@@ -369,12 +209,12 @@ def train(
         done = step + 1
         if progress:
             bar.set_postfix(loss=f"{np.mean(recent_loss[-20:]):.4f}")
-        if done % config.validate_every == 0 or done == config.steps:
+        if done % train_settings.validate_every == 0 or done == train_settings.steps:
             correct = np.concatenate(recent_correct, axis=1)
             shots = np.concatenate(recent_shots, axis=1)
             max_shot = int(shots.max())
-            valid = validate(embedder, eval_memory, data.test, config, config.validation_episodes, config.seed,
-                             run=validation_run)
+            valid = validate(embedder, eval_memory, data.test, config, train_settings.validation_episodes,
+                             train_settings.seed, run=validation_run)
             record = {
                 "step": done,
                 "train_loss": float(np.mean(recent_loss)),
@@ -388,17 +228,17 @@ def train(
                 handle.write(json.dumps(record) + "\n")
             log(
                 f"step {done}: train loss {record['train_loss']:.4f}; train {format_per_shot(record['train_per_shot'])}"
-                f"\n  held-out ({config.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
+                f"\n  held-out ({train_settings.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
             )
             recent_loss, recent_correct, recent_shots = [], [], []
-        if done % config.checkpoint_every == 0 or done == config.steps:
-            _save(out_dir, checkpoint, done, memory, config.lifelong)
+        if done % train_settings.checkpoint_every == 0 or done == train_settings.steps:
+            save_checkpoint(out_dir, done, lambda prefix: _write_checkpoint(prefix, checkpoint, memory, train_settings.lifelong))
     bar.close()
     return {"steps": int(step_var.numpy()), "started_at": start, "history": history, "split": data.describe(),
             "seconds": round(time.time() - started, 1)}
 
 
-def config_with_overrides(base: OmniglotConfig, **overrides) -> OmniglotConfig:
-    """`base` with the non-None overrides applied (validated like a config file)."""
-    changes = {k: v for k, v in overrides.items() if v is not None}
-    return config_from_mapping(changes, origin="command line", base=base) if changes else base
+def _write_checkpoint(prefix: Path, checkpoint, memory, lifelong: bool) -> None:
+    checkpoint.write(str(prefix))
+    if lifelong:
+        memory.save(prefix.parent / MEMORY_FILE)

@@ -1,0 +1,146 @@
+"""A run directory, for both experiments: open it, check its configuration, resume it.
+
+Every run directory starts with `config.toml`, the resolved configuration that
+produced it. Opening an existing directory with another configuration is refused
+(naming each differing setting), so finished work is never mixed with work done under
+other settings; the same configuration resumes it.
+
+Two units of resume, one per experiment, both written so that a kill -9 anywhere
+leaves either the old state or the new one:
+- face protocol: one file per finished repeat, `repeats/<model>/<repeat>.npz`, written
+  to a temporary sibling and renamed (kshot_io.atomic_write). A file that cannot be
+  read, or that was written under another configuration (its `config_digest`
+  differs), is not trusted and the repeat runs again.
+- Omniglot training: checkpoints in `checkpoints/step-NNNNNNN/`, published by
+  `latest.json`, which is written last and atomically; the newest few are kept.
+
+The tables assembled from the repeat files (results.csv and friends) are in
+experiments.results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from experiments import config as cfg
+from experiments.results import RepeatResult
+from kshot_io import atomic_write, write_text_atomic
+
+CONFIG_FILE = "config.toml"
+SPLIT_FILE = "split.json"  # Omniglot: the train and held-out alphabets, read again by evaluation
+LATEST_FILE = "latest.json"
+CHECKPOINT_DIR = "checkpoints"
+KEEP_CHECKPOINTS = 2
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def open_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
+    """Create `out_dir` with config.toml, or check an existing one; returns True when resuming.
+
+    `may_change` names settings ("train.steps") a resume may change; the saved file is
+    then brought up to date.
+    """
+    out_dir = Path(out_dir)
+    path = out_dir / CONFIG_FILE
+    if path.is_file():
+        saved = cfg.load_config(path, type(config))
+        differing = cfg.differences(saved, config, ignore=may_change)
+        if differing:
+            raise ValueError(
+                f"{out_dir} already holds a run with another configuration ({'; '.join(differing)}). "
+                "Use another --out, the same configuration to resume, or remove that directory to start over."
+            )
+        if saved != config:
+            write_text_atomic(path, cfg.to_toml(config))
+        return True
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(path, cfg.to_toml(config))
+    return False
+
+
+def read_run_config(run_dir: str | Path, schema: type, kind: str, what_to_do: str):
+    """The configuration saved in a run directory; `kind` ("an Omniglot") and `what_to_do` phrase the error."""
+    path = Path(run_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{run_dir} is not {kind} run directory (no {CONFIG_FILE}); {what_to_do}")
+    return cfg.load_config(path, schema)
+
+
+def config_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# ---------------------------------------------------------------- face protocol: one file per repeat
+
+
+def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
+    return Path(run_dir) / "repeats" / model / f"{repeat:05d}.npz"
+
+
+def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
+    path = repeat_path(run_dir, result.model, result.repeat)
+    buffer = io.BytesIO()
+    arrays = {name: np.asarray(getattr(result, name)) for name in RepeatResult.ARRAYS}
+    np.savez(buffer, config_digest=np.array(digest), model=np.array(result.model),
+             repeat=np.array(result.repeat, dtype=np.int64), **arrays)
+    with atomic_write(path, "wb") as handle:
+        handle.write(buffer.getvalue())
+    return path
+
+
+def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> RepeatResult | None:
+    """The stored repeat, or None when it is absent, unreadable or from another configuration."""
+    path = repeat_path(run_dir, model, repeat)
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if digest is not None and str(data["config_digest"]) != digest:
+                return None
+            if str(data["model"]) != model or int(data["repeat"]) != repeat:
+                return None
+            return RepeatResult(
+                model=model,
+                repeat=repeat,
+                **{name: data[name] for name in RepeatResult.ARRAYS},
+            )
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+# ---------------------------------------------------------------- Omniglot: published checkpoints
+
+
+def latest_checkpoint(run_dir: str | Path) -> tuple[int, Path] | None:
+    """(step, checkpoint prefix) published by latest.json, or None for a fresh directory."""
+    path = Path(run_dir) / LATEST_FILE
+    if not path.exists():
+        return None
+    record = json.loads(path.read_text(encoding="utf-8"))
+    return int(record["step"]), Path(run_dir) / record["prefix"]
+
+
+def save_checkpoint(run_dir: str | Path, step: int, write: Callable[[Path], None]) -> None:
+    """Have `write(prefix)` write step `step`'s files, then publish them and prune older ones."""
+    run_dir = Path(run_dir)
+    prefix = f"{CHECKPOINT_DIR}/step-{step:07d}/ckpt"
+    target = run_dir / prefix
+    if target.parent.exists():
+        shutil.rmtree(target.parent)  # a half-written attempt at this step from a killed run
+    write(target)
+    # Publishing the pointer last makes the save atomic: a crash before this line leaves
+    # the previous checkpoint in charge.
+    write_text_atomic(run_dir / LATEST_FILE, json.dumps({"step": step, "prefix": prefix}) + "\n")
+    steps_on_disk = sorted((run_dir / CHECKPOINT_DIR).glob("step-*"))
+    for old in steps_on_disk[:-KEEP_CHECKPOINTS]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""`kshot omniglot train` / `eval` end to end: a handful of steps, a few episodes, resume, refusals."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments.cli import main
+from experiments.omniglot.data import default_sources
+from experiments.omniglot.model import restore_embedder
+
+pytestmark = pytest.mark.needs_omniglot
+
+TINY_TOML = """
+[data]
+rotations = true
+[model]
+key_dim = 16
+channels = [4, 8]
+key_dropout = 0.3
+[memory]
+memory_size = 64
+[train]
+seed = 3
+steps = 4
+episode_width = 5
+episode_length = 10
+batch_size = 2
+checkpoint_every = 2
+validate_every = 2
+validation_episodes = 2
+"""
+
+
+@pytest.fixture()
+def setup(tmp_path, monkeypatch):
+    monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
+    sources = default_sources()
+    assert all(s.exists() for s in sources), f"the shared Omniglot subsets are needed at {sources}"
+    config = tmp_path / "tiny.toml"
+    config.write_text(TINY_TOML)
+    return tmp_path, config, [str(s) for s in sources]
+
+
+def weights(run_dir):
+    _, embedder, step = restore_embedder(run_dir)
+    return step, [v.numpy() for v in embedder.trainable_variables]
+
+
+def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
+    tmp_path, config, data = setup
+    interrupted, straight = tmp_path / "interrupted", tmp_path / "straight"
+    base = ["omniglot", "train", "--data", *data, "--config", str(config), "--no-progress"]
+
+    assert main([*base, "--out", str(interrupted)]) == 0
+    assert json.loads((interrupted / "latest.json").read_text())["step"] == 4
+    split = json.loads((interrupted / "split.json").read_text())
+    assert split["test_alphabets"] == ["Sanskrit", "Tagalog"] and split["train_classes_with_rotations"] == 4 * 183
+    log = [json.loads(line) for line in (interrupted / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 4]
+    assert log[0]["train_per_shot"][0] == 0.0  # nothing is known at 0 shots
+
+    assert main([*base, "--out", str(interrupted), "--steps", "6"]) == 0
+    assert "resuming" in capsys.readouterr().out
+    assert main([*base, "--out", str(straight), "--steps", "6"]) == 0
+    step_a, resumed = weights(interrupted)
+    step_b, uninterrupted = weights(straight)
+    assert step_a == step_b == 6
+    for a, b in zip(resumed, uninterrupted):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert len(list((interrupted / "checkpoints").iterdir())) == 2  # older checkpoints pruned
+
+    results_file = tmp_path / "eval.json"
+    assert main(["omniglot", "eval", "--checkpoint", str(interrupted), "--data", *data, "--ways", "20",
+                 "--shots", "2", "--episodes", "20", "--per-shot-episodes", "3", "--json", str(results_file)]) == 0
+    printed = capsys.readouterr().out
+    assert "| trained | memory | 20 | 2 |" in printed and "| untrained | 1-NN | 20 | 2 |" in printed
+    results = json.loads(results_file.read_text())
+    assert results["step"] == 6 and len(results["nway"]) == 2 * 2  # embedders x readouts
+    for row in results["nway"]:
+        assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0 and row["episodes"] == 20
+    curve = results["per_shot"][0]["curve"]
+    assert [c["shot"] for c in curve] == [0, 1, 2] and curve[0]["mean"] == 0.0
+
+
+def test_bad_requests_are_refused_with_a_message(setup, capsys):
+    tmp_path, config, data = setup
+    run = tmp_path / "run"
+    base = ["omniglot", "train", "--data", *data, "--config", str(config), "--no-progress", "--out", str(run)]
+    assert main([*base, "--steps", "1"]) == 0
+    assert main([*base, "--seed", "4"]) == 2
+    assert "already holds a run with another configuration ([train] seed: saved 3, now 4)" in capsys.readouterr().err
+
+    assert main(["omniglot", "train", "--data", str(tmp_path / "missing.zip"), "--out", str(tmp_path / "x")]) == 2
+    assert "missing.zip does not exist" in capsys.readouterr().err
+
+    # 59 held-out characters cannot make a 60-way task
+    assert main(["omniglot", "eval", "--checkpoint", str(run), "--data", *data, "--ways", "60",
+                 "--episodes", "5"]) == 2
+    assert "60-way needs 60 held-out characters" in capsys.readouterr().err
+
+    assert main(["omniglot", "eval", "--checkpoint", str(tmp_path / "nothing"), "--data", *data]) == 2
+    assert "not an Omniglot run directory" in capsys.readouterr().err
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[train]\nstepz = 3\n")
+    assert main(["omniglot", "train", "--config", str(bad), "--out", str(tmp_path / "y")]) == 2
+    assert "bad.toml: unknown key 'stepz' in [train]" in capsys.readouterr().err
+
+    misspelled = tmp_path / "misspelled.toml"
+    misspelled.write_text("[memroy]\nmemory_size = 64\n")
+    assert main(["omniglot", "train", "--config", str(misspelled), "--out", str(tmp_path / "z")]) == 2
+    assert "misspelled.toml: unknown section [memroy]" in capsys.readouterr().err

@@ -1,0 +1,65 @@
+"""Episode sampling: shape, class coverage, presentation order, seeding, and the k-shot count of the episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from experiments.metrics import shots_seen
+from experiments.omniglot.episodes import sample_episodes, sample_task, step_rng
+
+
+def fake_classes(n_classes: int, per_class: int = 20) -> list[np.ndarray]:
+    return [np.arange(c * per_class, (c + 1) * per_class) for c in range(n_classes)]
+
+
+def test_episodes_show_each_class_once_per_round_with_its_own_images():
+    classes = fake_classes(12)
+    batch = sample_episodes(classes, step_rng(0, 0), width=5, length=23, batch_size=4)
+    assert batch.indices.shape == batch.labels.shape == batch.classes.shape == (23, 4)
+    shots = shots_seen(batch.labels)
+    for b in range(4):
+        labels = batch.labels[:, b]
+        assert sorted(set(labels.tolist())) == [0, 1, 2, 3, 4]
+        # 23 = 4 rounds of 5 plus 3 extra showings
+        assert sorted(np.bincount(labels).tolist()) == [4, 4, 5, 5, 5]
+        # every class is shown before any is shown again: shots never decrease along the episode
+        assert np.all(np.diff(shots[:, b]) >= 0)
+        np.testing.assert_array_equal(shots[:5, b], 0)
+        # each image belongs to its class, and no image repeats inside an episode
+        np.testing.assert_array_equal(batch.indices[:, b] // 20, batch.classes[:, b])
+        assert len(set(batch.indices[:, b].tolist())) == 23
+        # the episode-local label names one class consistently
+        for label in range(5):
+            assert len(set(batch.classes[labels == label, b].tolist())) == 1
+
+
+def test_episodes_are_reproducible_from_seed_and_step():
+    classes = fake_classes(30)
+    a = sample_episodes(classes, step_rng(7, 3), 5, 30, 16)
+    b = sample_episodes(classes, step_rng(7, 3), 5, 30, 16)
+    c = sample_episodes(classes, step_rng(7, 4), 5, 30, 16)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert not np.array_equal(a.indices, c.indices)
+
+
+def test_tasks_have_disjoint_support_and_queries_from_the_same_classes():
+    classes = fake_classes(25)
+    task = sample_task(classes, step_rng(1, 0), ways=20, shots=5, queries=2)
+    assert task.support.shape == (100,) and task.query.shape == (40,)
+    assert set(task.support.tolist()).isdisjoint(task.query.tolist())
+    assert np.bincount(task.support_labels).tolist() == [5] * 20
+    # labels map to one class each, shared by support and queries
+    support_class = {int(l): int(i // 20) for l, i in zip(task.support_labels, task.support)}
+    for label, index in zip(task.query_labels, task.query):
+        assert support_class[int(label)] == index // 20
+
+
+def test_impossible_episodes_are_refused_with_what_to_change():
+    classes = fake_classes(4, per_class=3)
+    with pytest.raises(ValueError, match="episode width 5 exceeds the 4 classes"):
+        sample_episodes(classes, step_rng(0, 0), width=5, length=10, batch_size=1)
+    with pytest.raises(ValueError, match="needs 4 images per episode but some class has only 3"):
+        sample_episodes(classes, step_rng(0, 0), width=2, length=8, batch_size=1)
+    with pytest.raises(ValueError, match="needs 4 images"):
+        sample_task(classes, step_rng(0, 0), ways=2, shots=3, queries=1)

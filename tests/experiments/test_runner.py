@@ -1,0 +1,160 @@
+"""The runner on synthetic clustered embeddings: chance at 0 shots, learning after, clear refusals."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from support import clustered_embeddings, write_embeddings_npz
+
+from experiments import config as cfg
+from experiments.run_data import load_embeddings_file
+from experiments.runner import run_experiment, run_repeat
+
+
+def small_config(**overrides):
+    base = cfg.from_dict({"run": {"repeats": 6, "max_shots": 3, "models": ["baseline", "memory"]}, "memory": {"memory_size": 16}})
+    return cfg.with_overrides(base, **overrides)
+
+
+def synthetic_data(tmp_path, **kwargs):
+    path = write_embeddings_npz(tmp_path / "emb.npz", **kwargs)
+    return load_embeddings_file(path, cfg.DataSection(embeddings=str(path)))
+
+
+def test_zero_shots_is_chance_and_one_shot_learns(tmp_path):
+    data = synthetic_data(tmp_path, n_classes=4, per_class=12, dim=16, spread=0.5)
+    config = small_config(run__repeats=30)
+    outcome = run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False)
+    frame = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert len(frame) == 2 * 30 * 4
+    zero = frame[frame.shots == 0].groupby("model").accuracy.mean()
+    one = frame[frame.shots == 1].groupby("model").accuracy.mean()
+    assert ((zero > 0.15) & (zero < 0.35)).all(), zero  # chance = 0.25
+    assert (one > 0.9).all(), one
+    with np.load(tmp_path / "run" / "confusion.npz") as conf:
+        for model in ("baseline", "memory"):
+            at_zero = conf[model][:, 0].sum(axis=0)  # [true, predicted] summed over repeats
+            columns = at_zero.sum(axis=0) / at_zero.sum()
+            assert columns.max() < 0.4, columns  # no single column takes everything
+    assert set(outcome["timing"]) == {"baseline", "memory"}
+    memory_rows = frame[frame.model == "memory"]
+    assert (memory_rows.slots_in_use <= 16).all() and (memory_rows[memory_rows.shots == 0].slots_in_use == 0).all()
+    assert (frame[frame.model == "baseline"].groupby("shots").slots_in_use.first() == [0, 4, 8, 12]).all()
+    assert "uniform random guess" in (tmp_path / "run" / "summary.md").read_text()
+
+
+@pytest.mark.parametrize("method", ["baseline", "memory"])
+def test_the_traced_step_equals_a_fresh_eager_memory_module_memory(tmp_path, method):
+    """One traced memory, reset with each repeat's seed, answers as a fresh eager memory with that seed."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments import methods, protocol
+    from experiments.runner import model_generator, shuffle_generator
+
+    data = synthetic_data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
+    config = small_config(**{"memory__memory_size": 4, "run__max_shots": 4})
+    adapter = methods.build(method, data, config)
+    for repeat in (2, 0, 1):
+        fast = run_repeat(adapter, method, repeat, data, config)
+        seed = int(model_generator(config.run.seed, repeat, method).integers(0, 2**31 - 1))
+        memory = config.memory.build(key_dim=8, seed=seed) if method == "memory" else StoreAllNearestNeighbour(8)
+        members = protocol.class_members(data.labels, 5)
+        shuffled = protocol.shuffle_classes(members, shuffle_generator(config.run.seed, repeat))
+        for i, it in enumerate(protocol.schedule(shuffled, 4)):
+            if it.feed.size:
+                loss = float(memory.loss(data.embeddings[it.feed], data.labels[it.feed]))
+                assert loss == pytest.approx(fast.memory_loss[i], abs=1e-6)
+                memory.write(data.embeddings[it.feed], data.labels[it.feed])
+            predicted = np.asarray(memory.lookup(data.embeddings[it.evaluate]).labels)
+            assert fast.slots_in_use[i] == memory.slots_in_use()
+            assert fast.memory_bytes[i] == memory.footprint_bytes()["total"]
+            if method == "baseline":  # what it holds: a float32 key and an int64 label per row, and the count
+                assert fast.memory_bytes[i] == 5 * i * (8 * 4 + 8) + 8
+            if i > 0:
+                assert int(np.sum(predicted == data.labels[it.evaluate])) == fast.n_correct[i]
+                expected = np.zeros((5, 5), np.int64)
+                np.add.at(expected, (data.labels[it.evaluate], predicted), 1)
+                assert np.array_equal(expected, fast.confusion[i])
+
+
+def test_memory_smaller_than_the_classes_is_warned_and_runs(tmp_path):
+    data = synthetic_data(tmp_path, n_classes=6, per_class=5, dim=8)
+    config = small_config(memory__memory_size=3, run__repeats=2)
+    logged = []
+    with pytest.warns(UserWarning, match="memory_size 3 is smaller than the 6 classes"):
+        run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False, log=logged.append)
+    frame = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert frame[frame.model == "memory"].slots_in_use.max() == 3
+    assert any("smaller than the 6 classes" in line for line in logged)
+
+
+def test_class_with_fewer_images_than_the_shots_stops_early_with_a_note(tmp_path):
+    embeddings, labels, paths = clustered_embeddings(3, 6, 8)
+    keep = np.ones(len(labels), bool)
+    keep[np.flatnonzero(labels == "class_01")[3:]] = False  # class_01 keeps 3 images -> 2 shots
+    path = tmp_path / "uneven.npz"
+    np.savez(path, embeddings=embeddings[keep], labels=labels[keep], paths=paths[keep])
+    data = load_embeddings_file(path, cfg.DataSection(embeddings=str(path)))
+    logged = []
+    run_experiment(small_config(run__max_shots=5, run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False, log=logged.append)
+    frame = pd.read_csv(tmp_path / "run" / "results.csv")
+    assert frame.shots.max() == 2
+    assert any("class 'class_01' has only 3 images, so the run stops at 2 shots" in line for line in logged)
+
+
+def test_single_class_is_refused(tmp_path):
+    embeddings, labels, paths = clustered_embeddings(1, 6, 8)
+    path = tmp_path / "one.npz"
+    np.savez(path, embeddings=embeddings, labels=labels, paths=paths)
+    data = load_embeddings_file(path, cfg.DataSection(embeddings=str(path)))
+    with pytest.raises(ValueError, match="needs at least 2 classes"):
+        run_experiment(small_config(), tmp_path / "run", data, progress=False, make_figures=False)
+
+
+@pytest.mark.parametrize(
+    "arrays, needle",
+    [
+        ({"labels": 5, "paths": 6}, r"arrays of different lengths \(embeddings has 6, labels has 5, paths has 6\)"),
+        ({"labels": 6, "paths": 4}, r"embeddings has 6, labels has 6, paths has 4"),
+        ({"labels": None}, r"lacks the array\(s\) labels"),
+    ],
+)
+def test_embeddings_file_with_mismatched_arrays_names_the_file_and_the_arrays(tmp_path, arrays, needle):
+    embeddings, labels, paths = clustered_embeddings(2, 3, 8)
+    content = {"embeddings": embeddings}
+    if arrays["labels"] is not None:
+        content["labels"] = labels[: arrays["labels"]]
+    if arrays.get("paths"):
+        content["paths"] = paths[: arrays["paths"]]
+    path = tmp_path / "bad.npz"
+    np.savez(path, **content)
+    with pytest.raises(ValueError, match=r"bad\.npz.*" + needle):
+        load_embeddings_file(path, cfg.DataSection(embeddings=str(path)))
+
+
+def test_embeddings_file_other_problems(tmp_path):
+    embeddings, labels, paths = clustered_embeddings(2, 3, 8)
+    bad = embeddings.copy()
+    bad[4, 1] = np.nan
+    np.savez(tmp_path / "nan.npz", embeddings=bad, labels=labels, paths=paths)
+    with pytest.raises(ValueError, match=r"nan\.npz: 1 row\(s\) of `embeddings` hold NaN or infinity \(first: row 4\)"):
+        load_embeddings_file(tmp_path / "nan.npz", cfg.DataSection())
+    (tmp_path / "junk.npz").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match=r"junk\.npz cannot be read as an npz"):
+        load_embeddings_file(tmp_path / "junk.npz", cfg.DataSection())
+    with pytest.raises(FileNotFoundError, match="missing.npz does not exist"):
+        load_embeddings_file(tmp_path / "missing.npz", cfg.DataSection())
+
+
+def test_finetuned_models_need_images(tmp_path):
+    data = synthetic_data(tmp_path)
+    config = small_config(run__models=("memory_finetune_phase_off",))
+    with pytest.raises(ValueError, match="need images.*--models baseline,memory"):
+        run_experiment(config, tmp_path / "run", data, progress=False, make_figures=False)
+
+
+def test_a_run_directory_of_another_configuration_is_refused(tmp_path):
+    data = synthetic_data(tmp_path)
+    run_experiment(small_config(run__repeats=2), tmp_path / "run", data, progress=False, make_figures=False)
+    with pytest.raises(ValueError, match="already holds a run with another configuration"):
+        run_experiment(small_config(run__repeats=3), tmp_path / "run", data, progress=False, make_figures=False)
