@@ -243,6 +243,14 @@ def add_omniglot(subparsers) -> None:
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.set_defaults(handler=handle_omniglot_eval)
 
+    embed = commands.add_parser("embed", help="the trained embedder's keys of held-out drawings, as a `kshot run --embeddings` npz")
+    embed.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    embed.add_argument("--out", required=True, type=Path, help="npz file to write")
+    embed.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
+    embed.add_argument("--split", choices=("test", "train"), default="test",
+                       help="test: the run's held-out alphabets (default); train: its training classes (with rotations if it added them)")
+    embed.set_defaults(handler=handle_omniglot_embed)
+
 
 def handle_omniglot_train(args) -> int:
     from experiments import config as cfg
@@ -255,6 +263,15 @@ def handle_omniglot_train(args) -> int:
     config = cfg.with_overrides(base, origin="command line", train__steps=args.steps, train__seed=args.seed)
     summary = train(config, args.out, sources=args.data, progress=not args.no_progress)
     print(f"trained to step {summary['steps']} in {summary['seconds']} s; checkpoints in {args.out}")
+    return 0
+
+
+def handle_omniglot_embed(args) -> int:
+    from experiments.omniglot.evaluate import export_embeddings
+
+    done = export_embeddings(args.checkpoint, args.out, sources=args.data, split=args.split)
+    print(f"kshot omniglot embed: {done['images']} drawings of {done['characters']} characters ({done['split']} split, "
+          f"step {done['step']}, {done['key_dim']}-d keys) to {args.out}")
     return 0
 
 

@@ -139,6 +139,44 @@ def per_shot_accuracy(
     return [{"shot": k, **interval(per_episode[:, k])} for k in range(rounds)]
 
 
+def restore_with_split(run_dir: str | os.PathLike, sources=None):
+    """(config, trained embedder, step, OmniglotSplit) of a run, on exactly the alphabets it held out."""
+    import json
+
+    from experiments.omniglot.data import prepare_split
+    from experiments.omniglot.model import restore_embedder
+    from experiments.run_dir import SPLIT_FILE
+
+    config, trained, step = restore_embedder(run_dir)
+    data_settings = config.data
+    split_path = Path(run_dir) / SPLIT_FILE
+    if split_path.exists():
+        saved = json.loads(split_path.read_text(encoding="utf-8"))
+        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]))
+    return config, trained, step, prepare_split(data_settings, sources)
+
+
+def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, sources=None, split: str = "test") -> dict:
+    """The trained embedder's keys of one split's drawings, in the `kshot embed` npz format.
+
+    So the face protocol (`kshot run --embeddings FILE`) runs on Omniglot characters, with
+    every method of the registry, sweeps included. Labels are "Alphabet/characterNN";
+    the held-out ("test") split is the run's own. Returns a short description.
+    """
+    from kshot_io import atomic_write
+
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' (held-out alphabets) or 'train', got {split!r}")
+    _, trained, step, data = restore_with_split(run_dir, sources)
+    part = data.test if split == "test" else data.train
+    keys = embed_images(trained, part.images)
+    labels = np.array([part.characters[c] for c in part.labels])
+    paths = np.array([f"{part.characters[c]}/{drawer}" for c, drawer in zip(part.labels, part.drawers)])
+    with atomic_write(out, "wb") as handle:
+        np.savez(handle, embeddings=keys, labels=labels, paths=paths, skipped=np.array([], dtype=str))
+    return {"step": step, "split": split, "images": len(labels), "characters": part.num_classes, "key_dim": keys.shape[1]}
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     sources=None,
@@ -152,22 +190,12 @@ def evaluate_run(
     progress: bool = False,
 ) -> dict:
     """Every measurement above for a run directory; a JSON-ready dict."""
-    import json
-
     import keras
     from memory_module import StoreAllNearestNeighbour
 
-    from experiments.omniglot.data import prepare_split
-    from experiments.omniglot.model import build_model, restore_embedder
-    from experiments.run_dir import SPLIT_FILE
+    from experiments.omniglot.model import build_model
 
-    config, trained, step = restore_embedder(run_dir)
-    data_settings = config.data
-    split_path = Path(run_dir) / SPLIT_FILE
-    if split_path.exists():  # evaluate on exactly the alphabets the run held out
-        saved = json.loads(split_path.read_text(encoding="utf-8"))
-        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]))
-    data = prepare_split(data_settings, sources)
+    config, trained, step, data = restore_with_split(run_dir, sources)
     test = data.test
     for n in ways:
         if n > test.num_classes:
