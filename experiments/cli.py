@@ -72,6 +72,8 @@ def add_run(subparsers) -> None:
     parser.add_argument("--weights", default=None, help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the registry's)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
                         help="skip non-image files and empty class folders (listed in skipped.txt) instead of stopping")
+    parser.add_argument("--memory-sizes", default=None, metavar="N,N,...",
+                        help="memory sizes to sweep (overrides [memory] memory_size): one model per bounded method and size")
     parser.add_argument("--embeddings", type=Path, default=None,
                         help="npz from `kshot embed`: run the methods that need no images on it, no FaceNet")
     parser.add_argument("--allow-duplicates", action="store_true", default=None,
@@ -94,9 +96,16 @@ def resolve_run_config(args):
         # Precomputed embeddings leave nothing to fine-tune: keep the methods that need no images.
         usable = tuple(m for m in METHODS if not needs_images(m))
         models = tuple(m for m in config.run.models if m in usable) or usable
+    sizes = None
+    if args.memory_sizes is not None:
+        try:
+            sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
+        except ValueError:
+            raise cfg.ConfigError(f"--memory-sizes must be comma-separated integers, got {args.memory_sizes!r}") from None
     config = cfg.with_overrides(
         config,
         origin=f"{config_path} with command-line options",
+        memory__memory_size=sizes,
         run__seed=args.seed,
         open_set__strangers=args.strangers,
         run__repeats=args.repeats,
@@ -313,6 +322,14 @@ def add_omniglot(subparsers) -> None:
     ship.add_argument("--float32", action="store_true", help="keep float32 weights")
     ship.set_defaults(handler=handle_omniglot_ship)
 
+    embed = commands.add_parser("embed", help="the trained embedder's keys of held-out drawings, as a `kshot run --embeddings` npz")
+    embed.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
+    embed.add_argument("--out", required=True, type=Path, help="npz file to write")
+    embed.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
+    embed.add_argument("--split", choices=("test", "train"), default="test",
+                       help="test: the run's held-out alphabets (default); train: its training classes (with rotations if it added them)")
+    embed.set_defaults(handler=handle_omniglot_embed)
+
 
 def handle_omniglot_train(args) -> int:
     from experiments import config as cfg
@@ -325,6 +342,15 @@ def handle_omniglot_train(args) -> int:
     config = cfg.with_overrides(base, origin="command line", train__steps=args.steps, train__seed=args.seed)
     summary = train(config, args.out, sources=args.data, progress=not args.no_progress)
     print(f"trained to step {summary['steps']} in {summary['seconds']} s; checkpoints in {args.out}")
+    return 0
+
+
+def handle_omniglot_embed(args) -> int:
+    from experiments.omniglot.evaluate import export_embeddings
+
+    done = export_embeddings(args.checkpoint, args.out, sources=args.data, split=args.split)
+    print(f"kshot omniglot embed: {done['images']} drawings of {done['characters']} characters ({done['split']} split, "
+          f"step {done['step']}, {done['key_dim']}-d keys) to {args.out}")
     return 0
 
 

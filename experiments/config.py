@@ -26,13 +26,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from experiments.methods import METHODS, budget_section, needs_images
+from experiments.methods import METHODS, budget_section, method_of, needs_images
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 DEFAULT_RUN_CONFIG = CONFIG_DIR / "celebrities.toml"
 OMNIGLOT_PRESETS = ("fast", "paper", "full")
 DEFAULT_OMNIGLOT_PRESET = "full"  # the full background set with the fixed split (issue 15)
 OPTIMIZERS = ("adam", "sgd")
+# memory_module.memory's choices, restated so that reading a config needs no TensorFlow
+# (tests/experiments/test_config.py checks that they agree).
+EVICTIONS = ("oldest", "class_balanced")
+ON_EVICT = ("drop", "merge")
 
 
 def _scopes() -> tuple[str, ...]:
@@ -65,23 +69,57 @@ def positive(default: float) -> Any:
 # ---------------------------------------------------------------- the shared memory
 
 
+def sweepable(default: int, bound: int) -> Any:
+    """An integer setting that may also be a list of integers: a sweep, one model per value."""
+    return field(default=default, metadata={
+        "allowed": lambda v: all(x >= bound for x in (v if isinstance(v, tuple) else (v,))) and v != (),
+        "description": f">= {bound}, or a non-empty list of such values (a sweep)",
+        "sweep": True,
+    })
+
+
 @dataclass(frozen=True)
 class MemorySection:
-    """The Kaiser memory's options; the paper's values (Kaiser et al. 2017) unless said otherwise."""
+    """The Kaiser memory's options; the paper's values (Kaiser et al. 2017) unless said otherwise.
 
-    memory_size: int = at_least(1, 32)  # the blog's memory; small enough that slots are reused
+    Write policies beyond the paper (docs/MEMORY_POLICIES.md) are off by default.
+    `memory_size` may be a list: every method with a bounded memory then runs once per
+    size, on the same shuffles (models named `method@size`).
+    """
+
+    memory_size: int | tuple[int, ...] = sweepable(32, 1)  # the blog's memory; small enough that slots are reused
     choose_k: int = at_least(1, 256)
     alpha: float = at_least(0, 0.1)
     age_noise: float = at_least(0, 8.0)
     vote_k: int = at_least(1, 1)  # 1: the paper's 1-NN readout
     running_mean: bool = False  # false: the paper's plain-sum merge
     query_projection: bool = False  # true: the reference TF1 code's trainable [d, d] query projection
+    merge_threshold: float = setting(-1.0, lambda v: -1 <= v <= 1, "a cosine similarity in [-1, 1]")  # -1: every hit merges
+    eviction: str = setting("oldest", lambda v: v in EVICTIONS, f"one of {', '.join(EVICTIONS)}")
+    on_evict: str = setting("drop", lambda v: v in ON_EVICT, f"one of {', '.join(ON_EVICT)}")
 
-    def build(self, key_dim: int, seed: int):
-        """The memory these settings describe. Every field is passed on, so a new option needs no other change."""
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """The memory sizes of this run: one, or the sweep's."""
+        return self.memory_size if isinstance(self.memory_size, tuple) else (self.memory_size,)
+
+    @property
+    def is_sweep(self) -> bool:
+        return isinstance(self.memory_size, tuple)
+
+    def build(self, key_dim: int, seed: int, **policy):
+        """The memory these settings describe, with `policy` overriding fields (a method's fixed options).
+
+        Every field is passed on, so a new option needs no other change. A sweep is not one
+        memory: build each size with `dataclasses.replace(section, memory_size=size)`.
+        """
         from memory_module import KaiserMemory
 
-        return KaiserMemory(key_dim=key_dim, seed=seed, **dataclasses.asdict(self))
+        settings = {**dataclasses.asdict(self), **policy}
+        if isinstance(settings["memory_size"], (tuple, list)):
+            raise ValueError(f"[memory] memory_size = {list(self.sizes)} is a sweep; build one size at a time")
+        return KaiserMemory(key_dim=key_dim, seed=seed, **settings)
 
 
 # ---------------------------------------------------------------- the face protocol
@@ -164,7 +202,7 @@ class RunConfig:
     open_set: OpenSetSection = field(default_factory=OpenSetSection)
 
     def budget(self, method: str) -> Budget:
-        section = getattr(self, budget_section(method))
+        section = getattr(self, budget_section(method_of(method)))
         return Budget(section.repeats, section.max_shots, getattr(section, "eval_images_per_class", 0))
 
     def check(self) -> None:
@@ -238,6 +276,8 @@ class OmniglotConfig:
     pretrain: OmniglotPretrainSection = field(default_factory=OmniglotPretrainSection)
 
     def check(self) -> None:
+        if self.memory.is_sweep:
+            raise ValueError(f"[memory] memory_size must be one integer for Omniglot training, got {list(self.memory.sizes)}")
         if self.train.episode_length < self.train.episode_width:
             raise ValueError(
                 f"[train] episode_length ({self.train.episode_length}) must be >= episode_width "
@@ -310,7 +350,11 @@ def from_dict(raw: dict, schema: type = RunConfig, origin: str = "<config>"):
                     f"{origin}: unknown key {key!r} in [{section_name}]; allowed keys: {', '.join(sorted(fields))}"
                 )
             where = f"{origin}: [{section_name}] {key}"
-            value = _coerce(value, getattr(base, key), where)
+            if fields[key].metadata.get("sweep") and isinstance(value, (list, tuple)):
+                value = tuple(_coerce(item, getattr(base, key), f"{where} (each value)") for item in value)
+                value = value[0] if len(value) == 1 else value
+            else:
+                value = _coerce(value, getattr(base, key), where)
             allowed = fields[key].metadata.get("allowed")
             if allowed is not None and not allowed(value):
                 shown = list(value) if isinstance(value, tuple) else value

@@ -8,7 +8,7 @@ The protocol is stated here, before any result, and not changed after seeing one
   baseline, with the same seed, so both see the same shuffles (a paired design):
   `repeats` repeats (>= 50) of up to 10 shots, every image not yet fed evaluated;
 - the comparison: for each setting and shots k, the per-repeat difference
-  (setting - baseline) of accuracy, with experiments.intervals.paired_difference
+  (setting - baseline) of accuracy, with experiments.metrics.paired_difference
   (percentile bootstrap interval over repeats, inside [-1, 1], and the Wilcoxon
   signed-rank test); at 95% per comparison, and at 1 - 0.05 / len(SETTINGS)
   (Bonferroni over the settings) so that trying several settings cannot
@@ -79,8 +79,8 @@ def config_for(setting: Setting, repeats: int):
 
 def paired_differences(results: pd.DataFrame, model: str, reference: str = "baseline",
                        confidence: float = 0.95) -> pd.DataFrame:
-    """Per shots: experiments.intervals.paired_difference of `model` against `reference`, repeat by repeat."""
-    from experiments.intervals import paired_difference
+    """Per shots: experiments.metrics.paired_difference of `model` against `reference`, repeat by repeat."""
+    from experiments.metrics import paired_difference
 
     wide = results[results["model"].isin([model, reference])].pivot_table(
         index=["repeat", "shots"], columns="model", values="accuracy").dropna()

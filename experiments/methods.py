@@ -3,7 +3,12 @@
 The run loop knows no method names: it asks this registry for a method's budget (the
 config section holding its repeats and max_shots) and for an adapter, and every
 adapter answers the same four calls (see experiments.models). Adding a method is one
-`Method` entry below plus its builder.
+`Method` entry below plus its builder; a write policy of the Kaiser memory is an entry
+whose builder fixes some [memory] options (`models.frozen_memory(**policy)`), and a
+fixed-size baseline is an entry that builds another memory_module memory.
+
+Sweeps: when [memory] memory_size is a list, every `bounded` method runs once per size,
+as the model `method@size` (`run_models`), on the same shuffles as every other model.
 
 "Needs images" is decided here and checked in one place, `check_inputs`: a method that
 fine-tunes FaceNet cannot run on precomputed embeddings.
@@ -32,8 +37,24 @@ METHODS: dict[str, Method] = {
     for m in (
         Method("baseline", models.build_store_all, needs_images=False, budget="run", bounded=False,
                summary="store-all 1-NN on embeddings computed once (FaceNet alone)"),
-        Method("memory", models.build_frozen_memory, needs_images=False, budget="run", bounded=True,
+        Method("memory", models.frozen_memory(), needs_images=False, budget="run", bounded=True,
                summary="the Kaiser memory on embeddings computed once"),
+        Method("memory_running_mean", models.frozen_memory(running_mean=True), needs_images=False, budget="run",
+               bounded=True, summary="the memory, merging by running mean"),
+        Method("memory_balanced", models.frozen_memory(eviction="class_balanced"), needs_images=False,
+               budget="run", bounded=True, summary="the memory, a miss overwrites the oldest slot of the largest class"),
+        Method("memory_threshold", models.frozen_memory(eviction="class_balanced", merge_threshold=0.7),
+               needs_images=False, budget="run", bounded=True,
+               summary="class-balanced, and a hit merges only at similarity >= 0.7 (else inserted)"),
+        Method("memory_fold", models.frozen_memory(eviction="class_balanced", on_evict="merge", running_mean=True),
+               needs_images=False, budget="run", bounded=True,
+               summary="class-balanced, running mean, an evicted key merged into its class's nearest slot"),
+        Method("fifo", models.frozen_store("FifoBuffer"), needs_images=False, budget="run", bounded=True,
+               summary="1-NN over the memory_size most recent embeddings"),
+        Method("reservoir", models.frozen_store("ClassBalancedReservoir"), needs_images=False, budget="run",
+               bounded=True, summary="1-NN over memory_size embeddings kept by class-balanced reservoir sampling"),
+        Method("class_means", models.build_class_means, needs_images=False, budget="run", bounded=False,
+               summary="nearest class mean: one running mean per class"),
         Method("memory_finetune_phase_off", models.finetuned(phase_train=False), needs_images=True,
                budget="finetune", bounded=True, summary="the memory loss fine-tunes FaceNet, train-phase switch off"),
         Method("memory_finetune_phase_on", models.finetuned(phase_train=True), needs_images=True,
@@ -48,8 +69,39 @@ METHODS: dict[str, Method] = {
 }
 
 
+SIZE_SEPARATOR = "@"
+
+
+def sweep_name(method: str, memory_size: int | None) -> str:
+    """The model name of `method` at one size of a memory-size sweep (the method alone without one)."""
+    return method if memory_size is None else f"{method}{SIZE_SEPARATOR}{memory_size}"
+
+
+def split_name(model: str) -> tuple[str, int | None]:
+    """`memory@64` -> ("memory", 64); `baseline` -> ("baseline", None)."""
+    method, separator, size = model.partition(SIZE_SEPARATOR)
+    if not separator:
+        return model, None
+    if not size.isdigit():
+        raise ValueError(f"model name {model!r}: the part after {SIZE_SEPARATOR!r} must be a memory size")
+    return method, int(size)
+
+
+def method_of(model: str) -> str:
+    return split_name(model)[0]
+
+
+def run_models(config) -> list[str]:
+    """The models a run computes: each listed method, once per memory size when it is bounded and swept."""
+    names = []
+    for method in config.run.models:
+        sweep = config.memory.is_sweep and METHODS[method].bounded
+        names += [sweep_name(method, size) for size in config.memory.sizes] if sweep else [method]
+    return names
+
+
 def needs_images(name: str) -> bool:
-    return METHODS[name].needs_images
+    return METHODS[method_of(name)].needs_images
 
 
 def budget_section(name: str) -> str:
@@ -70,8 +122,16 @@ def check_inputs(names, has_images: bool) -> None:
 
 
 def bounded(name: str) -> bool:
-    return METHODS[name].bounded
+    return METHODS[method_of(name)].bounded
 
 
 def build(name: str, data, config):
-    return METHODS[name].build(data, config)
+    """The adapter of a model; `method@size` builds the method with [memory] memory_size = size."""
+    import dataclasses
+
+    method, size = split_name(name)
+    if size is not None:
+        config = dataclasses.replace(config, memory=dataclasses.replace(config.memory, memory_size=size))
+    elif config.memory.is_sweep and METHODS[method].bounded:
+        raise ValueError(f"{name} has a memory-size sweep {list(config.memory.sizes)}; name one size: {name}@SIZE")
+    return METHODS[method].build(data, config)

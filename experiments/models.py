@@ -104,9 +104,33 @@ def build_store_all(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
     return FrozenMethod(StoreAllNearestNeighbour(key_dim=key_dim, initial_capacity=n), data.embeddings, data.labels)
 
 
-def build_frozen_memory(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
-    memory = config.memory.build(key_dim=data.embeddings.shape[1], seed=0)
-    return FrozenMethod(memory, data.embeddings, data.labels)
+def frozen_memory(**policy):
+    """A builder of the Kaiser memory from [memory], with `policy` fixing some of its options."""
+
+    def build(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
+        memory = config.memory.build(key_dim=data.embeddings.shape[1], seed=0, **policy)
+        return FrozenMethod(memory, data.embeddings, data.labels)
+
+    return build
+
+
+def frozen_store(kind: str):
+    """A builder of a fixed-size baseline of memory_module (`kind`) with [memory] memory_size slots."""
+
+    def build(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
+        import memory_module
+
+        store = getattr(memory_module, kind)(config.memory.memory_size, data.embeddings.shape[1])
+        return FrozenMethod(store, data.embeddings, data.labels)
+
+    return build
+
+
+def build_class_means(data: "PreparedData", config: "RunConfig") -> FrozenMethod:
+    from memory_module import ClassMeans
+
+    return FrozenMethod(ClassMeans(data.embeddings.shape[1], initial_classes=len(data.class_names)),
+                        data.embeddings, data.labels)
 
 
 def finetuned(phase_train: bool, keys: str = "learn_pass"):

@@ -207,7 +207,7 @@ def _accuracy_panel(ax, summary: pd.DataFrame, min_shots: int) -> None:
         if group.empty:
             continue
         line = ax.plot(group["shots"], group["mean"], marker="o", ms=3, label=f"{model} (n={group['repeats'].max()})")
-        # The intervals are inside [0, 1] by construction (experiments.intervals): drawn as they are.
+        # The intervals are inside [0, 1] by construction (experiments.metrics): drawn as they are.
         if np.isfinite(group["ci_low"].to_numpy(dtype=float)).any():
             ax.fill_between(group["shots"], group["ci_low"], group["ci_high"], color=line[0].get_color(), alpha=0.15, linewidth=0)
     ax.set_xlabel("shots (images of each class seen before evaluation)")

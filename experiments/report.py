@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments import config as cfg, metrics, plots, results as store
+from experiments import config as cfg, footprint, methods, metrics, plots, results as store
 from kshot_io import write_text_atomic
 
 REFERENCE = "baseline"  # the model every other is compared with (store-all 1-NN, "FaceNet alone")
@@ -194,6 +194,11 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
         markdown += ["## Time", "", timing_markdown(timing)]
     write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
 
+    if any(methods.split_name(m)[1] is not None for m in order) and footprint.STORE_ALL in order:
+        footprint.write_footprint(run_dir, frame, make_figure=make_figures)
+        markdown += ["## Accuracy against footprint", "", (run_dir / "footprint.md").read_text(encoding="utf-8")]
+        write_text_atomic(run_dir / "summary.md", "\n".join(markdown))
+
     figures: list[Path] = []
     if make_figures:
         figures = write_figures(run_dir, summary)
@@ -207,7 +212,7 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
     paths = plots.plot_accuracy(summary, len(class_names), figure_dir / "accuracy_vs_shots")
     paths += plots.plot_accuracy_vs_footprint(summary, figure_dir / "accuracy_vs_footprint")
     for model in summary["model"].unique():
-        if model in confusion:
+        if model in confusion and methods.split_name(model)[1] is None:  # not one per size of a sweep
             paths += plots.plot_confusion_evolution(confusion[model], class_names, model, figure_dir / f"confusion_{model}")
     dataset = store.load_dataset(run_dir)
     if dataset is not None:

@@ -183,12 +183,12 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
             )
     bounded = [m for m in config.run.models if methods.bounded(m)]
     if bounded:
-        check_memory_fits(config.memory.memory_size, data.embeddings.shape[1])
+        check_memory_fits(max(config.memory.sizes), data.embeddings.shape[1])
         top_shots = max(protocol.max_iterations(sizes, config.budget(m).max_shots) for m in bounded)
         store_all_keys = len(data.class_names) * top_shots
-        if config.memory.memory_size < store_all_keys:
+        if min(config.memory.sizes) < store_all_keys:
             message = (
-                f"memory_size {config.memory.memory_size} is smaller than the {store_all_keys} keys store-all holds "
+                f"memory_size {min(config.memory.sizes)} is smaller than the {store_all_keys} keys store-all holds "
                 f"at {top_shots} shots ({len(data.class_names)} classes x {top_shots}): the memory must merge or "
                 "evict, and may trail the baseline for that reason alone."
             )
@@ -233,7 +233,8 @@ def run_experiment(
 
     all_results: list[RepeatResult] = []
     timing: dict[str, dict] = {}
-    for model in config.run.models:
+    models = methods.run_models(config)
+    for model in models:
         repeats = config.budget(model).repeats
         on_disk = stored_repeats(out_dir, model, repeats)  # one directory listing, not one check per repeat
         done = [r for r in (load_repeat(out_dir, model, i, digest) for i in on_disk) if r is not None]
@@ -263,7 +264,7 @@ def run_experiment(
             "shots": int(max(len(r.shots) for r in results) - 1),
         }
 
-    write_tables(out_dir, all_results, list(config.run.models), data.class_names)
+    write_tables(out_dir, all_results, models, data.class_names)
     from experiments import report
 
     built = report.write_report(out_dir, make_figures=make_figures, timing=timing, notes=run_notes(config, data))

@@ -1,11 +1,13 @@
-"""Memory-augmented k-shot learning: the Kaiser et al. (2017) memory, a store-all
-1-NN baseline, a Keras layer around them, and a map from user labels to dense ids.
+"""Memory-augmented k-shot learning: the Kaiser et al. (2017) memory (with optional write
+policies), a store-all 1-NN baseline, fixed-size baselines (FIFO, class-balanced
+reservoir, class means), a Keras layer around them, and a map from user labels to dense ids.
 
 TensorFlow only; imports nothing from facenet_tf or experiments.
 """
 
 from memory_module.base import Usage
 from memory_module.baseline import StoreAllNearestNeighbour
+from memory_module.fixed_baselines import ClassBalancedReservoir, ClassMeans, FifoBuffer
 from memory_module.labels import UNKNOWN_LABEL, LabelMap
 from memory_module.layer import MemoryLayer
 from memory_module.memory import KaiserMemory
@@ -17,6 +19,9 @@ __all__ = [
     "LabelMap",
     "KaiserMemory",
     "StoreAllNearestNeighbour",
+    "FifoBuffer",
+    "ClassBalancedReservoir",
+    "ClassMeans",
     "MemoryLayer",
     "LookupResult",
     "Usage",

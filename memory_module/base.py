@@ -28,7 +28,7 @@ class Usage(NamedTuple):
 
 
 class MemoryBase(tf.Module):
-    """State bookkeeping shared by KaiserMemory and StoreAllNearestNeighbour."""
+    """State bookkeeping shared by every memory of memory_module."""
 
     def __init__(self, name: str | None = None) -> None:
         super().__init__(name=name)
@@ -36,6 +36,8 @@ class MemoryBase(tf.Module):
         # (name, initial value function) per state variable, in declaration order. A tuple of
         # plain values, so tf.Module's checkpoint tracking sees each variable once, by name.
         self._state_spec: tuple = ()
+        self._generators: tuple = ()  # attribute names of seeded tf.random.Generators
+        self.seed = 0
 
     # ------------------------------------------------------------------ state, declared once
 
@@ -50,7 +52,24 @@ class MemoryBase(tf.Module):
         self._state_spec += ((name, initial),)
         return variable
 
+    def _add_generator(self, attribute: str, seed: int) -> tf.random.Generator:
+        """A seeded random generator whose state is part of the memory's state.
+
+        Saved and counted as `<attribute>_state`; `reset` restarts it from the memory's seed,
+        so a memory reset with seed s draws exactly what a new memory with seed s draws.
+        """
+        self.seed = int(seed)
+        with self.name_scope:
+            generator = tf.random.Generator.from_seed(self.seed)
+        setattr(self, attribute, generator)
+        self._generators += (attribute,)
+        self._state_spec += ((f"{attribute}_state", None),)
+        return generator
+
     def _state_variable(self, name: str) -> tf.Variable:
+        for attribute in self._generators:
+            if name == f"{attribute}_state":
+                return getattr(self, attribute).state
         return getattr(self, name)
 
     def state_variables(self) -> dict[str, tf.Variable]:
@@ -58,9 +77,18 @@ class MemoryBase(tf.Module):
         return {name: self._state_variable(name) for name, _ in self._state_spec}
 
     def reset(self, seed: int | None = None) -> None:
-        """Return every state variable to its initial value."""
+        """Return every state variable to its initial value and restart the generators.
+
+        With `seed`, the generators restart from that seed instead (and it becomes the
+        memory's seed), so one memory can serve many independently seeded repeats.
+        """
+        if seed is not None:
+            self.seed = int(seed)
         for name, initial in self._state_spec:
-            self._state_variable(name).assign(initial())
+            if initial is not None:
+                self._state_variable(name).assign(initial())
+        for attribute in self._generators:
+            getattr(self, attribute).reset_from_seed(self.seed)
 
     # ------------------------------------------------------------------ size
 
@@ -122,6 +150,24 @@ class MemoryBase(tf.Module):
         if key not in self._warned:
             self._warned.add(key)
             warnings.warn(message, stacklevel=5)  # the caller of write()
+
+
+def grow_rows(variable: tf.Variable, needed: tf.Tensor, fill, doubling: bool = True) -> None:
+    """Give `variable` at least `needed` rows (appending rows of `fill`); graph-safe.
+
+    Doubling makes n appends cost O(n) copies in total; without it the variable grows to
+    exactly `needed` (for tables indexed by label id, where the largest id is the size).
+    """
+    size = tf.shape(variable, out_type=tf.int64)[0]
+
+    def grow():
+        new_size = tf.maximum(2 * size, needed) if doubling else needed
+        extra_shape = tf.concat([[new_size - size], tf.shape(variable, out_type=tf.int64)[1:]], axis=0)
+        extra = tf.fill(extra_shape, tf.constant(fill, variable.dtype))
+        variable.assign(tf.concat([variable.read_value(), extra], axis=0))
+        return tf.constant(True)
+
+    tf.cond(needed > size, grow, lambda: tf.constant(False))
 
 
 def nbytes(variable: tf.Variable) -> tf.Tensor:

@@ -17,13 +17,58 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from memory_module.base import MemoryBase, nbytes
+from memory_module.base import MemoryBase, grow_rows, nbytes
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.readout import LookupResult, answer, nearest_pool
 from memory_module.validation import DEFAULT_LABEL_LIMIT, check_dtype, check_labels, check_positive_int, check_queries
 
 
-class StoreAllNearestNeighbour(MemoryBase):
+class NeighbourStore(MemoryBase):
+    """What the baselines share: they answer by the nearest stored key(s) and have no loss.
+
+    A subclass sets key_dim, vote_k, dtype and label_limit, and defines `_table()` (the
+    keys and values a lookup reads) and `_store(unit, labels)` (how a batch is kept).
+    """
+
+    def lookup(self, queries) -> LookupResult:
+        q = check_queries(queries, self.key_dim, self.dtype)
+        return self._answer(tf.math.l2_normalize(q, axis=1))
+
+    def loss(self, queries, labels) -> tf.Tensor:
+        """Always 0, but connected to `queries` so a gradient is zeros rather than None."""
+        q = check_queries(queries, self.key_dim, self.dtype)
+        check_labels(labels, q.shape[0], self.label_limit)
+        return tf.reduce_sum(q) * tf.zeros([], q.dtype)
+
+    def write(self, queries, labels) -> LookupResult:
+        """Keep the labelled batch by the store's rule; returns the answers given before the write."""
+        q = check_queries(queries, self.key_dim, self.dtype)
+        v = check_labels(labels, q.shape[0], self.label_limit)
+        unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
+        before = self._answer(unit)
+        self._store(unit, v)
+        return before
+
+    def __call__(self, queries, labels=None, update: bool = False) -> dict:
+        if labels is None and update:
+            raise ValueError(f"update=True needs labels: {type(self).__name__} cannot store without them")
+        out = (self.write(queries, labels) if update else self.lookup(queries))._asdict()
+        if labels is not None:
+            out["loss"] = self.loss(queries, labels)
+        return out
+
+    def _table(self) -> tuple:
+        return self.keys, self.values
+
+    def _answer(self, unit: tf.Tensor) -> LookupResult:
+        keys, values = self._table()
+        return answer(nearest_pool(unit, keys, values, self.vote_k), self.vote_k)
+
+    def _store(self, unit: tf.Tensor, v: tf.Tensor) -> None:
+        raise NotImplementedError
+
+
+class StoreAllNearestNeighbour(NeighbourStore):
     """Unbounded 1-NN (or similarity-weighted vote_k-NN) over every stored embedding."""
 
     def __init__(
@@ -55,33 +100,6 @@ class StoreAllNearestNeighbour(MemoryBase):
             "label_limit": self.label_limit,
         }
 
-    def lookup(self, queries) -> LookupResult:
-        q = check_queries(queries, self.key_dim, self.dtype)
-        return self._answer(tf.math.l2_normalize(q, axis=1))
-
-    def loss(self, queries, labels) -> tf.Tensor:
-        """Always 0, but connected to `queries` so a gradient is zeros rather than None."""
-        q = check_queries(queries, self.key_dim, self.dtype)
-        check_labels(labels, q.shape[0], self.label_limit)
-        return tf.reduce_sum(q) * tf.zeros([], q.dtype)
-
-    def write(self, queries, labels) -> LookupResult:
-        """Append every (query, label); returns the answers given before the write."""
-        q = check_queries(queries, self.key_dim, self.dtype)
-        v = check_labels(labels, q.shape[0], self.label_limit)
-        unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
-        before = self._answer(unit)
-        self._append(unit, v)
-        return before
-
-    def __call__(self, queries, labels=None, update: bool = False) -> dict:
-        if labels is None and update:
-            raise ValueError("update=True needs labels: the baseline cannot store without them")
-        out = (self.write(queries, labels) if update else self.lookup(queries))._asdict()
-        if labels is not None:
-            out["loss"] = self.loss(queries, labels)
-        return out
-
     def _slots_tensor(self) -> tf.Tensor:
         return self.count.read_value()
 
@@ -94,24 +112,12 @@ class StoreAllNearestNeighbour(MemoryBase):
             "bookkeeping": nbytes(self.count),
         }
 
-    def _answer(self, unit: tf.Tensor) -> LookupResult:
-        return answer(nearest_pool(unit, self.keys, self.values, self.vote_k), self.vote_k)
-
-    def _append(self, unit: tf.Tensor, v: tf.Tensor) -> None:
+    def _store(self, unit: tf.Tensor, v: tf.Tensor) -> None:
+        """Append every row, doubling the capacity when full."""
         batch = tf.shape(v, out_type=tf.int64)[0]
         needed = self.count + batch
-        capacity = tf.shape(self.values, out_type=tf.int64)[0]
-
-        def grow():
-            new_capacity = tf.maximum(2 * capacity, needed)
-            extra = new_capacity - capacity
-            self.keys.assign(tf.concat([self.keys.read_value(), tf.zeros([extra, self.key_dim], self.dtype)], 0))
-            self.values.assign(
-                tf.concat([self.values.read_value(), tf.fill([extra], tf.constant(UNKNOWN_LABEL, tf.int64))], 0)
-            )
-            return tf.constant(True)
-
-        tf.cond(needed > capacity, grow, lambda: tf.constant(False))
+        grow_rows(self.keys, needed, 0)
+        grow_rows(self.values, needed, UNKNOWN_LABEL)
         rows = (self.count + tf.range(batch))[:, None]
         self.keys.scatter_nd_update(rows, unit)
         self.values.scatter_nd_update(rows, v)

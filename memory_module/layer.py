@@ -1,6 +1,6 @@
 """A Keras 3 layer around a memory, so a model can be embedder -> memory.
 
-The layer owns a KaiserMemory (or a StoreAllNearestNeighbour) as an attribute;
+The layer owns a KaiserMemory (or any other memory of memory_module) as an attribute;
 its tf.Variables are tracked, so tf.train.Checkpoint(model=model) saves and
 restores the memory with the model's weights, and none of them is trainable.
 
@@ -29,10 +29,15 @@ import keras
 import tensorflow as tf
 
 from memory_module.baseline import StoreAllNearestNeighbour
+from memory_module.fixed_baselines import ClassBalancedReservoir, ClassMeans, FifoBuffer
 from memory_module.memory import KaiserMemory
 
+_KINDS = {
+    kind.__name__: kind
+    for kind in (KaiserMemory, StoreAllNearestNeighbour, FifoBuffer, ClassBalancedReservoir, ClassMeans)
+}
 
-_KINDS = {"KaiserMemory": KaiserMemory, "StoreAllNearestNeighbour": StoreAllNearestNeighbour}
+
 def _refuse_legacy_h5(layer_name: str) -> None:
     frame = sys._getframe(1)
     while frame is not None:

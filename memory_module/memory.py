@@ -51,27 +51,43 @@ Rules (defaults = the paper):
   is trained by whoever differentiates the loss (the fine-tuning embedder's optimizer).
   Its scale does not matter (queries are normalised after it); at the start it is a
   random linear map, so even a frozen memory with it on compares projected keys.
-  Beyond the paper (off by default): `vote_k > 1` answers by a similarity-weighted
-  vote of the vote_k best slots (see readout.answer); `running_mean=True` keeps a
-  count per slot and merges as normalise(count * K + sum of q), so a slot that has
-  absorbed c examples moves like a running mean rather than by a plain sum.
+  Beyond the paper (off by default), each option replaces one named piece of the rule
+  (docs/MEMORY_POLICIES.md says why, where each comes from, and what it does to the loss):
+    readout  `vote_k > 1`: a similarity-weighted vote of the vote_k best slots
+             (readout.answer) instead of the nearest slot.
+    _merge   `running_mean=True`: a count per slot, merges as normalise(count * K + sum of q),
+             so a slot that has absorbed c examples moves like a running mean.
+    _merges  `merge_threshold=t`: a hit merges only when its similarity to the answering
+             slot is >= t; a hit further away is inserted like a miss (several modes per label).
+    _victims `eviction="class_balanced"`: inserts take empty slots first, then the oldest
+             slot of the label holding the most slots (counting this batch's earlier picks as
+             gone), instead of the globally oldest slot.
+    _release `on_evict="merge"`: an evicted key is not dropped but merged (with `_merge`)
+             into the most similar other slot of its label, when its label has one.
+  The loss code is the same under every option; the options change only which keys the
+  pool and the recent-slot positive find.
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from memory_module.base import MemoryBase, nbytes
+from memory_module.base import MemoryBase, grow_rows, nbytes
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.readout import LookupResult, Pool, answer, nearest_pool, read_whole
 from memory_module.validation import (
     DEFAULT_LABEL_LIMIT,
+    check_choice,
     check_dtype,
     check_labels,
     check_non_negative,
     check_positive_int,
     check_queries,
+    check_similarity,
 )
+
+EVICTIONS = ("oldest", "class_balanced")
+ON_EVICT = ("drop", "merge")
 
 
 class KaiserMemory(MemoryBase):
@@ -87,6 +103,10 @@ class KaiserMemory(MemoryBase):
     vote_k:      1 = the paper's nearest slot; >1 = similarity-weighted vote (beyond the paper).
     running_mean: count-weighted merges (beyond the paper).
     query_projection: a trainable [d, d] query projection, as the reference TF1 code.
+    merge_threshold: a cosine similarity in [-1, 1] below which a hit is inserted instead of
+                 merged (beyond the paper); -1, the default, lets every hit merge (the paper).
+    eviction:    "oldest" (the paper) or "class_balanced" (beyond the paper).
+    on_evict:    "drop" (the paper) or "merge" the evicted key into its label's nearest slot.
     dtype:       tf.float32 or tf.float64, for keys and queries.
     label_limit: label ids must be < label_limit (bounds the recent-slot table).
     """
@@ -102,6 +122,9 @@ class KaiserMemory(MemoryBase):
         vote_k: int = 1,
         running_mean: bool = False,
         query_projection: bool = False,
+        merge_threshold: float = -1.0,
+        eviction: str = "oldest",
+        on_evict: str = "drop",
         dtype=tf.float32,
         label_limit: int = DEFAULT_LABEL_LIMIT,
         name: str | None = None,
@@ -115,9 +138,11 @@ class KaiserMemory(MemoryBase):
         self.alpha = check_non_negative("alpha", alpha)
         self.age_noise = check_non_negative("age_noise", age_noise)
         self.dtype = check_dtype(dtype)
-        self.seed = int(seed)
         self.running_mean = bool(running_mean)
         self.query_projection = bool(query_projection)
+        self.merge_threshold = check_similarity("merge_threshold", merge_threshold)
+        self.eviction = check_choice("eviction", eviction, EVICTIONS)
+        self.on_evict = check_choice("on_evict", on_evict, ON_EVICT)
         self.pool_k = min(self.choose_k, self.memory_size)
         self.vote_k = min(self.vote_k, self.pool_k)
 
@@ -129,10 +154,7 @@ class KaiserMemory(MemoryBase):
         self.recent_slot = self._add_state("recent_slot", lambda: tf.zeros([0], tf.int64), shape=[None])
         # running_mean's merge needs how many examples each slot has absorbed; nothing else does.
         self.counts = self._add_state("counts", lambda: tf.zeros([n], tf.int64)) if self.running_mean else None
-        with self.name_scope:
-            self.noise = tf.random.Generator.from_seed(self.seed)
-        # The age noise's generator state is state too (saved, counted), but resets from the seed.
-        self._state_spec += (("noise_state", None),)
+        self.noise = self._add_generator("noise", seed)  # the age noise; reset(seed=...) restarts it
         # A learned weight, not state: reset redraws it from the seed, save/load and the footprint leave it.
         self.projection = None
         if self.query_projection:
@@ -162,6 +184,9 @@ class KaiserMemory(MemoryBase):
             "vote_k": self.vote_k,
             "running_mean": self.running_mean,
             "query_projection": self.query_projection,
+            "merge_threshold": self.merge_threshold,
+            "eviction": self.eviction,
+            "on_evict": self.on_evict,
             "dtype": self.dtype.name,
             "label_limit": self.label_limit,
         }
@@ -219,18 +244,13 @@ class KaiserMemory(MemoryBase):
     # ------------------------------------------------------------------ bookkeeping
 
     def reset(self, seed: int | None = None) -> None:
-        """Empty every slot, zero the ages and the clock, restart the noise from the seed.
+        """Empty every slot, zero the ages and the clock, restart the noise (and the projection) from the seed.
 
-        With `seed`, the noise restarts from that seed instead (and `seed` becomes the
-        memory's seed), so one memory can serve many independently seeded repeats and
-        end in exactly the state of a memory built fresh with that seed.
+        With `seed`, they restart from that seed instead (and `seed` becomes the memory's
+        seed), so one memory can serve many independently seeded repeats and end in
+        exactly the state of a memory built fresh with that seed.
         """
-        if seed is not None:
-            self.seed = int(seed)
-        for name, initial in self._state_spec:
-            if initial is not None:
-                self._state_variable(name).assign(initial())
-        self.noise.reset_from_seed(self.seed)
+        super().reset(seed)
         if self.projection is not None:
             self.projection.assign(self._initial_projection())
 
@@ -238,9 +258,6 @@ class KaiserMemory(MemoryBase):
     def ages(self) -> tf.Tensor:
         """[N] int64 ages: write calls since each slot was last written (or since reset)."""
         return self.clock.read_value() - read_whole(self.last_written)
-
-    def _state_variable(self, name: str) -> tf.Variable:
-        return self.noise.state if name == "noise_state" else getattr(self, name)
 
     def _footprint_parts(self) -> dict[str, tf.Tensor]:
         state = self.state_variables()
@@ -287,21 +304,77 @@ class KaiserMemory(MemoryBase):
         per_item = tf.where(has_positive | has_negative, tf.nn.relu(margin), zero)
         return tf.reduce_mean(per_item)
 
-    def _oldest_order(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
-        """`count` distinct slots, oldest first by age + noise, never one of `excluded`."""
+    def _noisy_ages(self, excluded: tf.Tensor) -> tf.Tensor:
+        """[N] float64 age + U[-age_noise, age_noise] per slot; -inf for `excluded` slots."""
         noisy_age = tf.cast(self.ages, tf.float64)  # exact for any realistic age
         if self.age_noise > 0:
             # float32 noise: 4x cheaper to draw than float64 at N = 1M, and its resolution is irrelevant.
             noise = self.noise.uniform([self.memory_size], -self.age_noise, self.age_noise, dtype=tf.float32)
             noisy_age += tf.cast(noise, tf.float64)
-        noisy_age = tf.tensor_scatter_nd_update(
+        return tf.tensor_scatter_nd_update(
             noisy_age, excluded[:, None], tf.fill(tf.shape(excluded), tf.constant(-float("inf"), tf.float64))
         )
-        _, order = tf.math.top_k(noisy_age, k=tf.cast(count, tf.int32), sorted=True)
-        return tf.cast(order, tf.int64)
+
+    def _victims(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
+        """Which slots this batch's inserts overwrite: `count` distinct slots, never one of `excluded`.
+
+        The paper: the oldest slots by age + noise. class_balanced: empty slots first (oldest
+        first), then repeatedly the oldest slot of the label that would still hold the most
+        slots, i.e. slots sorted by (slots its label holds - its age rank within the label,
+        noisy age, -index), every key descending. Both draw the noise once per write.
+        """
+        noisy_age = self._noisy_ages(excluded)
+        if self.eviction == "oldest":
+            _, order = tf.math.top_k(noisy_age, k=tf.cast(count, tf.int32), sorted=True)
+            return tf.cast(order, tf.int64)
+        values = read_whole(self.values)
+        _, label_id = tf.unique(values)
+        n_labels = tf.reduce_max(label_id) + 1
+        held = tf.math.unsorted_segment_sum(tf.ones_like(label_id, tf.int64), label_id, n_labels)
+        by_age = tf.argsort(noisy_age, direction="DESCENDING", stable=True)
+        by_label_then_age = tf.gather(by_age, tf.argsort(tf.gather(label_id, by_age), stable=True))
+        first_of_label = tf.cumsum(held, exclusive=True)
+        sorted_label = tf.gather(label_id, by_label_then_age)
+        rank_sorted = tf.range(self.memory_size, dtype=tf.int64) - tf.gather(first_of_label, sorted_label)
+        rank = tf.scatter_nd(by_label_then_age[:, None], rank_sorted, [self.memory_size])
+        remaining = tf.gather(held, label_id) - rank
+        remaining = tf.where(values >= 0, remaining, tf.constant(self.memory_size + 1, tf.int64))  # empty first
+        is_excluded = tf.scatter_nd(excluded[:, None], tf.ones_like(excluded, tf.bool), [self.memory_size])
+        remaining = tf.where(is_excluded, tf.constant(-1, tf.int64), remaining)
+        order = tf.gather(by_age, tf.argsort(tf.gather(remaining, by_age), direction="DESCENDING", stable=True))
+        return tf.cast(order[:count], tf.int64)
+
+    def _release(self, victims: tf.Tensor) -> None:
+        """What happens to the keys `victims` held before they are overwritten.
+
+        The paper: they are dropped. on_evict="merge": each filled victim is merged, with
+        `_merge`, into the most similar slot of its own label that is not a victim of this
+        batch (the merging budget maintenance of Wang, Crammer and Vucetic 2012), so a label
+        loses a mode's position but not its examples. A victim whose label has no other slot
+        is dropped. Merge targets keep their age: they learned nothing new from the stream.
+        """
+        if self.on_evict == "drop":
+            return
+        values = read_whole(self.values)
+        victim_keys = tf.gather(self.keys, victims)
+        victim_values = tf.gather(values, victims)
+        is_victim = tf.scatter_nd(victims[:, None], tf.ones_like(victims, tf.bool), [self.memory_size])
+        allowed = tf.equal(values[None, :], victim_values[:, None]) & (victim_values[:, None] >= 0) & ~is_victim[None, :]
+        similarity = tf.matmul(victim_keys, read_whole(self.keys), transpose_b=True)
+        similarity = tf.where(allowed, similarity, tf.constant(-float("inf"), similarity.dtype))
+        folds = tf.reduce_any(allowed, axis=1)
+        target = tf.boolean_mask(tf.argmax(similarity, axis=1, output_type=tf.int64), folds)
+        weight = tf.ones_like(victims) if self.counts is None else tf.gather(self.counts, victims)
+        weight = tf.boolean_mask(weight, folds)
+        folded_keys = tf.boolean_mask(victim_keys, folds) * tf.cast(weight, victim_keys.dtype)[:, None]
+        targets, segment = tf.unique(target)
+        n_targets = tf.shape(targets, out_type=tf.int64)[0]
+        summed = tf.math.unsorted_segment_sum(folded_keys, segment, n_targets)
+        merged = tf.math.unsorted_segment_sum(weight, segment, n_targets)
+        self.keys.scatter_nd_update(targets[:, None], self._merge(targets, summed, merged))
 
     def _merge(self, slots: tf.Tensor, summed: tf.Tensor, merged: tf.Tensor) -> tf.Tensor:
-        """New keys of `slots` after absorbing `summed` (the sum of `merged` unit queries each).
+        """New keys of `slots` after absorbing `summed` (the sum of `merged` unit keys each).
 
         The paper: normalise(K + sum of q). running_mean: normalise(c * K + sum of q), so
         a slot that already holds c examples moves like a running mean.
@@ -313,27 +386,39 @@ class KaiserMemory(MemoryBase):
         self.counts.scatter_nd_update(slots[:, None], old_counts + merged)
         return tf.math.l2_normalize(tf.cast(old_counts, summed.dtype)[:, None] * old_keys + summed, axis=1)
 
+    def _merges(self, v: tf.Tensor, before: LookupResult) -> tf.Tensor:
+        """[B] bool: which items merge into their answering slot (the others are inserted).
+
+        The paper: every hit. merge_threshold: a hit whose similarity to the answering slot
+        is below the threshold is inserted instead, so one label can keep several modes.
+        """
+        hit = tf.equal(before.labels, v)
+        if self.merge_threshold <= -1.0:  # every similarity is >= -1: the paper, without a comparison
+            return hit
+        return hit & (before.similarity >= tf.constant(self.merge_threshold, before.similarity.dtype))
+
     def _write(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult) -> None:
         self._warn_if_outgrown(unit, v, self.memory_size)
         now = self.clock + 1
-        hit = tf.equal(before.labels, v)
+        merges = self._merges(v, before)
         positions = tf.range(tf.shape(v, out_type=tf.int64)[0])
 
-        # Hits: all hits on one slot merge at once (order-free).
-        hit_positions = tf.boolean_mask(positions, hit)
-        hit_slots, segment = tf.unique(tf.boolean_mask(before.slot, hit))
+        # Merges: all the items merging into one slot merge at once (order-free).
+        hit_positions = tf.boolean_mask(positions, merges)
+        hit_slots, segment = tf.unique(tf.boolean_mask(before.slot, merges))
         n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(tf.gather(unit, hit_positions), segment, n_hit_slots)
         merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
         self.keys.scatter_nd_update(hit_slots[:, None], self._merge(hit_slots, summed, merged))
         self.last_written.scatter_nd_update(hit_slots[:, None], tf.fill(tf.shape(hit_slots), now))
 
-        # Misses: distinct oldest slots; the last misses win when slots run out.
-        miss_positions = tf.boolean_mask(positions, ~hit)
+        # Inserts: distinct victim slots; the last inserts win when slots run out.
+        miss_positions = tf.boolean_mask(positions, ~merges)
         n_miss = tf.shape(miss_positions, out_type=tf.int64)[0]
         n_store = tf.minimum(n_miss, self.memory_size - n_hit_slots)
         stored_positions = miss_positions[n_miss - n_store :]
-        miss_slots = self._oldest_order(hit_slots, n_store)
+        miss_slots = self._victims(hit_slots, n_store)
+        self._release(miss_slots)
         self.keys.scatter_nd_update(miss_slots[:, None], tf.gather(unit, stored_positions))
         self.values.scatter_nd_update(miss_slots[:, None], tf.gather(v, stored_positions))
         self.last_written.scatter_nd_update(miss_slots[:, None], tf.fill(tf.shape(miss_slots), now))
@@ -343,21 +428,11 @@ class KaiserMemory(MemoryBase):
 
         # Recent slot per label: the last item of the batch written for that label wins.
         written_positions = tf.concat([hit_positions, stored_positions], axis=0)
-        written_slots = tf.concat([tf.boolean_mask(before.slot, hit), miss_slots], axis=0)
+        written_slots = tf.concat([tf.boolean_mask(before.slot, merges), miss_slots], axis=0)
         labels, label_segment = tf.unique(tf.gather(v, written_positions))
         last = tf.math.unsorted_segment_max(written_positions, label_segment, tf.shape(labels)[0])
         slot_of_position = tf.scatter_nd(
             written_positions[:, None], written_slots, tf.shape(positions, out_type=tf.int64)
         )
-        self._grow_recent_table(tf.reduce_max(v) + 1)
+        grow_rows(self.recent_slot, tf.reduce_max(v) + 1, -1, doubling=False)
         self.recent_slot.scatter_nd_update(labels[:, None], tf.gather(slot_of_position, last))
-
-    def _grow_recent_table(self, needed: tf.Tensor) -> None:
-        size = tf.shape(self.recent_slot, out_type=tf.int64)[0]
-
-        def grow():
-            extra = tf.fill([needed - size], tf.constant(-1, tf.int64))
-            self.recent_slot.assign(tf.concat([self.recent_slot.read_value(), extra], axis=0))
-            return tf.constant(True)
-
-        tf.cond(needed > size, grow, lambda: tf.constant(False))

@@ -121,3 +121,18 @@ def check_labels(labels, batch_size, label_limit: int) -> tf.Tensor:
         with tf.control_dependencies(checks):
             v = tf.identity(v)
     return v
+
+
+def check_similarity(name: str, value) -> float:
+    """A cosine-similarity threshold: a finite number in [-1, 1]."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if not np.isfinite(value) or not -1.0 <= value <= 1.0:
+        raise ValueError(f"{name} is a cosine similarity and must be in [-1, 1], got {value}")
+    return float(value)
+
+
+def check_choice(name: str, value, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+    return value

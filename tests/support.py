@@ -11,6 +11,12 @@
   the rules in issue 3 (and the paper); it shares no code with memory_module.
 - `FakeEmbedder`, `photo_folder`: a stand-in embedder and text "photos" for the gallery
   tests that do not need FaceNet.
+  the rules in issue 3 (and the paper); it shares no code with memory_module. The write
+  policies of issue 14 are options of it too, written the naive way: class-balanced
+  eviction picks one slot at a time by scanning every label (the memory sorts once), and
+  merging an evicted key searches its label's slots with a loop.
+- `ReferenceFifo`, `ReferenceReservoir`, `ReferenceClassMeans`: the same for the
+  fixed-size baselines of memory_module.fixed_baselines.
 """
 
 from __future__ import annotations
@@ -72,7 +78,22 @@ def unit(rows: np.ndarray) -> np.ndarray:
 
 
 class ReferenceMemory:
-    def __init__(self, memory_size: int, key_dim: int, choose_k: int = 256, alpha: float = 0.1):
+    def __init__(
+        self,
+        memory_size: int,
+        key_dim: int,
+        choose_k: int = 256,
+        alpha: float = 0.1,
+        running_mean: bool = False,
+        merge_threshold: float = -1.0,
+        eviction: str = "oldest",
+        on_evict: str = "drop",
+    ):
+        self.running_mean = running_mean
+        self.merge_threshold = merge_threshold
+        self.eviction = eviction
+        self.on_evict = on_evict
+        self.counts = np.zeros(memory_size, dtype=np.int64)  # examples absorbed per slot
         self.keys = np.zeros((memory_size, key_dim))
         self.values = np.full(memory_size, EMPTY, dtype=np.int64)
         self.ages = np.zeros(memory_size, dtype=np.int64)
@@ -116,27 +137,81 @@ class ReferenceMemory:
             total += max(0.0, s_b - s_p + self.alpha)
         return total / len(labels)
 
+    def _merged_key(self, slot: int, added: np.ndarray, added_count: int) -> np.ndarray:
+        """normalise(K + added), or normalise(c K + added) with running_mean (added: a sum)."""
+        weight = self.counts[slot] if self.running_mean else 1
+        self.counts[slot] += added_count
+        return unit(weight * self.keys[slot] + added)
+
+    def _pick_victims(self, candidates: list[int], noisy_age: np.ndarray, count: int) -> list[int]:
+        def older(s):
+            return (noisy_age[s], -s)
+
+        if self.eviction == "oldest":
+            return sorted(candidates, key=lambda s: (-noisy_age[s], s))[:count]
+        held = {}
+        for s in range(len(self.values)):
+            if self.values[s] != EMPTY:
+                held[self.values[s]] = held.get(self.values[s], 0) + 1
+        free, picked = list(candidates), []
+        for _ in range(count):
+            empties = [s for s in free if self.values[s] == EMPTY]
+            if empties:
+                choice = max(empties, key=older)
+            else:
+                heads = {}
+                for s in free:
+                    label = self.values[s]
+                    if label not in heads or older(s) > older(heads[label]):
+                        heads[label] = s
+                label = max(heads, key=lambda c: (held[c], *older(heads[c])))
+                choice = heads[label]
+                held[label] -= 1
+            free.remove(choice)
+            picked.append(choice)
+        return picked
+
+    def _fold_victims(self, victims: list[int]) -> None:
+        folds = {}  # target slot -> (sum of weighted victim keys, their weight)
+        for victim in victims:
+            label = self.values[victim]
+            if label == EMPTY:
+                continue
+            same = [s for s in range(len(self.values)) if self.values[s] == label and s not in victims]
+            if not same:
+                continue
+            target = max(same, key=lambda s: (self.keys[s] @ self.keys[victim], -s))
+            weight = self.counts[victim] if self.running_mean else 1
+            total, count = folds.get(target, (0.0, 0))
+            folds[target] = (total + weight * self.keys[victim], count + weight)
+        for target, (total, count) in folds.items():
+            self.keys[target] = self._merged_key(target, total, count)
+
     def write(self, queries: np.ndarray, labels, noise: np.ndarray | None = None) -> None:
-        predicted, _, slots = self.lookup(queries)
+        predicted, sims, slots = self.lookup(queries)
         merges = {}  # slot -> [items merged into it]
         misses = []
         for i, v in enumerate(labels):
-            if predicted[i] == v:
+            close = sims[i] >= self.merge_threshold
+            if predicted[i] == v and close:
                 merges.setdefault(slots[i], []).append(i)
             else:
                 misses.append(i)
         written = {}  # batch item -> slot
         for slot, items in merges.items():
-            self.keys[slot] = unit(self.keys[slot] + sum(unit(queries[i]) for i in items))
+            self.keys[slot] = self._merged_key(slot, sum(unit(queries[i]) for i in items), len(items))
             for i in items:
                 written[i] = slot
         noisy_age = self.ages.astype(np.float64) + (0.0 if noise is None else noise)
         candidates = [s for s in range(len(self.values)) if s not in merges]
-        candidates.sort(key=lambda s: (-noisy_age[s], s))
         kept = misses[len(misses) - min(len(misses), len(candidates)) :]  # the last misses win
-        for i, slot in zip(kept, candidates):
+        victims = self._pick_victims(candidates, noisy_age, len(kept))
+        if self.on_evict == "merge":
+            self._fold_victims(victims)
+        for i, slot in zip(kept, victims):
             self.keys[slot] = unit(queries[i])
             self.values[slot] = labels[i]
+            self.counts[slot] = 1
             written[i] = slot
         self.ages += 1
         for i in sorted(written):  # batch order: the last item written for a label is its recent slot
@@ -243,3 +318,90 @@ def photo_folder(root: Path, people: dict[str, int]) -> Path:
         for i in range(count):
             (root / name / f"{name}_{i}.jpg").write_text(name, encoding="utf-8")
     return root
+
+
+# ---------------------------------------------------------------- fixed-size baselines
+# Plain loops over items, written from the rules in memory_module/fixed_baselines.py's
+# docstrings. The reservoir is given the uniforms the store will draw (two per item), so
+# its random choices can be compared exactly.
+
+
+def nearest(keys: np.ndarray, values: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """1-NN label per query over filled rows (ties: lower row), EMPTY when nothing is held."""
+    out = []
+    for q in queries:
+        best, best_sim = EMPTY, -np.inf
+        for row in range(len(values)):
+            if values[row] != EMPTY:
+                sim = keys[row] @ unit(q)
+                if sim > best_sim:
+                    best, best_sim = values[row], sim
+        out.append(best)
+    return np.array(out)
+
+
+class ReferenceFifo:
+    def __init__(self, memory_size: int, key_dim: int):
+        self.keys = np.zeros((memory_size, key_dim))
+        self.values = np.full(memory_size, EMPTY, dtype=np.int64)
+        self.next_row = 0
+
+    def lookup(self, queries):
+        return nearest(self.keys, self.values, queries)
+
+    def write(self, queries, labels) -> None:
+        for q, v in zip(queries, labels):
+            self.keys[self.next_row], self.values[self.next_row] = unit(q), v
+            self.next_row = (self.next_row + 1) % len(self.values)
+
+
+class ReferenceReservoir:
+    def __init__(self, memory_size: int, key_dim: int):
+        self.keys = np.zeros((memory_size, key_dim))
+        self.values = np.full(memory_size, EMPTY, dtype=np.int64)
+        self.seen: dict[int, int] = {}
+        self.full: set[int] = set()
+
+    def lookup(self, queries):
+        return nearest(self.keys, self.values, queries)
+
+    def write(self, queries, labels, uniforms: np.ndarray) -> None:
+        for q, v, (accept, choose) in zip(queries, labels, uniforms):
+            v = int(v)
+            self.seen[v] = self.seen.get(v, 0) + 1
+            empties = [row for row in range(len(self.values)) if self.values[row] == EMPTY]
+            if empties:
+                self._put(empties[0], q, v)
+                continue
+            held = {}
+            for label in self.values:
+                held[int(label)] = held.get(int(label), 0) + 1
+            largest = max(held.values())
+            self.full |= {label for label, n in held.items() if n == largest}
+            if v in self.full:
+                if accept * self.seen[v] >= held.get(v, 0):
+                    continue
+                rows = [row for row in range(len(self.values)) if self.values[row] == v]
+            else:
+                rows = [row for row in range(len(self.values)) if held[int(self.values[row])] == largest]
+            if rows:
+                self._put(rows[min(int(choose * len(rows)), len(rows) - 1)], q, v)
+
+    def _put(self, row: int, q, v: int) -> None:
+        self.keys[row], self.values[row] = unit(q), v
+
+
+class ReferenceClassMeans:
+    def __init__(self):
+        self.examples: dict[int, list[np.ndarray]] = {}
+
+    def lookup(self, queries):
+        labels = sorted(self.examples)
+        if not labels:
+            return np.full(len(queries), EMPTY)
+        means = np.array([unit(np.mean(self.examples[c], axis=0)) for c in labels])
+        return np.array([labels[int(np.argmax(means @ unit(q)))] for q in queries])
+
+    def write(self, queries, labels) -> None:
+        for q, v in zip(queries, labels):
+            self.examples.setdefault(int(v), []).append(unit(q))

@@ -159,6 +159,27 @@ def restore_with_data(run_dir: str | os.PathLike, sources=None):
     return config, embedder, step, prepare_split(data_settings, sources)
 
 
+def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, sources=None, split: str = "test") -> dict:
+    """The trained embedder's keys of one split's drawings, in the `kshot embed` npz format.
+
+    So the face protocol (`kshot run --embeddings FILE`) runs on Omniglot characters, with
+    every method of the registry, sweeps included. Labels are "Alphabet/characterNN";
+    the held-out ("test") split is the run's own. Returns a short description.
+    """
+    from kshot_io import atomic_write
+
+    if split not in ("test", "train"):
+        raise ValueError(f"split must be 'test' (held-out alphabets) or 'train', got {split!r}")
+    _, trained, step, data = restore_with_data(run_dir, sources)
+    part = data.test if split == "test" else data.train
+    keys = embed_images(trained, part.images)
+    labels = np.array([part.characters[c] for c in part.labels])
+    paths = np.array([f"{part.characters[c]}/{drawer}" for c, drawer in zip(part.labels, part.drawers)])
+    with atomic_write(out, "wb") as handle:
+        np.savez(handle, embeddings=keys, labels=labels, paths=paths, skipped=np.array([], dtype=str))
+    return {"step": step, "split": split, "images": len(labels), "characters": part.num_classes, "key_dim": keys.shape[1]}
+
+
 def evaluate_run(
     run_dir: str | os.PathLike,
     sources=None,

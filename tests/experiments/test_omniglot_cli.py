@@ -85,6 +85,18 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
     curve = results["per_shot"][0]["curve"]
     assert [c["shot"] for c in curve] == [0, 1, 2] and curve[0]["mean"] == 0.0
 
+    # The held-out keys as a `kshot run --embeddings` file: the face protocol on Omniglot.
+    keys_file = tmp_path / "held_out.npz"
+    assert main(["omniglot", "embed", "--checkpoint", str(interrupted), "--data", *data, "--out", str(keys_file)]) == 0
+    drawings, characters = split["test_images"], split["test_characters"]
+    assert f"{drawings} drawings of {characters} characters (test split, step 6, 16-d keys)" in capsys.readouterr().out
+    from experiments.config import DataSection
+    from experiments.run_data import load_embeddings_file
+
+    loaded = load_embeddings_file(keys_file, DataSection())
+    assert loaded.embeddings.shape == (drawings, 16) and len(loaded.class_names) == characters
+    assert {name.split("/")[0] for name in loaded.class_names} == set(split["test_alphabets"])
+
 
 def test_bad_requests_are_refused_with_a_message(setup, capsys):
     tmp_path, config, data = setup

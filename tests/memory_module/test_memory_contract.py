@@ -255,3 +255,52 @@ def test_store_all_footprint_counts_the_rows_it_holds_not_its_capacity():
     queries, labels = next(iter(_batches(n_batches=1)))
     baseline.write(queries, labels)
     assert baseline.footprint_bytes()["total"] == len(labels) * (D * 4 + 8) + 8
+
+
+# ---------------------------------------------------------------- every memory kind, one contract
+
+def _every_kind():
+    from memory_module import ClassBalancedReservoir, ClassMeans, FifoBuffer
+
+    return [
+        lambda: KaiserMemory(16, D, choose_k=4, seed=3, merge_threshold=0.5, eviction="class_balanced", on_evict="merge"),
+        lambda: KaiserMemory(6, D, choose_k=4, seed=3, running_mean=True, vote_k=3, eviction="class_balanced", on_evict="merge"),
+        lambda: FifoBuffer(6, D),
+        lambda: ClassBalancedReservoir(6, D, seed=3),
+        lambda: ClassMeans(D, initial_classes=2),
+    ]
+
+
+@pytest.mark.parametrize("make", _every_kind())
+def test_every_kind_traces_like_eager_reads_without_writing_and_round_trips(make, tmp_path):
+    eager, graph = make(), make()
+    step = tf.function(lambda q, v: (graph(q, labels=v, update=True), graph.usage()))
+    lookup = tf.function(graph.lookup)
+    batches = list(_batches(n_batches=6))
+    for queries, labels in batches[:4]:
+        out = eager(queries, labels=labels, update=True)
+        traced, (slots, nbytes) = step(tf.constant(queries), tf.constant(labels))
+        np.testing.assert_array_equal(out["labels"], traced["labels"])
+        np.testing.assert_allclose(out["loss"], traced["loss"], rtol=1e-6)
+        assert int(slots) == eager.slots_in_use() and int(nbytes) == eager.footprint_bytes()["total"]
+    _assert_same_state(_state(eager), _state(graph))
+    before = _state(graph)
+    lookup(batches[4][0])
+    graph.loss(*batches[4])
+    _assert_same_state(before, _state(graph))
+    assert graph.trainable_variables == ()
+
+    graph.save(tmp_path / "state.npz")
+    restored = make()
+    restored.load(tmp_path / "state.npz")
+    _assert_same_state(_state(graph), _state(restored))
+    for queries, labels in batches[4:]:  # the generators continue where they were
+        graph.write(queries, labels)
+        restored.write(queries, labels)
+    _assert_same_state(_state(graph), _state(restored))
+    graph.reset(seed=11)
+    fresh = make()
+    fresh.reset(seed=11)
+    _assert_same_state(_state(graph), _state(fresh))
+    rebuilt = MemoryLayer.from_config(MemoryLayer(make()).get_config())
+    assert rebuilt.memory.get_config() == make().get_config()
