@@ -40,7 +40,7 @@ ON_EVICT = ("drop", "merge")
 
 
 def _scopes() -> tuple[str, ...]:
-    from facenet_tf.trainable_scope import TRAINABLE_FROM_CHOICES
+    from facenet_tf.architecture import TRAINABLE_FROM_CHOICES
 
     return TRAINABLE_FROM_CHOICES
 

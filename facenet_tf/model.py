@@ -20,6 +20,8 @@ from typing import Mapping
 import keras
 from keras import layers, ops
 
+from facenet_tf.architecture import BLOCK_COUNTS
+
 BN_MOMENTUM = 0.995   # as in the TF model (moving = 0.995 * moving + 0.005 * batch)
 BN_EPSILON = 0.001    # as in the TF model
 DEFAULT_INPUT_SIZE = 160
@@ -28,7 +30,6 @@ DEFAULT_DROPOUT_RATE = 0.2   # davidsandberg's keep_probability 0.8
 # Residual scales of davidsandberg's inception_resnet_v1; the h5's Lambda layers
 # carry the same numbers, and `load_facenet` passes those read from the file.
 DEFAULT_RESIDUAL_SCALES = {"Block35": 0.17, "Block17": 0.10, "Block8": 0.20, "Block8_last": 1.0}
-BLOCK_COUNTS = {"Block35": 5, "Block17": 10, "Block8": 6}   # the 6th Block8 is the linear one
 
 
 @keras.saving.register_keras_serializable(package="facenet_tf")

@@ -29,30 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from facenet_tf.model import BLOCK_COUNTS
+from facenet_tf.architecture import ALIASES, BLOCK_COUNTS, CUT_LAYERS, TRAINABLE_FROM_CHOICES  # noqa: F401 (re-exported)
 
 # Bumped when the way frozen features are computed changes, so older entries are not served.
 FEATURE_RECIPE_VERSION = 1
-ALIASES = {"Block35": "Block35_1", "Block17": "Block17_1", "Block8": "Block8_1"}
-
-
-def _cut_layers() -> dict[str, str | None]:
-    """Scope name -> the layer whose output is the top's input (None: no frozen part), bottom to top."""
-    cuts: dict[str, str | None] = {"all": None}
-    previous = "Conv2d_4b_3x3_Activation"
-    for block, reduction in (("Block35", "Mixed_6a"), ("Block17", "Mixed_7a"), ("Block8", None)):
-        for i in range(1, BLOCK_COUNTS[block] + 1):
-            cuts[f"{block}_{i}"] = previous
-            previous = f"{block}_{i}_Activation" if (block, i) != ("Block8", BLOCK_COUNTS["Block8"]) else None
-        if reduction:
-            cuts[reduction] = previous
-            previous = reduction
-    cuts["bottleneck"] = "AvgPool"
-    return cuts
-
-
-CUT_LAYERS = _cut_layers()
-TRAINABLE_FROM_CHOICES = tuple(CUT_LAYERS) + tuple(ALIASES)
 
 
 def resolve_scope(trainable_from: str) -> str:

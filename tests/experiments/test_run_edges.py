@@ -140,3 +140,15 @@ def test_identical_files_warn_within_a_class_and_stop_across_classes(tmp_path, c
     with pytest.raises(ValueError, match=r"several classes \(ann, bob\).*--allow-duplicates"):
         duplicate_notes(paths, ["ann", "bob"], False)
     assert "classes ann, bob" in duplicate_notes(paths, ["ann", "bob"], True)[0]
+
+
+def test_settings_and_datasets_are_checked_without_starting_tensorflow():
+    """Config, dataset scan and run-directory checks come before TensorFlow's start-up cost."""
+    code = (
+        "import sys\n"
+        "from experiments import config, datasets, run_data, run_dir, cli\n"
+        "config.load_config(config.DEFAULT_RUN_CONFIG)\n"
+        "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
