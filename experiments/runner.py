@@ -192,8 +192,7 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
                 f"at {top_shots} shots ({len(data.class_names)} classes x {top_shots}): the memory must merge or "
                 "evict, and may trail the baseline for that reason alone."
             )
-            warnings.warn(message, stacklevel=2)
-            log(f"warning: {message}")
+            warnings.warn(message, stacklevel=2)  # the CLI prints it once, as "kshot: warning: ..."
 
 
 def check_memory_fits(memory_size: int, key_dim: int) -> None:
