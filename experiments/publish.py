@@ -62,13 +62,13 @@ def read_block(readme_text: str) -> str:
 
 def publish(run_dir: Path, readme: Path, docs_dir: Path) -> None:
     run_dir, readme, docs_dir = Path(run_dir), Path(readme), Path(docs_dir)
-    for name in ("summary.md", "summary.csv", *(f"figures/{f}" for f in FIGURES)):
+    for name in ("summary.md", "summary.csv", "paired.csv", *(f"figures/{f}" for f in FIGURES)):
         if not (run_dir / name).is_file():
             raise FileNotFoundError(f"{run_dir / name} is missing; run `kshot run --out {run_dir}` (or `kshot report {run_dir}`) first")
     docs_dir.mkdir(parents=True, exist_ok=True)
     for name in FIGURES:
         shutil.copyfile(run_dir / "figures" / name, docs_dir / name)
-    for name in ("summary.md", "summary.csv"):
+    for name in ("summary.md", "summary.csv", "paired.csv"):
         shutil.copyfile(run_dir / name, docs_dir / name)
     block = results_block(docs_dir, docs_dir, readme.parent.resolve())
     write_text_atomic(readme, replace_block(readme.read_text(encoding="utf-8"), block))
