@@ -27,15 +27,15 @@ def run(npz: str, sizes: list[int], repeats: int, max_shots: int = 10, seed: int
     import tensorflow as tf
 
     from experiments import config as cfg
-    from experiments import methods, protocol
+    from experiments import methods
     from experiments.run_data import load_embeddings_file
-    from experiments.runner import model_generator, shuffle_generator
+    from experiments.runner import model_generator, repeat_iterations
 
-    config = cfg.from_dict({"memory": {"memory_size": sizes}, "run": {"models": ["baseline", "class_means", *POLICIES]}})
+    config = cfg.from_dict({"memory": {"memory_size": sizes},
+                            "run": {"models": ["baseline", "class_means", *POLICIES], "max_shots": max_shots, "seed": seed}})
     data = load_embeddings_file(npz, config.data)
     x, y = data.embeddings, data.labels
     n_classes = len(data.class_names)
-    members = protocol.class_members(y, n_classes)
     rows = []
     for model in methods.run_models(config):
         started = time.time()
@@ -52,10 +52,9 @@ def run(npz: str, sizes: list[int], repeats: int, max_shots: int = 10, seed: int
             return memory.lookup(eval_q).labels, memory.usage().bytes
 
         for r in range(repeats):
-            shuffled = protocol.shuffle_classes(members, shuffle_generator(seed, r))
             rng = model_generator(seed, r, model)
             memory.reset(seed=int(rng.integers(0, 2**31 - 1)))
-            for it in protocol.schedule(shuffled, max_shots):
+            for it in repeat_iterations(y, n_classes, config, model, r):  # the runner's schedule, feed order included
                 labels, nbytes = step(x[it.feed], y[it.feed], x[it.evaluate]) if len(it.feed) else look(x[it.evaluate])
                 predicted = labels.numpy().astype(np.int64)
                 unknown = predicted < 0
