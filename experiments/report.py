@@ -143,8 +143,7 @@ def assemble_tables(run_dir: str | Path) -> str | None:
     found, parts = [], []
     for model in config.run.models:
         wanted = config.budget(model).repeats
-        mine = [r for r in (rundir.load_repeat(run_dir, model, i, None) for i in rundir.stored_repeats(run_dir, model, wanted))
-                if r is not None]
+        mine = rundir.finished_repeats(run_dir, model, wanted, None)
         found.extend(mine)
         parts.append(f"{model} {len(mine)} of {wanted}")
     if not found:

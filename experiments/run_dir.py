@@ -47,17 +47,13 @@ GROWABLE = ("run.repeats", "finetune.repeats")
 # ---------------------------------------------------------------- configuration
 
 
-def check_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
-    """Refuse an `out_dir` this configuration cannot use, changing nothing; True when it holds this run.
-
-    Called before any data is prepared, so a wrong --out costs no embedding time.
-    """
-    out_dir = Path(out_dir)
+def _saved_config(out_dir: Path, config, may_change: tuple[str, ...]):
+    """The configuration `out_dir` already holds (None for a new directory), refused when it differs."""
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file; a run directory is a folder. Give another --out.")
     path = out_dir / CONFIG_FILE
     if not path.is_file():
-        return False
+        return None
     saved = cfg.load_config(path, type(config))
     differing = cfg.differences(saved, config, ignore=may_change)
     if differing:
@@ -65,7 +61,15 @@ def check_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ())
             f"{out_dir} already holds a run with another configuration ({'; '.join(differing)}). "
             "Use another --out, the same configuration to resume, or remove that directory to start over."
         )
-    return True
+    return saved
+
+
+def check_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
+    """Refuse an `out_dir` this configuration cannot use, changing nothing; True when it holds this run.
+
+    Called before any data is prepared, so a wrong --out costs no embedding time.
+    """
+    return _saved_config(Path(out_dir), config, may_change) is not None
 
 
 def open_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) -> bool:
@@ -75,12 +79,11 @@ def open_run_dir(out_dir: str | Path, config, may_change: tuple[str, ...] = ()) 
     then brought up to date.
     """
     out_dir = Path(out_dir)
-    resuming = check_run_dir(out_dir, config, may_change)
-    if resuming and cfg.load_config(out_dir / CONFIG_FILE, type(config)) == config:
-        return True
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out_dir / CONFIG_FILE, cfg.to_toml(config))
-    return resuming
+    saved = _saved_config(out_dir, config, may_change)
+    if saved != config:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out_dir / CONFIG_FILE, cfg.to_toml(config))
+    return saved is not None
 
 
 def read_run_config(run_dir: str | Path, schema: type, kind: str, what_to_do: str):
@@ -121,6 +124,12 @@ def stored_repeats(run_dir: Path, model: str, below: int | None = None) -> list[
         return []
     numbers = sorted(int(p.stem) for p in folder.glob("*.npz") if p.stem.isdigit())
     return [n for n in numbers if below is None or n < below]
+
+
+def finished_repeats(run_dir: Path, model: str, below: int, digest: str | None) -> list[RepeatResult]:
+    """The readable repeats of `model` numbered below `below`, in order (from one directory listing)."""
+    found = (load_repeat(run_dir, model, i, digest) for i in stored_repeats(run_dir, model, below))
+    return [r for r in found if r is not None]
 
 
 def load_repeat(run_dir: Path, model: str, repeat: int, digest: str | None) -> RepeatResult | None:

@@ -34,7 +34,7 @@ from experiments import methods, open_set, protocol
 from experiments.config import RunConfig, config_repeats_note, to_toml
 from experiments.results import RepeatResult, save_dataset, write_tables
 from experiments.run_data import PreparedData
-from experiments.run_dir import GROWABLE, config_digest, load_repeat, open_run_dir, save_repeat, stored_repeats
+from experiments.run_dir import GROWABLE, config_digest, finished_repeats, open_run_dir, save_repeat
 from kshot_io import write_text_atomic
 
 
@@ -235,8 +235,7 @@ def run_experiment(
     models = methods.run_models(config)
     for model in models:
         repeats = config.budget(model).repeats
-        on_disk = stored_repeats(out_dir, model, repeats)  # one directory listing, not one check per repeat
-        done = [r for r in (load_repeat(out_dir, model, i, digest) for i in on_disk) if r is not None]
+        done = finished_repeats(out_dir, model, repeats, digest)
         done_ids = {r.repeat for r in done}
         computed: list[RepeatResult] = []
         if len(done_ids) < repeats:
