@@ -235,7 +235,8 @@ class OmniglotDataSection:
 @dataclass(frozen=True)
 class OmniglotModelSection:
     key_dim: int = at_least(1, 128)
-    channels: tuple[int, ...] = setting((32, 64), lambda v: len(v) == 2 and min(v) >= 1, "two integers >= 1")
+    channels: tuple[int, ...] = setting((32, 64), lambda v: 1 <= len(v) <= 4 and min(v) >= 1,
+                                      "one to four integers >= 1, one per block")
     key_dropout: float = setting(0.2, lambda v: 0 <= v < 1, "in [0, 1)")  # the paper: 0.7 (keep_prob 0.3)
     batch_norm: bool = False  # batch normalisation after every convolution
 
@@ -267,6 +268,8 @@ class OmniglotPretrainSection:
     rotation: float = setting(0.0, lambda v: 0 <= v <= 180, "in [0, 180]")  # random rotation, degrees
     zoom: float = setting(0.0, lambda v: 0 <= v < 1, "in [0, 1)")  # random scaling in [1 - zoom, 1 + zoom]
     scale: float = positive(30.0)  # initial temperature of the cosine softmax (learned)
+    # additive cosine margin (CosFace): the true class's cosine minus this before the softmax
+    margin: float = setting(0.0, lambda v: 0 <= v < 1, "in [0, 1)")
     validate_every: int = at_least(1, 500)
 
 

@@ -7,7 +7,12 @@ class at once, so the same images buy far more learning; the memory-loss stage t
 follows (train.py) then starts from a good embedding. The classifier head is a cosine
 softmax (normalised key against normalised class weights, times a learned scale),
 because the memory and the 1-NN readout compare keys by cosine similarity too, so
-what the head learns is what the readouts use. Augmentation: a random shift of up to
+what the head learns is what the readouts use. An optional additive margin
+(`[pretrain] margin`, CosFace) subtracts a constant from the true class's cosine before
+the softmax, so a drawing is only counted right when it is closer to its own class by
+that much; the classes of the training alphabets then sit further apart, and unseen
+characters land between them with more room (docs/OMNIGLOT.md has the measurement).
+Augmentation: a random shift of up to
 `[pretrain] shift` pixels, and optionally a small random rotation and scaling
 (`rotation`, `zoom`). The learning rate follows a cosine decay to
 zero over `[pretrain] steps`.
@@ -143,15 +148,17 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         log(f"resuming classifier pre-training in {stage_dir} from step {found[0]}")
     start = int(step_var.numpy())
     variables = embedder.trainable_variables + [head.weights, head.scale]
+    margin = float(settings.margin)
 
     @tf.function
     def update(images, labels):
         with tf.GradientTape() as tape:
             keys = tf.math.l2_normalize(embedder(images, training=True), axis=1)
-            logits = head.scale * tf.matmul(keys, tf.math.l2_normalize(head.weights, axis=0))
+            cosines = tf.matmul(keys, tf.math.l2_normalize(head.weights, axis=0))
+            logits = head.scale * (cosines - margin * tf.one_hot(labels, train.num_classes))
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(logits, axis=1), labels), tf.float32))
+        hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(cosines, axis=1), labels), tf.float32))
         return loss, hits
 
     log_path = stage_dir / LOG_FILE

@@ -79,7 +79,8 @@ FACE, OMNIGLOT = cfg.RunConfig, cfg.OmniglotConfig
         (OMNIGLOT, "[memroy]\nmemory_size = 64\n", r"unknown section \[memroy\]; allowed sections: data, model, memory, train"),
         (OMNIGLOT, "[train]\nmemory_size = 64\n", r"unknown key 'memory_size' in \[train\]"),
         (OMNIGLOT, "memory_size = 64\n", r"memory_size = 64 is outside any section; put it under one of \[data\], \[model\]"),
-        (OMNIGLOT, "[model]\nchannels = [8]\n", r"\[model\] channels = \[8\] is out of range; allowed: two integers >= 1"),
+        (OMNIGLOT, "[model]\nchannels = [8, 8, 8, 8, 8]\n",
+         r"\[model\] channels = \[8, 8, 8, 8, 8\] is out of range; allowed: one to four integers >= 1"),
         (OMNIGLOT, "[train]\nepisode_width = 6\nepisode_length = 5\n", r"episode_length \(5\) must be >= episode_width \(6\)"),
     ],
 )
