@@ -88,6 +88,19 @@ def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int):
     return head
 
 
+def cosine_logits(keys, class_weights, scale, labels, margin: float):
+    """(logits, cosines) of the cosine-softmax head: unit keys [n, d] against unit class weights [d, c].
+
+    The margin is subtracted from each drawing's true-class cosine only, before the
+    scale; the cosines themselves (what a readout compares) are returned unchanged.
+    """
+    import tensorflow as tf
+
+    cosines = tf.matmul(tf.math.l2_normalize(keys, axis=1), tf.math.l2_normalize(class_weights, axis=0))
+    logits = scale * (cosines - margin * tf.one_hot(labels, tf.shape(class_weights)[1]))
+    return logits, cosines
+
+
 def monitor_accuracy(embedder, data: OmniglotData, key_dim: int, seed: int, tasks: int = MONITOR_TASKS) -> dict:
     """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s"."""
     from memory_module import StoreAllNearestNeighbour
@@ -153,9 +166,7 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
     @tf.function
     def update(images, labels):
         with tf.GradientTape() as tape:
-            keys = tf.math.l2_normalize(embedder(images, training=True), axis=1)
-            cosines = tf.matmul(keys, tf.math.l2_normalize(head.weights, axis=0))
-            logits = head.scale * (cosines - margin * tf.one_hot(labels, train.num_classes))
+            logits, cosines = cosine_logits(embedder(images, training=True), head.weights, head.scale, labels, margin)
             loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
         hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(cosines, axis=1), labels), tf.float32))
