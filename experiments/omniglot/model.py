@@ -6,8 +6,9 @@ code uses two blocks of 64 and 128 channels and keeps 30% of the key during trai
 (keep_prob=0.3); the fast preset shrinks the channels to save CPU time, and the full
 recipe adds a third block (32/64/128), which pools the 28x28 drawing down to 4x4 before
 the dense layer, so that layer has 2,048 inputs instead of 3,136 and the features it
-sees are built from larger receptive fields (docs/OMNIGLOT.md has the measurement). The memory normalises keys itself, so the key is
-left unnormalised here, as in the paper.
+sees are built from larger receptive fields (docs/OMNIGLOT.md has the measurement).
+The memory normalises keys itself, so the key is left unnormalised here, as in the
+paper.
 
 `batch_norm=True` puts batch normalisation after every convolution (and drops the
 convolution's bias): on the full background set it reaches a given validation accuracy
@@ -46,7 +47,9 @@ def build_embedder(
     if not 0.0 <= key_dropout < 1.0:
         raise ValueError(f"key_dropout must be in [0, 1), got {key_dropout}")
     if image_size < 2 ** len(channels):
-        raise ValueError(f"image_size must be >= {2 ** len(channels)} for {len(channels)} pooling blocks, got {image_size}")
+        raise ValueError(
+            f"image_size must be >= {2 ** len(channels)} for {len(channels)} pooling blocks, got {image_size}"
+        )
 
     # He-normal convolutions and a Glorot dense layer (seeded). The paper's code used a
     # truncated normal with stddev 0.1 everywhere, which is large for a 6272-input dense

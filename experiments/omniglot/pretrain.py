@@ -12,10 +12,9 @@ what the head learns is what the readouts use. An optional additive margin
 the softmax, so a drawing is only counted right when it is closer to its own class by
 that much; the classes of the training alphabets then sit further apart, and unseen
 characters land between them with more room (docs/OMNIGLOT.md has the measurement).
-Augmentation: a random shift of up to
-`[pretrain] shift` pixels, and optionally a small random rotation and scaling
-(`rotation`, `zoom`). The learning rate follows a cosine decay to
-zero over `[pretrain] steps`.
+Augmentation: a random shift of up to `[pretrain] shift` pixels, and optionally a small
+random rotation and scaling (`rotation`, `zoom`). The learning rate follows a cosine
+decay to zero over `[pretrain] steps`.
 
 Everything lives under `<run>/pretrain/`: checkpoints (embedder, head, optimizer, step)
 published by `latest.json` as in train.py, and `log.jsonl` with held-out 1-NN accuracy
