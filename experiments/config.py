@@ -239,6 +239,13 @@ class OmniglotModelSection:
                                       "one to four integers >= 1, one per block")
     key_dropout: float = setting(0.2, lambda v: 0 <= v < 1, "in [0, 1)")  # the paper: 0.7 (keep_prob 0.3)
     batch_norm: bool = False  # batch normalisation after every convolution
+    # copies of the network from different initial weights; the key joins their unit keys
+    members: int = setting(1, lambda v: 1 <= v <= 8, "an integer from 1 to 8")
+
+    @property
+    def output_dim(self) -> int:
+        """Width of the key the memory stores: key_dim per member."""
+        return self.key_dim * self.members
 
 
 @dataclass(frozen=True)
@@ -291,7 +298,7 @@ class OmniglotConfig:
             )
 
     def build_memory(self, seed_offset: int = 0):
-        return self.memory.build(key_dim=self.model.key_dim, seed=self.train.seed + seed_offset)
+        return self.memory.build(key_dim=self.model.output_dim, seed=self.train.seed + seed_offset)
 
 
 # ---------------------------------------------------------------- the loader

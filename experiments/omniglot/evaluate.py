@@ -222,7 +222,7 @@ def evaluate_run(
         "queries": queries,
         "seed": seed,
         "memory_size": config.memory.memory_size,
-        "key_dim": config.model.key_dim,
+        "key_dim": config.model.output_dim,
         "nway": [],
         "per_shot": [],
     }
@@ -234,8 +234,8 @@ def evaluate_run(
         keys = embed_images(embedder, test.images)
         readouts = {
             "memory": config.build_memory(seed_offset=2),
-            "1-NN": StoreAllNearestNeighbour(config.model.key_dim),
-            "prototype": PrototypeReadout(config.model.key_dim, max_labels=max(ways)),
+            "1-NN": StoreAllNearestNeighbour(config.model.output_dim),
+            "prototype": PrototypeReadout(config.model.output_dim, max_labels=max(ways)),
         }
         for n in ways:
             for k in shots:

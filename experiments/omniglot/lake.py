@@ -120,7 +120,7 @@ def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
     from experiments.metrics import proportion
     from experiments.omniglot.evaluate import embed_images, make_task_runner
 
-    readouts = {"memory": config.build_memory(seed_offset=3), "1-NN": StoreAllNearestNeighbour(config.model.key_dim)}
+    readouts = {"memory": config.build_memory(seed_offset=3), "1-NN": StoreAllNearestNeighbour(config.model.output_dim)}
     runners = {name: make_task_runner(readout) for name, readout in readouts.items()}
     per_run = {name: [] for name in readouts}
     for run in runs:

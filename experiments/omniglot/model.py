@@ -14,6 +14,17 @@ paper.
 convolution's bias): on the full background set it reaches a given validation accuracy
 in fewer images, which matters more than anything else on a 2-core CPU (see
 docs/OMNIGLOT.md for the measurement).
+
+`members > 1` builds that many copies of the network side by side, each from its own
+initial weights, and the key is their unit-length keys concatenated (then scaled back
+to unit length). Copies that start from different weights make different mistakes on
+unseen characters, so the concatenated key's cosine - the average of the members'
+cosines - finds the right neighbour more often than any one member's. On the
+validation alphabets, three separately trained networks joined this way gained 0.7
+points at 20-way 1-shot over one on average, where one network twice as wide gained
+0.35 for about the same CPU time (docs/OMNIGLOT.md). Each member's keys are normalised
+before the concatenation so that every member has the same say in a cosine.
+With one member the network and its layer names are exactly the single network's.
 """
 
 from __future__ import annotations
@@ -34,12 +45,17 @@ def build_embedder(
     image_size: int = 28,
     seed: int = 0,
     batch_norm: bool = False,
+    members: int = 1,
 ) -> keras.Model:
-    """Return a Keras model mapping float32 [n, s, s, 1] images in [0, 1] to [n, key_dim] keys.
+    """Return a Keras model mapping float32 [n, s, s, 1] images in [0, 1] to [n, members * key_dim] keys.
 
     `key_dropout` is the fraction of key units dropped while training (the paper's
-    keep_prob=0.3 is key_dropout=0.7); `training=False` turns it off.
+    keep_prob=0.3 is key_dropout=0.7); `training=False` turns it off. With several
+    `members`, member m's layers are named `member{m}_<layer>` and its key is columns
+    (m-1)*key_dim .. m*key_dim-1 of the output.
     """
+    if members < 1:
+        raise ValueError(f"members must be >= 1, got {members}")
     if key_dim < 1:
         raise ValueError(f"key_dim must be >= 1, got {key_dim}")
     if not 1 <= len(channels) <= 4 or min(channels) < 1:
@@ -51,6 +67,25 @@ def build_embedder(
             f"image_size must be >= {2 ** len(channels)} for {len(channels)} pooling blocks, got {image_size}"
         )
 
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    if members == 1:
+        return keras.Model(inputs, _member_key(inputs, key_dim, channels, key_dropout, seed, batch_norm, ""),
+                           name="omniglot_embedder")
+    # Member m's initial weights and dropout masks come from seeds far from member m+1's.
+    keys = [
+        keras.layers.UnitNormalization(name=f"member{m}_unit_key")(
+            _member_key(inputs, key_dim, channels, key_dropout, seed + 1000 * (m - 1), batch_norm, f"member{m}_"))
+        for m in range(1, members + 1)
+    ]
+    joined = keras.layers.Concatenate(name="member_keys")(keys)
+    key = keras.layers.Rescaling(1.0 / float(members) ** 0.5, name="unit_key")(joined)
+    return keras.Model(inputs, key, name="omniglot_embedder")
+
+
+def _member_key(inputs, key_dim: int, channels: tuple[int, ...], key_dropout: float, seed: int, batch_norm: bool,
+                prefix: str):
+    """The key tensor of one network on `inputs`; every layer name starts with `prefix`."""
+
     # He-normal convolutions and a Glorot dense layer (seeded). The paper's code used a
     # truncated normal with stddev 0.1 everywhere, which is large for a 6272-input dense
     # layer; the standard initialisers train faster in the few steps a CPU can afford.
@@ -59,12 +94,11 @@ def build_embedder(
             return keras.initializers.HeNormal(seed=seed + offset)
         return keras.initializers.GlorotUniform(seed=seed + offset)
 
-    inputs = keras.Input((image_size, image_size, 1), name="image")
     x = inputs
     layer = 0
     for block, width in enumerate(channels, start=1):
         for conv in ("a", "b"):
-            name = f"conv{block}{conv}"
+            name = f"{prefix}conv{block}{conv}"
             if batch_norm:
                 x = keras.layers.Conv2D(width, 3, padding="same", use_bias=False, kernel_initializer=init(layer), name=name)(x)
                 x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
@@ -74,11 +108,10 @@ def build_embedder(
                     width, 3, padding="same", activation="relu", kernel_initializer=init(layer), name=name
                 )(x)
             layer += 1
-        x = keras.layers.MaxPooling2D(2, padding="same", name=f"pool{block}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    key = keras.layers.Dense(key_dim, kernel_initializer=init(layer, relu=False), name="key")(x)
-    key = keras.layers.Dropout(key_dropout, seed=seed + 100, name="key_dropout")(key)
-    return keras.Model(inputs, key, name="omniglot_embedder")
+        x = keras.layers.MaxPooling2D(2, padding="same", name=f"{prefix}pool{block}")(x)
+    x = keras.layers.Flatten(name=f"{prefix}flatten")(x)
+    key = keras.layers.Dense(key_dim, kernel_initializer=init(layer, relu=False), name=f"{prefix}key")(x)
+    return keras.layers.Dropout(key_dropout, seed=seed + 100, name=f"{prefix}key_dropout")(key)
 
 
 def build_model(config: "OmniglotConfig") -> keras.Model:
@@ -90,6 +123,7 @@ def build_model(config: "OmniglotConfig") -> keras.Model:
         image_size=config.data.image_size,
         seed=config.train.seed,
         batch_norm=config.model.batch_norm,
+        members=config.model.members,
     )
 
 

@@ -76,28 +76,44 @@ def rotated_and_zoomed(images: np.ndarray, rng: np.random.Generator, degrees: fl
         fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
 
 
-def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int):
-    """Class weights [key_dim, classes] and a learned scale, tracked by one tf.Module for checkpoints."""
+def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int, members: int = 1):
+    """Class weights [members * key_dim, classes] (one block of rows per member) and a learned
+    scale, tracked by one tf.Module for checkpoints."""
     import tensorflow as tf
 
     head = tf.Module(name="cosine_head")
-    initial = tf.random.stateless_normal([key_dim, classes], seed=[seed, 17], stddev=1.0 / np.sqrt(key_dim))
+    initial = tf.random.stateless_normal([members * key_dim, classes], seed=[seed, 17], stddev=1.0 / np.sqrt(key_dim))
     head.weights = tf.Variable(initial, name="class_weights")
     head.scale = tf.Variable(float(scale), name="scale")
     return head
 
 
-def cosine_logits(keys, class_weights, scale, labels, margin: float):
-    """(logits, cosines) of the cosine-softmax head: unit keys [n, d] against unit class weights [d, c].
+def cosine_logits(keys, class_weights, scale, labels, margin: float, members: int = 1):
+    """(logits, cosines), each [n, members, c], of the cosine-softmax head.
 
-    The margin is subtracted from each drawing's true-class cosine only, before the
-    scale; the cosines themselves (what a readout compares) are returned unchanged.
+    Keys [n, members * d] and class weights [members * d, c] are split into the members'
+    blocks, and member m's unit key is compared with member m's unit class weights only:
+    every member is trained as its own classifier, as if it were trained alone. The
+    margin is subtracted from each drawing's true-class cosine only, before the scale;
+    the cosines themselves (what a readout compares) are returned unchanged.
     """
     import tensorflow as tf
 
-    cosines = tf.matmul(tf.math.l2_normalize(keys, axis=1), tf.math.l2_normalize(class_weights, axis=0))
-    logits = scale * (cosines - margin * tf.one_hot(labels, tf.shape(class_weights)[1]))
+    width = class_weights.shape[0] // members
+    member_keys = tf.math.l2_normalize(tf.reshape(keys, [-1, members, width]), axis=2)
+    member_weights = tf.math.l2_normalize(tf.reshape(class_weights, [members, width, -1]), axis=1)
+    cosines = tf.einsum("nmd,mdc->nmc", member_keys, member_weights)
+    logits = scale * (cosines - margin * tf.one_hot(labels, tf.shape(class_weights)[1])[:, None, :])
     return logits, cosines
+
+
+def classifier_loss(logits, labels):
+    """Softmax cross-entropy of [n, members, c] logits, averaged over drawings and members."""
+    import tensorflow as tf
+
+    members = tf.shape(logits)[1]
+    repeated = tf.repeat(labels[:, None], members, axis=1)
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(repeated, logits))
 
 
 def monitor_accuracy(embedder, data: OmniglotData, key_dim: int, seed: int, tasks: int = MONITOR_TASKS) -> dict:
@@ -149,7 +165,8 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
     keras.utils.set_random_seed(seed)
     embedder = build_model(config)
     train = data.train
-    head = make_cosine_head(key_dim, train.num_classes, settings.scale, seed)
+    members = config.model.members
+    head = make_cosine_head(key_dim, train.num_classes, settings.scale, seed, members)
     schedule = keras.optimizers.schedules.CosineDecay(settings.learning_rate, settings.steps)
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     step_var = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -165,10 +182,12 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
     @tf.function
     def update(images, labels):
         with tf.GradientTape() as tape:
-            logits, cosines = cosine_logits(embedder(images, training=True), head.weights, head.scale, labels, margin)
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits))
+            logits, cosines = cosine_logits(embedder(images, training=True), head.weights, head.scale, labels,
+                                            margin, members)
+            loss = classifier_loss(logits, labels)
         optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-        hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(cosines, axis=1), labels), tf.float32))
+        # the members' classifier together: the class with the highest mean cosine
+        hits = tf.reduce_mean(tf.cast(tf.equal(tf.argmax(tf.reduce_mean(cosines, axis=1), axis=1), labels), tf.float32))
         return loss, hits
 
     log_path = stage_dir / LOG_FILE
@@ -200,7 +219,7 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
                 "train_loss": round(float(np.mean(losses)), 4),
                 "train_accuracy": round(float(np.mean(hits)), 4),
                 "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, key_dim, seed).items()},
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.model.output_dim, seed).items()},
             }
             save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
             with open(log_path, "a", encoding="utf-8") as handle:

@@ -125,7 +125,7 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
 
     def make_memory(size: int):
         memory = dataclasses.replace(config.memory, memory_size=size, choose_k=min(config.memory.choose_k, size))
-        return memory.build(key_dim=config.model.key_dim, seed=config.train.seed + 4)
+        return memory.build(key_dim=config.model.output_dim, seed=config.train.seed + 4)
 
     results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed)
     return {"run": str(run_dir), "step": step, "test_alphabets": list(data.test_alphabets), **results}

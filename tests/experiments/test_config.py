@@ -81,6 +81,7 @@ FACE, OMNIGLOT = cfg.RunConfig, cfg.OmniglotConfig
         (OMNIGLOT, "memory_size = 64\n", r"memory_size = 64 is outside any section; put it under one of \[data\], \[model\]"),
         (OMNIGLOT, "[model]\nchannels = [8, 8, 8, 8, 8]\n",
          r"\[model\] channels = \[8, 8, 8, 8, 8\] is out of range; allowed: one to four integers >= 1"),
+        (OMNIGLOT, "[model]\nmembers = 0\n", r"\[model\] members = 0 is out of range; allowed: an integer from 1 to 8"),
         (OMNIGLOT, "[train]\nepisode_width = 6\nepisode_length = 5\n", r"episode_length \(5\) must be >= episode_width \(6\)"),
     ],
 )

@@ -162,3 +162,35 @@ def test_pooled_proportions_stay_within_zero_and_one():
     assert proportion(1000, 1000)["ci_low"] < 1.0  # all right still leaves room below
     with pytest.raises(ValueError):
         proportion(0, 0)
+
+
+def test_a_three_member_embedder_trains_both_stages_ships_and_evaluates(tmp_path, capsys, monkeypatch):
+    """Every stage sees the joined key: the classifier head per member, the memory and the readouts all 3 x 16 wide."""
+    config = tmp_path / "members.toml"
+    config.write_text(TWO_STAGE_TOML.replace("batch_norm = true", "batch_norm = true\nmembers = 3"))
+    data = [str(shared_omniglot_file(f"images_background_small{i}.zip")) for i in (1, 2)]
+    monkeypatch.setenv("KSHOT_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert main(["omniglot", "train", "--data", *data, "--config", str(config), "--no-progress", "--out", str(run)]) == 0
+    pre = [json.loads(line) for line in (run / "pretrain" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in pre] == [2, 4] and all(0.0 <= r["train_accuracy"] <= 1.0 for r in pre)
+
+    shipped = tmp_path / "shipped"
+    export_run(run, shipped, command="kshot omniglot train ...")
+    _, trained, _ = restore_embedder(run)
+    _, loaded, _ = load_shipped(shipped)
+    images = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+    keys = loaded(images, training=False).numpy()
+    assert keys.shape == (4, 48)
+    np.testing.assert_allclose(keys, trained(images, training=False).numpy(), atol=2e-2)
+
+    results_file = tmp_path / "eval.json"
+    assert main(["omniglot", "eval", "--checkpoint", str(shipped), "--data", *data, "--ways", "5", "--shots", "1",
+                 "--episodes", "10", "--json", str(results_file)]) == 0
+    results = json.loads(results_file.read_text())
+    assert results["key_dim"] == 48
+    trained_rows = {row["readout"]: row["mean"] for row in results["nway"] if row["embedder"] == "trained"}
+    assert set(trained_rows) == {"memory", "1-NN", "prototype"}
+    # One shot per class: the memory holds exactly the support keys, so it answers as 1-NN does.
+    assert trained_rows["memory"] == pytest.approx(trained_rows["1-NN"])
+    assert trained_rows["prototype"] == pytest.approx(trained_rows["1-NN"])
