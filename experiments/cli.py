@@ -4,7 +4,7 @@
     kshot embed      a dataset's FaceNet embeddings in one npz
     kshot report     rebuild a run's summary and figures from its files
     kshot sweep      a grid of runs, on a local process pool or a Ray cluster
-    kshot omniglot   train | eval | lake | stream | curve | ship: the memory on Omniglot
+    kshot omniglot   train | eval | compare | lake | stream | curve | ship: the memory on Omniglot
     kshot enroll     add people's photos to a face gallery file
     kshot identify   name the people in photos from a gallery, or answer "unknown"
     kshot calibrate  the gallery's open-set threshold: TAR at FAR, EER, ROC figure
@@ -253,7 +253,7 @@ def handle_report(args) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- kshot omniglot train | eval | lake | stream | curve | ship
+# ---------------------------------------------------------------- kshot omniglot train | eval | compare | lake | stream | curve | ship
 
 
 def add_omniglot(subparsers) -> None:
@@ -293,6 +293,21 @@ def add_omniglot(subparsers) -> None:
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.set_defaults(handler=handle_omniglot_eval)
+
+    compare = commands.add_parser(
+        "compare", help="two checkpoints on the same held-out tasks: paired difference of accuracy with a 95%% CI")
+    compare.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
+    compare.add_argument("--reference", required=True, metavar="DIR",
+                         help="the checkpoint (run directory or shipped layout) to subtract")
+    compare.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
+    compare.add_argument("--ways", type=int, nargs="+", default=[5, 20], help="classes per task (one or more)")
+    compare.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="labelled examples per class (one or more)")
+    compare.add_argument("--episodes", type=int, default=1000, help="test tasks per setting")
+    compare.add_argument("--readout", choices=("memory", "1-NN", "prototype"), default="memory",
+                         help="the readout both embedders are scored with")
+    compare.add_argument("--seed", type=int, default=0, help="seed of the test tasks (the same as eval's)")
+    compare.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    compare.set_defaults(handler=handle_omniglot_compare)
 
     lake = commands.add_parser("lake", help="Lake et al.'s 20 one-shot runs: mean accuracy and error rate over runs")
     lake.add_argument("--runs", required=True, metavar="PATH",
@@ -364,6 +379,20 @@ def handle_omniglot_eval(args) -> int:
         untrained=not args.no_untrained, progress=True,
     )
     print(results_markdown(results))
+    if args.json:
+        write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def handle_omniglot_compare(args) -> int:
+    from experiments.omniglot.compare import compare_checkpoints, comparison_markdown
+    from kshot_io import write_text_atomic
+
+    results = compare_checkpoints(
+        checkpoint_or_shipped(args.checkpoint), args.reference, sources=args.data, ways=args.ways, shots=args.shots,
+        episodes=args.episodes, readout=args.readout, seed=args.seed,
+    )
+    print(comparison_markdown(results))
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")
     return 0

@@ -76,6 +76,23 @@ def nway_kshot_accuracy(
     seed: int = 0,
 ) -> dict[str, dict]:
     """Accuracy of each readout in `memories` ({name: memory}) on the same `episodes` tasks."""
+    hits = task_hits(keys, data, memories, ways, shots, episodes, queries, seed)
+    answered = episodes * ways * queries
+    return {name: {**proportion(int(h.sum()), answered), "episodes": episodes} for name, h in hits.items()}
+
+
+def task_hits(
+    keys: np.ndarray,
+    data: OmniglotData,
+    memories: dict,
+    ways: int,
+    shots: int,
+    episodes: int,
+    queries: int = 1,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """Correct answers per task [episodes] of each readout; the tasks depend only on
+    (data, ways, shots, queries, seed), so two embedders' hits pair task by task."""
     import tensorflow as tf
 
     if episodes < 2:
@@ -84,8 +101,8 @@ def nway_kshot_accuracy(
     rng = np.random.default_rng([seed, ways, shots, queries])
     runners = {name: make_task_runner(memory) for name, memory in memories.items()}
     labels = tf.constant(np.arange(ways, dtype=np.int64))
-    correct = {name: 0 for name in memories}
-    for _ in range(episodes):
+    correct = {name: np.zeros(episodes, np.int64) for name in memories}
+    for episode in range(episodes):
         task = sample_task(by_class, rng, ways, shots, queries)
         # [shots, ways]: round r holds the r-th support drawing of every class, in label order
         rounds = task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
@@ -93,9 +110,8 @@ def nway_kshot_accuracy(
         query_keys = tf.constant(keys[task.query])
         for name, run in runners.items():
             predicted = run(support, labels, query_keys).numpy()
-            correct[name] += int(np.sum(predicted == task.query_labels))
-    answered = episodes * ways * queries
-    return {name: {**proportion(hits, answered), "episodes": episodes} for name, hits in correct.items()}
+            correct[name][episode] = int(np.sum(predicted == task.query_labels))
+    return correct
 
 
 def make_sequence_runner(memory):

@@ -164,8 +164,10 @@ def test_pooled_proportions_stay_within_zero_and_one():
         proportion(0, 0)
 
 
-def test_a_three_member_embedder_trains_both_stages_ships_and_evaluates(tmp_path, capsys, monkeypatch):
-    """Every stage sees the joined key: the classifier head per member, the memory and the readouts all 3 x 16 wide."""
+def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares(trained_run, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Every stage sees the joined key: the classifier head per member, the memory and the readouts all 3 x 16 wide.
+    Then `compare` against the one-member run: the same tasks as `eval`, and a zero difference against itself."""
     config = tmp_path / "members.toml"
     config.write_text(TWO_STAGE_TOML.replace("batch_norm = true", "batch_norm = true\nmembers = 3"))
     data = [str(shared_omniglot_file(f"images_background_small{i}.zip")) for i in (1, 2)]
@@ -194,3 +196,29 @@ def test_a_three_member_embedder_trains_both_stages_ships_and_evaluates(tmp_path
     # One shot per class: the memory holds exactly the support keys, so it answers as 1-NN does.
     assert trained_rows["memory"] == pytest.approx(trained_rows["1-NN"])
     assert trained_rows["prototype"] == pytest.approx(trained_rows["1-NN"])
+
+    single, _ = trained_run
+    compared_file = tmp_path / "compare.json"
+    capsys.readouterr()
+    assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(single), "--data", *data,
+                 "--ways", "5", "--shots", "1", "2", "--episodes", "10", "--json", str(compared_file)]) == 0
+    assert "| 5 | 1 | 10 |" in capsys.readouterr().out
+    compared = json.loads(compared_file.read_text())
+    first = compared["cells"][0]
+    assert (first["ways"], first["shots"]) == (5, 1)
+    assert first["checkpoint"]["mean"] == pytest.approx(trained_rows["memory"])  # eval's tasks, task for task
+    for cell in compared["cells"]:
+        assert cell["difference"] == pytest.approx(cell["checkpoint"]["mean"] - cell["reference"]["mean"])
+        assert -1.0 <= cell["ci_low"] <= cell["difference"] <= cell["ci_high"] <= 1.0
+
+    assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(shipped), "--data", *data,
+                 "--ways", "5", "--shots", "1", "--episodes", "10"]) == 0
+    assert "| +0.00 | [+0.00, +0.00] | within noise |" in capsys.readouterr().out
+
+    other_split = tmp_path / "other_split"
+    shutil.copytree(shipped, other_split)
+    split = json.loads((other_split / "split.json").read_text())
+    (other_split / "split.json").write_text(json.dumps({**split, "test_alphabets": ["Korean"]}))
+    assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(other_split), "--data", *data,
+                 "--episodes", "10", "--ways", "5"]) == 2
+    assert "holds out Latin" in capsys.readouterr().err

@@ -1,0 +1,110 @@
+"""Two Omniglot checkpoints on the same held-out tasks: the paired difference of their accuracy.
+
+Each checkpoint's own interval says how well it is measured, not whether it beats the
+other: on the same 1,000 tasks most answers agree, so the difference is known far more
+precisely than the two intervals suggest, and two overlapping intervals can hide a
+real gain. Here both embedders answer exactly the same tasks (the tasks depend only
+on the data, the setting and the seed), and the per-task differences in accuracy give
+a percentile-bootstrap interval and a Wilcoxon signed-rank test
+(experiments.metrics.paired_difference). A difference whose interval includes zero is
+reported as within noise.
+
+Both checkpoints must hold out the same alphabets; comparing across splits would
+compare the alphabets as much as the embedders.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+READOUTS = ("memory", "1-NN", "prototype")
+
+
+def compare_checkpoints(
+    checkpoint: str | os.PathLike,
+    reference: str | os.PathLike,
+    sources=None,
+    ways: Sequence[int] = (5, 20),
+    shots: Sequence[int] = (1, 5),
+    episodes: int = 1000,
+    readout: str = "memory",
+    seed: int = 0,
+) -> dict:
+    """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
+    from experiments.omniglot.evaluate import embed_images, restore_with_data, task_hits
+    from experiments.omniglot.readouts import PrototypeReadout
+
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    loaded = {}
+    for role, path in (("checkpoint", checkpoint), ("reference", reference)):
+        config, embedder, step, data = restore_with_data(path, sources)
+        loaded[role] = (config, embedder, step, data)
+    held_out = {role: tuple(entry[3].test_alphabets) for role, entry in loaded.items()}
+    if held_out["checkpoint"] != held_out["reference"]:
+        raise ValueError(
+            f"{checkpoint} holds out {', '.join(held_out['checkpoint'])} but {reference} holds out "
+            f"{', '.join(held_out['reference'])}; compare checkpoints trained with the same split"
+        )
+    test = loaded["checkpoint"][3].test
+    for n in ways:
+        if n > test.num_classes:
+            raise ValueError(f"{n}-way needs {n} held-out characters but the test alphabets have {test.num_classes}")
+
+    def readout_of(config):
+        width = config.model.output_dim
+        if readout == "memory":
+            return config.build_memory(seed_offset=2)  # as `kshot omniglot eval` builds it
+        if readout == "1-NN":
+            return StoreAllNearestNeighbour(width)
+        return PrototypeReadout(width, max_labels=max(ways))
+
+    hits = {}
+    for role, (config, embedder, _, data) in loaded.items():
+        keys = embed_images(embedder, data.test.images)
+        memory = readout_of(config)
+        hits[role] = {(n, k): task_hits(keys, data.test, {readout: memory}, n, k, episodes, 1, seed)[readout]
+                      for n in ways for k in shots}
+    cells = []
+    for n in ways:
+        for k in shots:
+            model, base = hits["checkpoint"][(n, k)] / n, hits["reference"][(n, k)] / n
+            difference = paired_difference(model, base)
+            cells.append({
+                "ways": n, "shots": k, "episodes": episodes,
+                "checkpoint": proportion(int(hits["checkpoint"][(n, k)].sum()), episodes * n),
+                "reference": proportion(int(hits["reference"][(n, k)].sum()), episodes * n),
+                "difference": difference.mean, "ci_low": difference.low, "ci_high": difference.high,
+                "p_value": difference.p_value, "resolved": difference.resolved,
+            })
+    return {
+        "checkpoint": str(checkpoint), "reference": str(reference),
+        "steps": {role: entry[2] for role, entry in loaded.items()},
+        "test_alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": seed,
+        "method": PAIRED_METHOD.replace("repeat", "task"), "cells": cells,
+    }
+
+
+def comparison_markdown(results: dict) -> str:
+    """One row per cell: both accuracies and the paired difference, 'within noise' when its interval holds 0."""
+    lines = [
+        f"{results['readout']} readout, checkpoint `{results['checkpoint']}` minus reference "
+        f"`{results['reference']}`, the same tasks on {', '.join(results['test_alphabets'])} "
+        f"({results['method']}):",
+        "",
+        "| ways | shots | tasks | checkpoint | reference | difference (points) | 95% CI | verdict |",
+        "|---:|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for cell in results["cells"]:
+        verdict = "within noise" if cell["ci_low"] <= 0 <= cell["ci_high"] else (
+            "checkpoint better" if cell["difference"] > 0 else "reference better")
+        lines.append(
+            f"| {cell['ways']} | {cell['shots']} | {cell['episodes']} | {100 * cell['checkpoint']['mean']:.1f}% "
+            f"| {100 * cell['reference']['mean']:.1f}% | {100 * cell['difference']:+.2f} "
+            f"| [{100 * cell['ci_low']:+.2f}, {100 * cell['ci_high']:+.2f}] | {verdict} |"
+        )
+    return "\n".join(lines)
