@@ -291,6 +291,8 @@ def add_omniglot(subparsers) -> None:
                           help="Kaiser-style episodes for per-shot accuracy (default: --episodes)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the test tasks")
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
+    evaluate.add_argument("--by-alphabet", action="store_true",
+                          help="also report the trained embedder's accuracy by the query's alphabet")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     evaluate.set_defaults(handler=handle_omniglot_eval)
 
@@ -376,7 +378,7 @@ def handle_omniglot_eval(args) -> int:
     results = evaluate_run(
         checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
         queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
-        untrained=not args.no_untrained, progress=True,
+        untrained=not args.no_untrained, progress=True, by_alphabet=args.by_alphabet,
     )
     print(results_markdown(results))
     if args.json:

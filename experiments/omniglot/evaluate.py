@@ -76,12 +76,24 @@ def nway_kshot_accuracy(
     seed: int = 0,
 ) -> dict[str, dict]:
     """Accuracy of each readout in `memories` ({name: memory}) on the same `episodes` tasks."""
-    hits = task_hits(keys, data, memories, ways, shots, episodes, queries, seed)
-    answered = episodes * ways * queries
-    return {name: {**proportion(int(h.sum()), answered), "episodes": episodes} for name, h in hits.items()}
+    truth, answered = task_answers(keys, data, memories, ways, shots, episodes, queries, seed)
+    return accuracy_of_answers(truth, answered)
 
 
-def task_hits(
+def accuracy_of_answers(truth: np.ndarray, answered: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Pooled accuracy with its Wilson interval of each readout's answers (task_answers)."""
+    return {name: {**proportion(int(np.sum(a == truth)), truth.size), "episodes": truth.shape[0]}
+            for name, a in answered.items()}
+
+
+def task_hits(keys: np.ndarray, data: OmniglotData, memories: dict, ways: int, shots: int, episodes: int,
+              queries: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
+    """Correct answers per task [episodes] of each readout (see task_answers)."""
+    truth, answered = task_answers(keys, data, memories, ways, shots, episodes, queries, seed)
+    return {name: np.sum(a == truth, axis=1) for name, a in answered.items()}
+
+
+def task_answers(
     keys: np.ndarray,
     data: OmniglotData,
     memories: dict,
@@ -90,9 +102,13 @@ def task_hits(
     episodes: int,
     queries: int = 1,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Correct answers per task [episodes] of each readout; the tasks depend only on
-    (data, ways, shots, queries, seed), so two embedders' hits pair task by task."""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(true class ids [episodes, ways*queries], {readout: answered class ids, same shape}).
+
+    Class ids index `data.characters`, so answers can be grouped by the query's alphabet.
+    The tasks depend only on (data, ways, shots, queries, seed), so two embedders'
+    answers pair task by task.
+    """
     import tensorflow as tf
 
     if episodes < 2:
@@ -101,17 +117,48 @@ def task_hits(
     rng = np.random.default_rng([seed, ways, shots, queries])
     runners = {name: make_task_runner(memory) for name, memory in memories.items()}
     labels = tf.constant(np.arange(ways, dtype=np.int64))
-    correct = {name: np.zeros(episodes, np.int64) for name in memories}
+    truth = np.zeros((episodes, ways * queries), np.int64)
+    answered = {name: np.zeros((episodes, ways * queries), np.int64) for name in memories}
     for episode in range(episodes):
         task = sample_task(by_class, rng, ways, shots, queries)
+        truth[episode] = data.labels[task.query]
+        class_of_label = data.labels[task.query[::queries]]  # queries are grouped by label 0..ways-1
         # [shots, ways]: round r holds the r-th support drawing of every class, in label order
         rounds = task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
         support = tf.constant(keys[rounds])
         query_keys = tf.constant(keys[task.query])
         for name, run in runners.items():
             predicted = run(support, labels, query_keys).numpy()
-            correct[name][episode] = int(np.sum(predicted == task.query_labels))
-    return correct
+            known = (predicted >= 0) & (predicted < ways)  # an empty memory answers -1
+            answered[name][episode] = np.where(known, class_of_label[np.clip(predicted, 0, ways - 1)], -1)
+    return truth, answered
+
+
+def accuracy_by_alphabet(truth: np.ndarray, answered: np.ndarray, data: OmniglotData) -> list[dict]:
+    """Per alphabet of the query: accuracy with its Wilson interval, and the share of its
+    wrong answers that named a character of the same alphabet.
+
+    Which held-out alphabets are hard, and whether the mistakes are look-alikes from the
+    same script or confusions across scripts; a diagnostic, not something to tune on.
+    """
+    alphabets = np.asarray(data.alphabets)
+    query_alphabet = alphabets[truth]
+    wrong = answered != truth
+    same_script = np.zeros_like(wrong)
+    named = answered >= 0
+    same_script[named] = alphabets[answered[named]] == query_alphabet[named]
+    rows = []
+    for alphabet in data.alphabet_names():
+        mine = query_alphabet == alphabet
+        errors = int(np.sum(wrong & mine))
+        rows.append({
+            "alphabet": alphabet,
+            "characters": int(np.sum(alphabets == alphabet)),
+            "answers": int(mine.sum()),
+            **proportion(int(np.sum(~wrong & mine)), int(mine.sum())),
+            "errors_within_alphabet": (int(np.sum(wrong & mine & same_script)) / errors) if errors else None,
+        })
+    return rows
 
 
 def make_sequence_runner(memory):
@@ -207,8 +254,12 @@ def evaluate_run(
     seed: int = 0,
     untrained: bool = True,
     progress: bool = False,
+    by_alphabet: bool = False,
 ) -> dict:
-    """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict."""
+    """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict.
+
+    `by_alphabet` adds, for the trained embedder, each cell's accuracy by the query's
+    alphabet (accuracy_by_alphabet), from the same tasks."""
     import keras
     from memory_module import StoreAllNearestNeighbour
 
@@ -241,6 +292,7 @@ def evaluate_run(
         "key_dim": config.model.output_dim,
         "nway": [],
         "per_shot": [],
+        "by_alphabet": [],
     }
     steps_total = len(embedders) * len(ways) * (len(shots) + (1 if per_shot_episodes else 0))
     from tqdm import tqdm
@@ -255,9 +307,13 @@ def evaluate_run(
         }
         for n in ways:
             for k in shots:
-                measured = nway_kshot_accuracy(keys, test, readouts, n, k, episodes, queries, seed)
-                for readout, stats in measured.items():
+                truth, answered = task_answers(keys, test, readouts, n, k, episodes, queries, seed)
+                for readout, stats in accuracy_of_answers(truth, answered).items():
                     results["nway"].append({"embedder": embedder_name, "readout": readout, "ways": n, "shots": k, **stats})
+                if by_alphabet and embedder_name == "trained":
+                    for readout, answers in answered.items():
+                        results["by_alphabet"] += [{"readout": readout, "ways": n, "shots": k, **row}
+                                                   for row in accuracy_by_alphabet(truth, answers, test)]
                 bar.update(1)
             if per_shot_episodes:
                 curve = per_shot_accuracy(keys, test, readouts["memory"], n, rounds, per_shot_episodes, seed)
@@ -299,4 +355,20 @@ def results_markdown(results: dict) -> str:
         for row in results["per_shot"]:
             cells = " | ".join(f"{100 * c['mean']:.1f}% ±{100 * c['half_width']:.1f}" for c in row["curve"])
             lines.append(f"| {row['embedder']} | {row['ways']} | {row['episodes']} | {cells} |")
+    memory_rows = [row for row in results.get("by_alphabet", []) if row["readout"] == "memory"]
+    if memory_rows:
+        lines += [
+            "",
+            "Trained embedder, memory readout, by the query's alphabet (the same tasks; "
+            "'same alphabet' is the share of wrong answers that named a character of the query's own alphabet):",
+            "",
+            "| ways | shots | alphabet | characters | answers | accuracy | 95% CI | same alphabet |",
+            "|---:|---:|---|---:|---:|---:|---|---:|",
+        ]
+        for row in memory_rows:
+            share = "" if row["errors_within_alphabet"] is None else f"{100 * row['errors_within_alphabet']:.0f}%"
+            lines.append(
+                f"| {row['ways']} | {row['shots']} | {row['alphabet']} | {row['characters']} | {row['answers']} "
+                f"| {100 * row['mean']:.1f}% | [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] | {share} |"
+            )
     return "\n".join(lines) + "\n"

@@ -75,13 +75,25 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
 
     results_file = tmp_path / "eval.json"
     assert main(["omniglot", "eval", "--checkpoint", str(interrupted), "--data", *data, "--ways", "20",
-                 "--shots", "2", "--episodes", "20", "--per-shot-episodes", "3", "--json", str(results_file)]) == 0
+                 "--shots", "2", "--episodes", "20", "--per-shot-episodes", "3", "--by-alphabet",
+                 "--json", str(results_file)]) == 0
     printed = capsys.readouterr().out
     assert "| trained | memory | 20 | 2 |" in printed and "| untrained | 1-NN | 20 | 2 |" in printed
+    assert "| 20 | 2 | Sanskrit |" in printed and "| 20 | 2 | Tagalog |" in printed
     results = json.loads(results_file.read_text())
     assert results["step"] == 6 and len(results["nway"]) == 2 * 3  # embedders x readouts
     for row in results["nway"]:
         assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0 and row["episodes"] == 20
+    # By alphabet: the same 20 x 20 answers, split by the query's alphabet, add back up to the cell.
+    overall = {row["readout"]: row["mean"] for row in results["nway"] if row["embedder"] == "trained"}
+    for readout, total in overall.items():
+        rows = [row for row in results["by_alphabet"] if row["readout"] == readout]
+        assert [row["alphabet"] for row in rows] == ["Sanskrit", "Tagalog"]
+        assert sum(row["answers"] for row in rows) == 20 * 20
+        assert sum(row["mean"] * row["answers"] for row in rows) / 400 == pytest.approx(total)
+        for row in rows:
+            assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
+            assert row["errors_within_alphabet"] is None or 0.0 <= row["errors_within_alphabet"] <= 1.0
     curve = results["per_shot"][0]["curve"]
     assert [c["shot"] for c in curve] == [0, 1, 2] and curve[0]["mean"] == 0.0
 

@@ -222,3 +222,18 @@ def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares
     assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(other_split), "--data", *data,
                  "--episodes", "10", "--ways", "5"]) == 2
     assert "holds out Latin" in capsys.readouterr().err
+
+
+def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
+    from types import SimpleNamespace
+
+    from experiments.omniglot.evaluate import accuracy_by_alphabet
+
+    data = SimpleNamespace(alphabets=("A", "A", "B", "B"), alphabet_names=lambda: ["A", "B"])
+    truth = np.array([[0, 1, 2, 3], [0, 1, 2, 3]])
+    answered = np.array([[0, 0, 0, 3], [1, 1, 3, -1]])  # A: 2 of 4 right, both misses name A; B: 1 of 4
+    rows = {row["alphabet"]: row for row in accuracy_by_alphabet(truth, answered, data)}
+    assert rows["A"]["answers"] == 4 and rows["A"]["mean"] == 0.5 and rows["A"]["errors_within_alphabet"] == 1.0
+    # B's misses: class 0 (alphabet A), class 3 (B), and no answer: one of three within B
+    assert rows["B"]["mean"] == 0.25 and rows["B"]["errors_within_alphabet"] == pytest.approx(1 / 3)
+    assert rows["A"]["characters"] == 2
