@@ -291,6 +291,8 @@ def add_omniglot(subparsers) -> None:
                           help="Kaiser-style episodes for per-shot accuracy (default: --episodes)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the test tasks")
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
+    evaluate.add_argument("--split", choices=("test", "validation"), default="test",
+                          help="the held-out alphabets to measure: test (reported) or validation (for choosing recipes)")
     evaluate.add_argument("--by-alphabet", action="store_true",
                           help="also report the trained embedder's accuracy by the query's alphabet")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -308,6 +310,8 @@ def add_omniglot(subparsers) -> None:
     compare.add_argument("--readout", choices=("memory", "1-NN", "prototype"), default="memory",
                          help="the readout both embedders are scored with")
     compare.add_argument("--seed", type=int, default=0, help="seed of the test tasks (the same as eval's)")
+    compare.add_argument("--split", choices=("test", "validation"), default="test",
+                         help="the held-out alphabets to compare on: test (reported) or validation (for choosing recipes)")
     compare.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     compare.set_defaults(handler=handle_omniglot_compare)
 
@@ -379,6 +383,7 @@ def handle_omniglot_eval(args) -> int:
         checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
         queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
         untrained=not args.no_untrained, progress=True, by_alphabet=args.by_alphabet,
+        split=args.split,
     )
     print(results_markdown(results))
     if args.json:
@@ -392,7 +397,7 @@ def handle_omniglot_compare(args) -> int:
 
     results = compare_checkpoints(
         checkpoint_or_shipped(args.checkpoint), args.reference, sources=args.data, ways=args.ways, shots=args.shots,
-        episodes=args.episodes, readout=args.readout, seed=args.seed,
+        episodes=args.episodes, readout=args.readout, seed=args.seed, split=args.split,
     )
     print(comparison_markdown(results))
     if args.json:

@@ -30,8 +30,12 @@ def compare_checkpoints(
     episodes: int = 1000,
     readout: str = "memory",
     seed: int = 0,
+    split: str = "test",
 ) -> dict:
-    """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict."""
+    """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict.
+
+    `split="validation"` compares on the validation alphabets: the way to choose between
+    two recipes without looking at the test alphabets."""
     from memory_module import StoreAllNearestNeighbour
 
     from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
@@ -40,20 +44,26 @@ def compare_checkpoints(
 
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
         config, embedder, step, data = restore_with_data(path, sources)
-        loaded[role] = (config, embedder, step, data)
-    held_out = {role: tuple(entry[3].test_alphabets) for role, entry in loaded.items()}
+        part = data.test if split == "test" else data.validation
+        if part is None:
+            raise ValueError(f"{path} was trained without validation alphabets; compare on the test split instead")
+        alphabets = data.test_alphabets if split == "test" else data.validation_alphabets
+        loaded[role] = (config, embedder, step, part, tuple(alphabets))
+    held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(
             f"{checkpoint} holds out {', '.join(held_out['checkpoint'])} but {reference} holds out "
-            f"{', '.join(held_out['reference'])}; compare checkpoints trained with the same split"
+            f"{', '.join(held_out['reference'])} as its {split} alphabets; compare checkpoints trained with the same split"
         )
-    test = loaded["checkpoint"][3].test
+    test = loaded["checkpoint"][3]
     for n in ways:
         if n > test.num_classes:
-            raise ValueError(f"{n}-way needs {n} held-out characters but the test alphabets have {test.num_classes}")
+            raise ValueError(f"{n}-way needs {n} held-out characters but the {split} alphabets have {test.num_classes}")
 
     def readout_of(config):
         width = config.model.output_dim
@@ -64,10 +74,10 @@ def compare_checkpoints(
         return PrototypeReadout(width, max_labels=max(ways))
 
     hits = {}
-    for role, (config, embedder, _, data) in loaded.items():
-        keys = embed_images(embedder, data.test.images)
+    for role, (config, embedder, _, part, _) in loaded.items():
+        keys = embed_images(embedder, part.images)
         memory = readout_of(config)
-        hits[role] = {(n, k): task_hits(keys, data.test, {readout: memory}, n, k, episodes, 1, seed)[readout]
+        hits[role] = {(n, k): task_hits(keys, part, {readout: memory}, n, k, episodes, 1, seed)[readout]
                       for n in ways for k in shots}
     cells = []
     for n in ways:
@@ -84,7 +94,7 @@ def compare_checkpoints(
     return {
         "checkpoint": str(checkpoint), "reference": str(reference),
         "steps": {role: entry[2] for role, entry in loaded.items()},
-        "test_alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": seed,
+        "evaluated": split, "alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": seed,
         "method": PAIRED_METHOD.replace("repeat", "task"), "cells": cells,
     }
 
@@ -93,7 +103,8 @@ def comparison_markdown(results: dict) -> str:
     """One row per cell: both accuracies and the paired difference, 'within noise' when its interval holds 0."""
     lines = [
         f"{results['readout']} readout, checkpoint `{results['checkpoint']}` minus reference "
-        f"`{results['reference']}`, the same tasks on {', '.join(results['test_alphabets'])} "
+        f"`{results['reference']}`, the same tasks on the {results['evaluated']} alphabets "
+        f"{', '.join(results['alphabets'])} "
         f"({results['method']}):",
         "",
         "| ways | shots | tasks | checkpoint | reference | difference (points) | 95% CI | verdict |",

@@ -255,24 +255,32 @@ def evaluate_run(
     untrained: bool = True,
     progress: bool = False,
     by_alphabet: bool = False,
+    split: str = "test",
 ) -> dict:
     """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict.
 
     `by_alphabet` adds, for the trained embedder, each cell's accuracy by the query's
-    alphabet (accuracy_by_alphabet), from the same tasks."""
+    alphabet (accuracy_by_alphabet), from the same tasks. `split="validation"` measures
+    the run's validation alphabets instead, where recipes are compared, so that the
+    test alphabets are never looked at while choosing."""
     import keras
     from memory_module import StoreAllNearestNeighbour
 
     from experiments.omniglot.model import build_model
     from experiments.omniglot.readouts import PrototypeReadout
 
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     config, trained, step, data = restore_with_data(run_dir, sources)
-    test = data.test
+    if split == "validation" and data.validation is None:
+        raise ValueError(f"{run_dir} was trained without validation alphabets; evaluate its test split instead")
+    test = data.test if split == "test" else data.validation
+    alphabets = data.test_alphabets if split == "test" else data.validation_alphabets
     for n in ways:
         if n > test.num_classes:
             raise ValueError(
-                f"{n}-way needs {n} held-out characters but the test alphabets "
-                f"({', '.join(data.test_alphabets)}) have {test.num_classes}"
+                f"{n}-way needs {n} held-out characters but the {split} alphabets "
+                f"({', '.join(alphabets)}) have {test.num_classes}"
             )
     per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes
     rounds = max(shots) + 1
@@ -285,6 +293,7 @@ def evaluate_run(
         "run": str(run_dir),
         "step": step,
         "split": data.describe(),
+        "evaluated": split,
         "episodes": episodes,
         "queries": queries,
         "seed": seed,
@@ -328,9 +337,11 @@ def evaluate_run(
 def results_markdown(results: dict) -> str:
     """Tables of the N-way k-shot accuracies and the per-shot curves."""
     split = results["split"]
+    evaluated = results.get("evaluated", "test")
     lines = [
-        f"Run {results['run']} at step {results['step']}; held out: {split['test_characters']} characters of "
-        f"{', '.join(split['test_alphabets'])}; trained on {split['train_characters']} characters "
+        f"Run {results['run']} at step {results['step']}; evaluated on the {evaluated} alphabets: "
+        f"{split[evaluated + '_characters']} characters of {', '.join(split[evaluated + '_alphabets'])}; "
+        f"trained on {split['train_characters']} characters "
         f"({split['train_classes_with_rotations']} classes with rotations).",
         "",
         f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class, mean [95% CI]:",

@@ -223,6 +223,10 @@ def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares
                  "--episodes", "10", "--ways", "5"]) == 2
     assert "holds out Latin" in capsys.readouterr().err
 
+    assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(single), "--data", *data,
+                 "--split", "validation", "--ways", "5", "--shots", "1", "--episodes", "10"]) == 0
+    assert "the same tasks on the validation alphabets Greek" in capsys.readouterr().out
+
 
 def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
     from types import SimpleNamespace
@@ -237,3 +241,27 @@ def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
     # B's misses: class 0 (alphabet A), class 3 (B), and no answer: one of three within B
     assert rows["B"]["mean"] == 0.25 and rows["B"]["errors_within_alphabet"] == pytest.approx(1 / 3)
     assert rows["A"]["characters"] == 2
+
+
+def test_eval_measures_the_validation_alphabets_when_asked(trained_run, tmp_path, capsys):
+    run, base = trained_run
+    data = base[base.index("--data") + 1:base.index("--config")]
+    results_file = tmp_path / "validation.json"
+    capsys.readouterr()
+    assert main(["omniglot", "eval", "--checkpoint", str(run), "--data", *data, "--split", "validation", "--ways", "5",
+                 "--episodes", "5", "--per-shot-episodes", "0", "--no-untrained", "--json", str(results_file)]) == 0
+    greek = json.loads((run / "split.json").read_text())["validation_characters"]
+    assert f"evaluated on the validation alphabets: {greek} characters of Greek" in capsys.readouterr().out
+    results = json.loads(results_file.read_text())
+    assert results["evaluated"] == "validation" and {row["ways"] for row in results["nway"]} == {5}
+
+    no_validation = tmp_path / "no_validation"
+    shutil.copytree(run, no_validation)
+    (no_validation / "config.toml").write_text(
+        (run / "config.toml").read_text().replace('validation_alphabets = ["Greek"]', "validation_alphabets = []"))
+    split = json.loads((no_validation / "split.json").read_text())
+    split.pop("validation_alphabets")
+    (no_validation / "split.json").write_text(json.dumps(split))
+    assert main(["omniglot", "eval", "--checkpoint", str(no_validation), "--data", *data, "--split", "validation",
+                 "--episodes", "5"]) == 2
+    assert "trained without validation alphabets" in capsys.readouterr().err
