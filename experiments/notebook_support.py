@@ -21,7 +21,7 @@ from experiments.config import CONFIG_DIR
 REPO_ROOT = Path(__file__).resolve().parent.parent
 QUICK_CONFIG = CONFIG_DIR / "quick.toml"
 RUN_DIR_ENV_VAR = "KSHOT_RUN_DIR"
-NOTEBOOKS = ("kshot_curves.ipynb", "confusion_evolution.ipynb")
+NOTEBOOKS = ("kshot_curves.ipynb", "confusion_evolution.ipynb", "omniglot_results.ipynb")
 
 
 @dataclass(frozen=True)
@@ -99,7 +99,7 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m experiments.notebook_support OUT_DIR [RUN_DIR]`: execute both notebooks into OUT_DIR."""
+    """`python -m experiments.notebook_support OUT_DIR [RUN_DIR]`: execute every notebook into OUT_DIR."""
     import sys
 
     args = sys.argv[1:] if argv is None else argv

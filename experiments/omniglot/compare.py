@@ -99,6 +99,13 @@ def compare_checkpoints(
     }
 
 
+def verdict(cell: dict) -> str:
+    """'within noise' when the difference's interval includes zero, else which side is better."""
+    if cell["ci_low"] <= 0 <= cell["ci_high"]:
+        return "within noise"
+    return "checkpoint better" if cell["difference"] > 0 else "reference better"
+
+
 def comparison_markdown(results: dict) -> str:
     """One row per cell: both accuracies and the paired difference, 'within noise' when its interval holds 0."""
     lines = [
@@ -111,11 +118,9 @@ def comparison_markdown(results: dict) -> str:
         "|---:|---:|---:|---:|---:|---:|---|---|",
     ]
     for cell in results["cells"]:
-        verdict = "within noise" if cell["ci_low"] <= 0 <= cell["ci_high"] else (
-            "checkpoint better" if cell["difference"] > 0 else "reference better")
         lines.append(
             f"| {cell['ways']} | {cell['shots']} | {cell['episodes']} | {100 * cell['checkpoint']['mean']:.1f}% "
             f"| {100 * cell['reference']['mean']:.1f}% | {100 * cell['difference']:+.2f} "
-            f"| [{100 * cell['ci_low']:+.2f}, {100 * cell['ci_high']:+.2f}] | {verdict} |"
+            f"| [{100 * cell['ci_low']:+.2f}, {100 * cell['ci_high']:+.2f}] | {verdict(cell)} |"
         )
     return "\n".join(lines)

@@ -38,17 +38,15 @@ def curve_markdown(records: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_curve(records: list[dict], out: str | os.PathLike, title: str = "") -> None:
-    """A PNG of the held-out 1-NN accuracies against training minutes, the stage boundary marked."""
-    import matplotlib
+def curve_figure(records: list[dict], title: str = ""):
+    """A matplotlib figure of the held-out 1-NN accuracies against training minutes, the stage boundary marked.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from kshot_io import atomic_write
+    Returned rather than saved, so a notebook shows it with its own backend."""
+    from matplotlib.figure import Figure
 
     minutes = [r["seconds"] / 60 for r in records]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
     for key, label in (("heldout_1nn_5w1s", "5-way 1-shot (1-NN)"), ("heldout_1nn_20w1s", "20-way 1-shot (1-NN)")):
         ax.plot(minutes, [100 * r[key] for r in records], marker="o", markersize=3, label=label)
     pretrained = [m for m, r in zip(minutes, records) if r.get("stage") == "pretrain"]
@@ -60,6 +58,13 @@ def plot_curve(records: list[dict], out: str | os.PathLike, title: str = "") -> 
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     fig.tight_layout()
+    return fig
+
+
+def plot_curve(records: list[dict], out: str | os.PathLike, title: str = "") -> None:
+    """curve_figure written to a PNG (atomically)."""
+    from kshot_io import atomic_write
+
+    fig = curve_figure(records, title)
     with atomic_write(Path(out), "wb") as handle:
         fig.savefig(handle, format="png", dpi=110)
-    plt.close(fig)

@@ -69,3 +69,13 @@ def test_open_run_without_a_directory_runs_the_quick_config(tmp_path):
     assert run.results["repeat"].nunique() == 50
     one_shot = run.summary[(run.summary["shots"] == 1)]
     assert (one_shot["mean"] > 0.9).all()  # real FaceNet embeddings of real faces
+
+
+def test_omniglot_notebook_shows_the_committed_results(tmp_path):
+    nb = execute_notebook(NOTEBOOK_DIR / "omniglot_results.ipynb", tmp_path / "omniglot.ipynb")
+    mime_types, text = outputs_of(nb)
+    # per-shot curves, accuracy by alphabet, learning curve
+    assert mime_types.count("image/png") == 3
+    # the N-way table and the two paired comparisons
+    assert mime_types.count("text/html") == 3
+    assert "evaluated on the test alphabets: Armenian" in text

@@ -1,0 +1,109 @@
+"""Tables and figures of committed Omniglot results, for notebooks/omniglot_results.ipynb.
+
+The notebook holds no logic of its own (as the face notebooks, experiments.notebook_support):
+everything it shows is built here from the JSON that `kshot omniglot eval` and
+`kshot omniglot compare` write, so a change of format breaks a test, not a reader.
+Figures are returned, not saved, so the notebook shows them with its own backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from experiments.notebook_support import REPO_ROOT
+
+RESULTS_DIR = REPO_ROOT / "docs" / "results"
+EVAL_FILE = RESULTS_DIR / "omniglot_eval.json"
+
+
+def load_json(path: str | os.PathLike) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; write it with `kshot omniglot eval --json` or `compare --json`")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def nway_table(results: dict) -> pd.DataFrame:
+    """One row per (embedder, readout), one column per N-way k-shot cell: 'mean [low, high]' in percent."""
+    rows = {}
+    for row in results["nway"]:
+        cell = f"{row['ways']}-way {row['shots']}-shot"
+        text = f"{100 * row['mean']:.1f} [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}]"
+        rows.setdefault((row["embedder"], row["readout"]), {})[cell] = text
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    table.index = pd.MultiIndex.from_tuples(table.index, names=["embedder", "readout"])
+    return table
+
+
+def per_shot_figure(results: dict):
+    """The memory's accuracy at its k-th showing of a class (Kaiser-style episodes), 95% band, per width."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 3.6))
+    ax = fig.subplots()
+    for row in results["per_shot"]:
+        shots = [c["shot"] for c in row["curve"]]
+        mean = [100 * c["mean"] for c in row["curve"]]
+        half = [100 * c["half_width"] for c in row["curve"]]
+        line, = ax.plot(shots, mean, marker="o", markersize=3, label=f"{row['embedder']}, {row['ways']}-way")
+        ax.fill_between(shots, [m - h for m, h in zip(mean, half)], [min(100.0, m + h) for m, h in zip(mean, half)],
+                        color=line.get_color(), alpha=0.2)
+    ax.set_xlabel("earlier showings of the class (k)")
+    ax.set_ylabel("memory accuracy (%)")
+    ax.set_ylim(0, 100)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def by_alphabet_figure(results: dict, readout: str = "memory"):
+    """Accuracy by the query's alphabet for every cell (eval --by-alphabet), 95% Wilson bars; None without it."""
+    from matplotlib.figure import Figure
+
+    rows = [row for row in results.get("by_alphabet", []) if row["readout"] == readout]
+    if not rows:
+        return None
+    cells = sorted({(row["ways"], row["shots"]) for row in rows})
+    alphabets = sorted({row["alphabet"] for row in rows})
+    fig = Figure(figsize=(7.2, 3.8))
+    ax = fig.subplots()
+    width = 0.8 / len(cells)
+    for i, (ways, shots) in enumerate(cells):
+        found = {row["alphabet"]: row for row in rows if (row["ways"], row["shots"]) == (ways, shots)}
+        xs = [a + i * width for a, name in enumerate(alphabets) if name in found]
+        means = [100 * found[name]["mean"] for name in alphabets if name in found]
+        below = [100 * (found[name]["mean"] - found[name]["ci_low"]) for name in alphabets if name in found]
+        above = [100 * (found[name]["ci_high"] - found[name]["mean"]) for name in alphabets if name in found]
+        ax.bar(xs, means, width, yerr=[below, above], capsize=2, label=f"{ways}-way {shots}-shot")
+    ax.set_xticks([a + 0.4 - width / 2 for a in range(len(alphabets))])
+    ax.set_xticklabels([name.replace("_", " ") for name in alphabets], rotation=20, ha="right")
+    low = min(100 * row["ci_low"] for row in rows)
+    ax.set_ylim(max(0.0, low - 5), 100)
+    ax.set_ylabel(f"{readout} accuracy (%)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, 1.14), ncol=len(cells), fontsize="small", frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def comparison_table(results: dict) -> pd.DataFrame:
+    """`kshot omniglot compare` as a frame: both accuracies and the paired difference, in points."""
+    from experiments.omniglot.compare import verdict
+
+    frame = pd.DataFrame([
+        {
+            "ways": cell["ways"], "shots": cell["shots"], "tasks": cell["episodes"],
+            "checkpoint %": round(100 * cell["checkpoint"]["mean"], 2),
+            "reference %": round(100 * cell["reference"]["mean"], 2),
+            "difference": round(100 * cell["difference"], 2),
+            "95% CI": f"[{100 * cell['ci_low']:+.2f}, {100 * cell['ci_high']:+.2f}]",
+            "verdict": verdict(cell),
+        }
+        for cell in results["cells"]
+    ])
+    return frame.set_index(["ways", "shots"])
