@@ -3,7 +3,7 @@
 Notebooks hold no logic of their own: every table and figure in them comes from a
 function of this package (`experiments.plots`, `experiments.analysis`,
 `experiments.report`), so a change in the library shows up in the notebooks and a
-broken notebook fails the test suite, which executes both.
+broken notebook fails the test suite, which executes every one.
 """
 
 from __future__ import annotations
