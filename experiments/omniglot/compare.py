@@ -39,21 +39,15 @@ def compare_checkpoints(
     from memory_module import StoreAllNearestNeighbour
 
     from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
-    from experiments.omniglot.evaluate import embed_images, restore_with_data, task_hits
+    from experiments.omniglot.evaluate import embed_images, held_out_part, restore_with_data, task_hits
     from experiments.omniglot.readouts import PrototypeReadout
 
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
-    if split not in ("test", "validation"):
-        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
         config, embedder, step, data = restore_with_data(path, sources)
-        part = data.test if split == "test" else data.validation
-        if part is None:
-            raise ValueError(f"{path} was trained without validation alphabets; compare on the test split instead")
-        alphabets = data.test_alphabets if split == "test" else data.validation_alphabets
-        loaded[role] = (config, embedder, step, part, tuple(alphabets))
+        loaded[role] = (config, embedder, step, *held_out_part(data, split, path))
     held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(

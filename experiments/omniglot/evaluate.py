@@ -222,6 +222,17 @@ def restore_with_data(run_dir: str | os.PathLike, sources=None):
     return config, embedder, step, prepare_split(data_settings, sources)
 
 
+def held_out_part(data, split: str, run_dir) -> tuple[OmniglotData, tuple[str, ...]]:
+    """(drawings, alphabet names) of the run's `split` ("test" or "validation") of an OmniglotSplit."""
+    if split not in ("test", "validation"):
+        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
+    if split == "test":
+        return data.test, tuple(data.test_alphabets)
+    if data.validation is None:
+        raise ValueError(f"{run_dir} was trained without validation alphabets; use its test split instead")
+    return data.validation, tuple(data.validation_alphabets)
+
+
 def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, sources=None, split: str = "test") -> dict:
     """The trained embedder's keys of one split's drawings, in the `kshot embed` npz format.
 
@@ -269,13 +280,8 @@ def evaluate_run(
     from experiments.omniglot.model import build_model
     from experiments.omniglot.readouts import PrototypeReadout
 
-    if split not in ("test", "validation"):
-        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     config, trained, step, data = restore_with_data(run_dir, sources)
-    if split == "validation" and data.validation is None:
-        raise ValueError(f"{run_dir} was trained without validation alphabets; evaluate its test split instead")
-    test = data.test if split == "test" else data.validation
-    alphabets = data.test_alphabets if split == "test" else data.validation_alphabets
+    test, alphabets = held_out_part(data, split, run_dir)
     for n in ways:
         if n > test.num_classes:
             raise ValueError(
