@@ -28,6 +28,7 @@ from pathlib import Path
 from experiments.config import DEFAULT_OMNIGLOT_PRESET, DEFAULT_RUN_CONFIG, OMNIGLOT_PRESETS
 from experiments.gallery_file import DEFAULT_LOCK_TIMEOUT
 from experiments.methods import METHODS
+from experiments.omniglot.compare import READOUTS as COMPARED_READOUTS
 from experiments.open_set import DEFAULT_FAR, check_far
 
 RUN_DESCRIPTION = """\
@@ -307,7 +308,7 @@ def add_omniglot(subparsers) -> None:
     compare.add_argument("--ways", type=int, nargs="+", default=[5, 20], help="classes per task (one or more)")
     compare.add_argument("--shots", type=int, nargs="+", default=[1, 5], help="labelled examples per class (one or more)")
     compare.add_argument("--episodes", type=int, default=1000, help="test tasks per setting")
-    compare.add_argument("--readout", choices=("memory", "1-NN", "prototype"), default="memory",
+    compare.add_argument("--readout", choices=COMPARED_READOUTS, default="memory",
                          help="the readout both embedders are scored with")
     compare.add_argument("--seed", type=int, default=0, help="seed of the test tasks (the same as eval's)")
     compare.add_argument("--split", choices=("test", "validation"), default="test",

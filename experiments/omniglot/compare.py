@@ -18,6 +18,8 @@ from __future__ import annotations
 import os
 from typing import Sequence
 
+import numpy as np
+
 READOUTS = ("memory", "1-NN", "prototype")
 
 
@@ -36,43 +38,31 @@ def compare_checkpoints(
 
     `split="validation"` compares on the validation alphabets: the way to choose between
     two recipes without looking at the test alphabets."""
-    from memory_module import StoreAllNearestNeighbour
-
     from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
-    from experiments.omniglot.evaluate import embed_images, held_out_part, restore_with_data, task_hits
-    from experiments.omniglot.readouts import PrototypeReadout
+    from experiments.omniglot.evaluate import embed_images, held_out_part, make_readouts, restore_with_data, task_answers
 
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
         config, embedder, step, data = restore_with_data(path, sources)
-        loaded[role] = (config, embedder, step, *held_out_part(data, split, path))
+        loaded[role] = (config, embedder, step, *held_out_part(data, split, path, ways))
     held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(
             f"{checkpoint} holds out {', '.join(held_out['checkpoint'])} but {reference} holds out "
             f"{', '.join(held_out['reference'])} as its {split} alphabets; compare checkpoints trained with the same split"
         )
-    test = loaded["checkpoint"][3]
-    for n in ways:
-        if n > test.num_classes:
-            raise ValueError(f"{n}-way needs {n} held-out characters but the {split} alphabets have {test.num_classes}")
 
-    def readout_of(config):
-        width = config.model.output_dim
-        if readout == "memory":
-            return config.build_memory(seed_offset=2)  # as `kshot omniglot eval` builds it
-        if readout == "1-NN":
-            return StoreAllNearestNeighbour(width)
-        return PrototypeReadout(width, max_labels=max(ways))
-
-    hits = {}
+    hits = {}  # role -> (ways, shots) -> correct answers per task [episodes]
     for role, (config, embedder, _, part, _) in loaded.items():
         keys = embed_images(embedder, part.images)
-        memory = readout_of(config)
-        hits[role] = {(n, k): task_hits(keys, part, {readout: memory}, n, k, episodes, 1, seed)[readout]
-                      for n in ways for k in shots}
+        scored = {readout: make_readouts(config, max(ways))[readout]}  # the readout `eval` builds
+        hits[role] = {}
+        for n in ways:
+            for k in shots:
+                truth, answered = task_answers(keys, part, scored, n, k, episodes, 1, seed)
+                hits[role][(n, k)] = np.sum(answered[readout] == truth, axis=1)
     cells = []
     for n in ways:
         for k in shots:

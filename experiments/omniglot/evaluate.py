@@ -86,13 +86,6 @@ def accuracy_of_answers(truth: np.ndarray, answered: dict[str, np.ndarray]) -> d
             for name, a in answered.items()}
 
 
-def task_hits(keys: np.ndarray, data: OmniglotData, memories: dict, ways: int, shots: int, episodes: int,
-              queries: int = 1, seed: int = 0) -> dict[str, np.ndarray]:
-    """Correct answers per task [episodes] of each readout (see task_answers)."""
-    truth, answered = task_answers(keys, data, memories, ways, shots, episodes, queries, seed)
-    return {name: np.sum(a == truth, axis=1) for name, a in answered.items()}
-
-
 def task_answers(
     keys: np.ndarray,
     data: OmniglotData,
@@ -222,15 +215,38 @@ def restore_with_data(run_dir: str | os.PathLike, sources=None):
     return config, embedder, step, prepare_split(data_settings, sources)
 
 
-def held_out_part(data, split: str, run_dir) -> tuple[OmniglotData, tuple[str, ...]]:
-    """(drawings, alphabet names) of the run's `split` ("test" or "validation") of an OmniglotSplit."""
+def held_out_part(data, split: str, run_dir, ways: Sequence[int] = ()) -> tuple[OmniglotData, tuple[str, ...]]:
+    """(drawings, alphabet names) of the run's `split` ("test" or "validation") of an OmniglotSplit,
+    refused when it has fewer characters than the widest of `ways`."""
     if split not in ("test", "validation"):
         raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
     if split == "test":
-        return data.test, tuple(data.test_alphabets)
-    if data.validation is None:
+        part, alphabets = data.test, tuple(data.test_alphabets)
+    elif data.validation is None:
         raise ValueError(f"{run_dir} was trained without validation alphabets; use its test split instead")
-    return data.validation, tuple(data.validation_alphabets)
+    else:
+        part, alphabets = data.validation, tuple(data.validation_alphabets)
+    for n in ways:
+        if n > part.num_classes:
+            raise ValueError(
+                f"{n}-way needs {n} held-out characters but the {split} alphabets "
+                f"({', '.join(alphabets)}) have {part.num_classes}"
+            )
+    return part, alphabets
+
+
+def make_readouts(config, max_ways: int) -> dict:
+    """The three readouts every N-way k-shot table compares, on the config's key width:
+    {"memory", "1-NN", "prototype"}. One builder, so eval and compare score with the same ones."""
+    from memory_module import StoreAllNearestNeighbour
+
+    from experiments.omniglot.readouts import PrototypeReadout
+
+    return {
+        "memory": config.build_memory(seed_offset=2),
+        "1-NN": StoreAllNearestNeighbour(config.model.output_dim),
+        "prototype": PrototypeReadout(config.model.output_dim, max_labels=max_ways),
+    }
 
 
 def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, sources=None, split: str = "test") -> dict:
@@ -275,19 +291,11 @@ def evaluate_run(
     the run's validation alphabets instead, where recipes are compared, so that the
     test alphabets are never looked at while choosing."""
     import keras
-    from memory_module import StoreAllNearestNeighbour
 
     from experiments.omniglot.model import build_model
-    from experiments.omniglot.readouts import PrototypeReadout
 
     config, trained, step, data = restore_with_data(run_dir, sources)
-    test, alphabets = held_out_part(data, split, run_dir)
-    for n in ways:
-        if n > test.num_classes:
-            raise ValueError(
-                f"{n}-way needs {n} held-out characters but the {split} alphabets "
-                f"({', '.join(alphabets)}) have {test.num_classes}"
-            )
+    test, _ = held_out_part(data, split, run_dir, ways)
     per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes
     rounds = max(shots) + 1
 
@@ -315,11 +323,7 @@ def evaluate_run(
     bar = tqdm(total=steps_total, disable=not progress, desc="omniglot eval", unit="setting")
     for embedder_name, embedder in embedders.items():
         keys = embed_images(embedder, test.images)
-        readouts = {
-            "memory": config.build_memory(seed_offset=2),
-            "1-NN": StoreAllNearestNeighbour(config.model.output_dim),
-            "prototype": PrototypeReadout(config.model.output_dim, max_labels=max(ways)),
-        }
+        readouts = make_readouts(config, max(ways))
         for n in ways:
             for k in shots:
                 truth, answered = task_answers(keys, test, readouts, n, k, episodes, queries, seed)

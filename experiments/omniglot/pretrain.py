@@ -116,13 +116,15 @@ def classifier_loss(logits, labels):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(repeated, logits))
 
 
-def monitor_accuracy(embedder, data: OmniglotData, key_dim: int, seed: int, tasks: int = MONITOR_TASKS) -> dict:
-    """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s"."""
+def monitor_accuracy(embedder, data: OmniglotData, seed: int, tasks: int = MONITOR_TASKS) -> dict:
+    """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s" (the readout
+    takes the keys' width from the embedder's output, so one or several members need no argument)."""
     from memory_module import StoreAllNearestNeighbour
 
     from experiments.omniglot.evaluate import embed_images, nway_kshot_accuracy
 
     keys = embed_images(embedder, data.images)
+    key_dim = keys.shape[1]
     out = {}
     for ways, shots in MONITOR_SETTINGS:
         if ways > data.num_classes:
@@ -219,7 +221,7 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
                 "train_loss": round(float(np.mean(losses)), 4),
                 "train_accuracy": round(float(np.mean(hits)), 4),
                 "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.model.output_dim, seed).items()},
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, seed).items()},
             }
             save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
             with open(log_path, "a", encoding="utf-8") as handle:

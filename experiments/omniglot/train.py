@@ -231,8 +231,7 @@ def train(
                 "heldout_accuracy": valid["accuracy"],
                 "heldout_per_shot": valid["per_shot"],
                 "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, config.model.output_dim,
-                                                                    train_settings.seed).items()},
+                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, train_settings.seed).items()},
             }
             history.append(record)
             with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
