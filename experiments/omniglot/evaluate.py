@@ -65,23 +65,9 @@ def make_task_runner(memory):
     return run
 
 
-def nway_kshot_accuracy(
-    keys: np.ndarray,
-    data: OmniglotData,
-    memories: dict,
-    ways: int,
-    shots: int,
-    episodes: int,
-    queries: int = 1,
-    seed: int = 0,
-) -> dict[str, dict]:
-    """Accuracy of each readout in `memories` ({name: memory}) on the same `episodes` tasks."""
-    truth, answered = task_answers(keys, data, memories, ways, shots, episodes, queries, seed)
-    return accuracy_of_answers(truth, answered)
-
-
 def accuracy_of_answers(truth: np.ndarray, answered: dict[str, np.ndarray]) -> dict[str, dict]:
-    """Pooled accuracy with its Wilson interval of each readout's answers (task_answers)."""
+    """Pooled accuracy with its Wilson interval of each readout's answers:
+    `accuracy_of_answers(*task_answers(...))` is the N-way k-shot accuracy of each readout."""
     return {name: {**proportion(int(np.sum(a == truth)), truth.size), "episodes": truth.shape[0]}
             for name, a in answered.items()}
 

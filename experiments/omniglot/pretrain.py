@@ -121,7 +121,7 @@ def monitor_accuracy(embedder, data: OmniglotData, seed: int, tasks: int = MONIT
     takes the keys' width from the embedder's output, so one or several members need no argument)."""
     from memory_module import StoreAllNearestNeighbour
 
-    from experiments.omniglot.evaluate import embed_images, nway_kshot_accuracy
+    from experiments.omniglot.evaluate import accuracy_of_answers, embed_images, task_answers
 
     keys = embed_images(embedder, data.images)
     key_dim = keys.shape[1]
@@ -129,8 +129,8 @@ def monitor_accuracy(embedder, data: OmniglotData, seed: int, tasks: int = MONIT
     for ways, shots in MONITOR_SETTINGS:
         if ways > data.num_classes:
             continue
-        measured = nway_kshot_accuracy(keys, data, {"1-NN": StoreAllNearestNeighbour(key_dim)}, ways, shots,
-                                       tasks, seed=seed)
+        measured = accuracy_of_answers(*task_answers(keys, data, {"1-NN": StoreAllNearestNeighbour(key_dim)}, ways,
+                                                     shots, tasks, seed=seed))
         out[f"{ways}w{shots}s"] = round(measured["1-NN"]["mean"], 4)
     return out
 

@@ -19,7 +19,7 @@ import pytest
 
 from experiments import config as cfg
 from experiments.omniglot.data import default_sources, prepare_split
-from experiments.omniglot.evaluate import embed_images, nway_kshot_accuracy
+from experiments.omniglot.evaluate import accuracy_of_answers, embed_images, task_answers
 from experiments.omniglot.model import build_model, restore_embedder
 from experiments.omniglot.train import train
 from memory_module import KaiserMemory, StoreAllNearestNeighbour
@@ -60,7 +60,7 @@ def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_f
     for name, embedder in (("trained", trained), ("untrained", untrained)):
         keys = embed_images(embedder, data.test.images)
         readouts = {"1-NN": StoreAllNearestNeighbour(32), "memory": KaiserMemory(128, 32)}
-        measured = nway_kshot_accuracy(keys, data.test, readouts, ways=5, shots=1, episodes=300, seed=0)
+        measured = accuracy_of_answers(*task_answers(keys, data.test, readouts, ways=5, shots=1, episodes=300, seed=0))
         # With one shot the memory holds the same 5 keys as store-all 1-NN: identical answers.
         assert measured["memory"]["mean"] == measured["1-NN"]["mean"]
         accuracy[name] = measured["1-NN"]["mean"]
