@@ -75,11 +75,11 @@ def by_alphabet_figure(results: dict, readout: str = "memory"):
     width = 0.8 / len(cells)
     for i, (ways, shots) in enumerate(cells):
         found = {row["alphabet"]: row for row in rows if (row["ways"], row["shots"]) == (ways, shots)}
-        xs = [a + i * width for a, name in enumerate(alphabets) if name in found]
-        means = [100 * found[name]["mean"] for name in alphabets if name in found]
-        below = [100 * (found[name]["mean"] - found[name]["ci_low"]) for name in alphabets if name in found]
-        above = [100 * (found[name]["ci_high"] - found[name]["mean"]) for name in alphabets if name in found]
-        ax.bar(xs, means, width, yerr=[below, above], capsize=2, label=f"{ways}-way {shots}-shot")
+        positions = [(a + i * width, found[name]) for a, name in enumerate(alphabets) if name in found]
+        means = [100 * row["mean"] for _, row in positions]
+        below = [100 * (row["mean"] - row["ci_low"]) for _, row in positions]
+        above = [100 * (row["ci_high"] - row["mean"]) for _, row in positions]
+        ax.bar([x for x, _ in positions], means, width, yerr=[below, above], capsize=2, label=f"{ways}-way {shots}-shot")
     ax.set_xticks([a + 0.4 - width / 2 for a in range(len(alphabets))])
     ax.set_xticklabels([name.replace("_", " ") for name in alphabets], rotation=20, ha="right")
     low = min(100 * row["ci_low"] for row in rows)
