@@ -226,6 +226,7 @@ class RunConfig:
 class OmniglotDataSection:
     image_size: int = at_least(4, 28)  # the paper's size
     rotations: bool = True  # add 90/180/270-degree rotations of training characters as new classes
+    mirrors: bool = False  # add the left-right mirror image of every training class as a new class
     test_alphabets: tuple[str, ...] = ()  # empty: chosen by omniglot.data.choose_test_alphabets
     # used only when test_alphabets is empty and there is no evaluation set
     test_fraction: float = setting(0.2, lambda v: 0 < v < 1, "between 0 and 1")

@@ -46,7 +46,7 @@ class OmniglotData:
 
     images: uint8 [n, size, size], ink = 255 (the PNGs' black strokes, inverted).
     labels: int32 [n], index into `characters`.
-    characters: "Alphabet/characterNN" per class (a rotated copy gets a "@rot90" suffix).
+    characters: "Alphabet/characterNN" per class (a rotated copy gets a "@rot90" suffix, a mirrored one "@mirror").
     alphabets: the alphabet of each class, parallel to `characters`.
     drawers: the source file name of each image ("0394_01.png"), for tracing back.
     """
@@ -347,6 +347,26 @@ def add_rotations(data: OmniglotData) -> OmniglotData:
     )
 
 
+def add_mirrors(data: OmniglotData) -> OmniglotData:
+    """Each class plus its left-right mirror image, as two classes.
+
+    Class 2*c + 1 is class c mirrored. With rotations added first, the eight classes of a
+    character are its eight symmetries (the dihedral group of the square): a mirrored
+    character is as new to the embedder as a rotated one, and the training alphabets are
+    the scarce resource.
+    """
+    images = np.stack([data.images, data.images[:, :, ::-1]], axis=1).reshape((-1,) + data.images.shape[1:])
+    labels = (data.labels[:, None].astype(np.int64) * 2 + np.arange(2)[None, :]).reshape(-1)
+    characters = tuple(name for c in data.characters for name in (c, f"{c}@mirror"))
+    return OmniglotData(
+        images=np.ascontiguousarray(images),
+        labels=labels.astype(np.int32),
+        characters=characters,
+        alphabets=tuple(a for a in data.alphabets for _ in range(2)),
+        drawers=tuple(d for d in data.drawers for _ in range(2)),
+    )
+
+
 def to_float(images: np.ndarray) -> np.ndarray:
     """uint8 [n, s, s] -> float32 [n, s, s, 1] in [0, 1], the embedder's input."""
     return (images.astype(np.float32) / 255.0)[..., None]
@@ -356,11 +376,11 @@ def to_float(images: np.ndarray) -> np.ndarray:
 class OmniglotSplit:
     """The train and held-out splits as training and evaluation use them."""
 
-    train: OmniglotData  # rotations added if configured
+    train: OmniglotData  # rotated and mirrored copies added if configured
     test: OmniglotData
     train_alphabets: tuple[str, ...]
     test_alphabets: tuple[str, ...]
-    characters_in_train: int  # before rotations
+    characters_in_train: int  # before rotations and mirrors
     validation: OmniglotData | None = None  # None when no validation alphabets are configured
     validation_alphabets: tuple[str, ...] = ()
 
@@ -374,7 +394,7 @@ class OmniglotSplit:
             "train_alphabets": list(self.train_alphabets),
             "test_alphabets": list(self.test_alphabets),
             "train_characters": self.characters_in_train,
-            "train_classes_with_rotations": self.train.num_classes,
+            "train_classes": self.train.num_classes,  # rotated and mirrored copies included
             "train_images": int(self.train.images.shape[0]),
             "test_characters": self.test.num_classes,
             "test_images": int(self.test.images.shape[0]),
@@ -386,7 +406,7 @@ class OmniglotSplit:
 
 
 def prepare_split(settings: "OmniglotDataSection", sources=None) -> OmniglotSplit:
-    """Load `sources`, hold out the test alphabets, add rotations to the training classes."""
+    """Load `sources`, hold out the test alphabets, add rotated and mirrored training classes as configured."""
     data, sets = load_omniglot(sources, image_size=settings.image_size)
     test_alphabets = list(settings.test_alphabets) or choose_test_alphabets(data, sets, settings.test_fraction)
     overlap = sorted(set(test_alphabets) & set(settings.validation_alphabets))
@@ -399,6 +419,8 @@ def prepare_split(settings: "OmniglotDataSection", sources=None) -> OmniglotSpli
     characters = train.num_classes
     if settings.rotations:
         train = add_rotations(train)
+    if settings.mirrors:
+        train = add_mirrors(train)
     return OmniglotSplit(
         train=train,
         test=test,

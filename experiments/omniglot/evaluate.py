@@ -330,6 +330,11 @@ def evaluate_run(
     return results
 
 
+def _train_classes(split: dict) -> int:
+    """Training classes from a split.json; runs written before mirrors existed name the key after rotations."""
+    return split["train_classes"] if "train_classes" in split else split["train_classes_with_rotations"]
+
+
 def results_markdown(results: dict) -> str:
     """Tables of the N-way k-shot accuracies and the per-shot curves."""
     split = results["split"]
@@ -338,7 +343,7 @@ def results_markdown(results: dict) -> str:
         f"Run {results['run']} at step {results['step']}; evaluated on the {evaluated} alphabets: "
         f"{split[evaluated + '_characters']} characters of {', '.join(split[evaluated + '_alphabets'])}; "
         f"trained on {split['train_characters']} characters "
-        f"({split['train_classes_with_rotations']} classes with rotations).",
+        f"({_train_classes(split)} classes with their rotated and mirrored copies).",
         "",
         f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class, mean [95% CI]:",
         "",

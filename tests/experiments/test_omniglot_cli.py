@@ -58,7 +58,7 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
     assert main([*base, "--out", str(interrupted)]) == 0
     assert json.loads((interrupted / "latest.json").read_text())["step"] == 4
     split = json.loads((interrupted / "split.json").read_text())
-    assert split["test_alphabets"] == ["Sanskrit", "Tagalog"] and split["train_classes_with_rotations"] == 4 * 183
+    assert split["test_alphabets"] == ["Sanskrit", "Tagalog"] and split["train_classes"] == 4 * 183
     log = [json.loads(line) for line in (interrupted / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [2, 4]
     assert log[0]["train_per_shot"][0] == 0.0  # nothing is known at 0 shots

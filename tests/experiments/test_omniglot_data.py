@@ -16,6 +16,7 @@ from PIL import Image
 
 from experiments.omniglot import data as omniglot_data
 from experiments.omniglot.data import (
+    add_mirrors,
     add_rotations,
     choose_test_alphabets,
     default_sources,
@@ -137,6 +138,23 @@ def test_rotations_make_three_new_classes_per_character(tmp_path):
     for r in range(4):
         np.testing.assert_array_equal(rotated.images[rotated.labels == r][0], np.rot90(first, k=r))
     assert not np.array_equal(np.rot90(first), first)  # the fixture is not rotation-symmetric
+
+
+def test_mirrors_after_rotations_give_the_eight_symmetries_of_each_character(tmp_path):
+    data, _ = load_omniglot(make_zip(tmp_path / "s.zip", "s", {"Alpha": 2}, drawers=2))
+    both = add_mirrors(add_rotations(data))
+    assert both.num_classes == 16 and both.images.shape == (32, 28, 28)
+    assert both.characters[:4] == ("Alpha/character01", "Alpha/character01@mirror",
+                                   "Alpha/character01@rot90", "Alpha/character01@rot90@mirror")
+    assert both.alphabets == ("Alpha",) * 16
+    first = data.images[data.labels == 0][0]
+    symmetries = [both.images[both.labels == c][0] for c in range(8)]
+    for r in range(4):
+        np.testing.assert_array_equal(symmetries[2 * r], np.rot90(first, k=r))
+        np.testing.assert_array_equal(symmetries[2 * r + 1], np.rot90(first, k=r)[:, ::-1])
+    distinct = {s.tobytes() for s in symmetries}
+    assert len(distinct) == 8  # the fixture has no symmetry, so all eight differ
+    assert [len(i) for i in both.indices_by_class()] == [2] * 16
 
 
 def test_decoded_arrays_are_cached_and_the_key_follows_the_file_content(tmp_path, monkeypatch):
