@@ -140,6 +140,27 @@ def accuracy_by_alphabet(truth: np.ndarray, answered: np.ndarray, data: Omniglot
     return rows
 
 
+def accuracy_by_rivals(truth: np.ndarray, answered: np.ndarray, data: OmniglotData) -> list[dict]:
+    """Accuracy by the number of the query's "rivals": the other characters of its task
+    that come from its own alphabet.
+
+    A few-shot benchmark's difficulty depends on how often a task holds look-alikes from
+    one script, which depends on how many alphabets the held-out characters come from
+    (5 here, 20 in Omniglot's evaluation set); this table lets one read off, or reweight
+    to, another mix of rivals. Rows only for the counts that occur.
+    """
+    alphabet_ids = np.unique(np.asarray(data.alphabets), return_inverse=True)[1]
+    query_alphabet = alphabet_ids[truth]  # [episodes, answers]
+    rivals = np.zeros_like(truth)
+    for episode, row in enumerate(truth):
+        task_alphabets = alphabet_ids[np.unique(row)]
+        rivals[episode] = (query_alphabet[episode][:, None] == task_alphabets[None, :]).sum(axis=1) - 1
+    right = answered == truth
+    return [{"rivals": int(count), "answers": int(np.sum(rivals == count)),
+             **proportion(int(np.sum(right & (rivals == count))), int(np.sum(rivals == count)))}
+            for count in np.unique(rivals)]
+
+
 def make_sequence_runner(memory):
     """A tf.function feeding keys [L, d] with labels [L] to the memory one at a time; returns answers [L]."""
     import tensorflow as tf
@@ -273,7 +294,8 @@ def evaluate_run(
     """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict.
 
     `by_alphabet` adds, for the trained embedder, each cell's accuracy by the query's
-    alphabet (accuracy_by_alphabet), from the same tasks. `split="validation"` measures
+    alphabet (accuracy_by_alphabet) and by its number of same-alphabet rivals in the task
+    (accuracy_by_rivals), from the same tasks. `split="validation"` measures
     the run's validation alphabets instead, where recipes are compared, so that the
     test alphabets are never looked at while choosing."""
     import keras
@@ -302,6 +324,7 @@ def evaluate_run(
         "nway": [],
         "per_shot": [],
         "by_alphabet": [],
+        "by_rivals": [],
     }
     steps_total = len(embedders) * len(ways) * (len(shots) + (1 if per_shot_episodes else 0))
     from tqdm import tqdm
@@ -319,6 +342,8 @@ def evaluate_run(
                     for readout, answers in answered.items():
                         results["by_alphabet"] += [{"readout": readout, "ways": n, "shots": k, **row}
                                                    for row in accuracy_by_alphabet(truth, answers, test)]
+                        results["by_rivals"] += [{"readout": readout, "ways": n, "shots": k, **row}
+                                                 for row in accuracy_by_rivals(truth, answers, test)]
                 bar.update(1)
             if per_shot_episodes:
                 curve = per_shot_accuracy(keys, test, readouts["memory"], n, rounds, per_shot_episodes, seed)
@@ -382,5 +407,20 @@ def results_markdown(results: dict) -> str:
             lines.append(
                 f"| {row['ways']} | {row['shots']} | {row['alphabet']} | {row['characters']} | {row['answers']} "
                 f"| {100 * row['mean']:.1f}% | [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] | {share} |"
+            )
+    rival_rows = [row for row in results.get("by_rivals", []) if row["readout"] == "memory"]
+    if rival_rows:
+        lines += [
+            "",
+            "Trained embedder, memory readout, by the query's rivals (other characters of the task from the "
+            "query's alphabet; the same tasks):",
+            "",
+            "| ways | shots | rivals | answers | accuracy | 95% CI |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for row in rival_rows:
+            lines.append(
+                f"| {row['ways']} | {row['shots']} | {row['rivals']} | {row['answers']} "
+                f"| {100 * row['mean']:.1f}% | [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] |"
             )
     return "\n".join(lines) + "\n"

@@ -94,6 +94,10 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
         for row in rows:
             assert 0.0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1.0
             assert row["errors_within_alphabet"] is None or 0.0 <= row["errors_within_alphabet"] <= 1.0
+        # By rivals: the same answers again, split by same-alphabet rivals in the task (2 alphabets, 20 ways).
+        rivals = [row for row in results["by_rivals"] if row["readout"] == readout]
+        assert sum(row["answers"] for row in rivals) == 20 * 20 and all(0 <= row["rivals"] <= 19 for row in rivals)
+        assert sum(row["mean"] * row["answers"] for row in rivals) / 400 == pytest.approx(total)
     curve = results["per_shot"][0]["curve"]
     assert [c["shot"] for c in curve] == [0, 1, 2] and curve[0]["mean"] == 0.0
 

@@ -243,6 +243,22 @@ def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
     assert rows["A"]["characters"] == 2
 
 
+def test_accuracy_by_rivals_counts_the_other_task_characters_of_the_query_alphabet():
+    from types import SimpleNamespace
+
+    from experiments.omniglot.evaluate import accuracy_by_rivals
+
+    data = SimpleNamespace(alphabets=("A", "A", "A", "B", "C"))
+    # Task 1 holds classes 0, 1, 3: queries 0 and 1 have one rival each, query 3 none.
+    # Task 2 holds classes 0, 3, 4: every query is alone in its alphabet.
+    truth = np.array([[0, 1, 3], [0, 3, 4]])
+    answered = np.array([[1, 1, 3], [0, 0, -1]])
+    rows = {row["rivals"]: row for row in accuracy_by_rivals(truth, answered, data)}
+    assert sorted(rows) == [0, 1]
+    assert rows[1]["answers"] == 2 and rows[1]["mean"] == 0.5
+    assert rows[0]["answers"] == 4 and rows[0]["mean"] == 0.5
+
+
 def test_eval_measures_the_validation_alphabets_when_asked(trained_run, tmp_path, capsys):
     run, base = trained_run
     data = base[base.index("--data") + 1:base.index("--config")]
