@@ -141,24 +141,32 @@ def accuracy_by_alphabet(truth: np.ndarray, answered: np.ndarray, data: Omniglot
 
 
 def accuracy_by_rivals(truth: np.ndarray, answered: np.ndarray, data: OmniglotData) -> list[dict]:
-    """Accuracy by the number of the query's "rivals": the other characters of its task
-    that come from its own alphabet.
+    """Accuracy by the query's alphabet and its number of "rivals": the other characters
+    of its task that come from that same alphabet.
 
     A few-shot benchmark's difficulty depends on how often a task holds look-alikes from
     one script, which depends on how many alphabets the held-out characters come from
-    (5 here, 20 in Omniglot's evaluation set); this table lets one read off, or reweight
-    to, another mix of rivals. Rows only for the counts that occur.
+    (5 here, 20 in Omniglot's evaluation set). Keeping the alphabet in each row lets a
+    reader reweight to another mix of rivals within each alphabet, so that a hard
+    alphabet's many rivals are not mistaken for the rivals' effect (views.rivals_table).
+    Rows only for the (alphabet, count) pairs that occur.
     """
-    alphabet_ids = np.unique(np.asarray(data.alphabets), return_inverse=True)[1]
+    alphabet_names, alphabet_ids = np.unique(np.asarray(data.alphabets), return_inverse=True)
     query_alphabet = alphabet_ids[truth]  # [episodes, answers]
     rivals = np.zeros_like(truth)
     for episode, row in enumerate(truth):
         task_alphabets = alphabet_ids[np.unique(row)]
         rivals[episode] = (query_alphabet[episode][:, None] == task_alphabets[None, :]).sum(axis=1) - 1
     right = answered == truth
-    return [{"rivals": int(count), "answers": int(np.sum(rivals == count)),
-             **proportion(int(np.sum(right & (rivals == count))), int(np.sum(rivals == count)))}
-            for count in np.unique(rivals)]
+    rows = []
+    for alphabet in np.unique(query_alphabet):
+        mine = query_alphabet == alphabet
+        for count in np.unique(rivals[mine]):
+            cell = mine & (rivals == count)
+            hits, answers = int(np.sum(right & cell)), int(cell.sum())
+            rows.append({"alphabet": str(alphabet_names[alphabet]), "rivals": int(count), "answers": answers,
+                         "right": hits, **proportion(hits, answers)})
+    return rows
 
 
 def make_sequence_runner(memory):
@@ -413,14 +421,20 @@ def results_markdown(results: dict) -> str:
         lines += [
             "",
             "Trained embedder, memory readout, by the query's rivals (other characters of the task from the "
-            "query's alphabet; the same tasks):",
+            "query's alphabet; the same tasks, all alphabets pooled):",
             "",
             "| ways | shots | rivals | answers | accuracy | 95% CI |",
             "|---:|---:|---:|---:|---:|---|",
         ]
+        pooled: dict[tuple, list[int]] = {}
         for row in rival_rows:
+            hits_and_answers = pooled.setdefault((row["ways"], row["shots"], row["rivals"]), [0, 0])
+            hits_and_answers[0] += row["right"]
+            hits_and_answers[1] += row["answers"]
+        for (ways, shots, count), (hits, answers) in sorted(pooled.items()):
+            stats = proportion(hits, answers)
             lines.append(
-                f"| {row['ways']} | {row['shots']} | {row['rivals']} | {row['answers']} "
-                f"| {100 * row['mean']:.1f}% | [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] |"
+                f"| {ways} | {shots} | {count} | {answers} "
+                f"| {100 * stats['mean']:.1f}% | [{100 * stats['ci_low']:.1f}, {100 * stats['ci_high']:.1f}] |"
             )
     return "\n".join(lines) + "\n"

@@ -61,6 +61,50 @@ def per_shot_figure(results: dict):
     return fig
 
 
+def rivals_table(results: dict, readout: str = "memory", ways: int = 20, shots: int = 1,
+                 p_same: float = 1 / 20) -> tuple[pd.DataFrame, dict] | None:
+    """Accuracy by the query's same-alphabet rivals, and an estimate under another mix of rivals.
+
+    The reported tasks draw their characters from 5 test alphabets; Omniglot's evaluation
+    set has 20, where another character shares the query's alphabet with probability about
+    `p_same` (1/20 if the alphabets were equal in size). The estimate reweights, within
+    each alphabet, the accuracy at each rival count by Binomial(ways - 1, p_same)
+    (renormalised over the counts that occur for that alphabet), then pools the alphabets
+    in their shares here: the score these alphabets would get with the evaluation set's
+    rivals, not a measurement of it. Its interval is the normal approximation of that
+    linear combination of independent proportions, clipped to [0, 1]. Returns the table
+    pooled over alphabets and {"estimate", "ci_low", "ci_high"} (fractions); None when
+    the file has no breakdown (`--by-alphabet`).
+    """
+    import numpy as np
+    from scipy.stats import binom
+
+    rows = pd.DataFrame([row for row in results.get("by_rivals", [])
+                         if (row["readout"], row["ways"], row["shots"]) == (readout, ways, shots)])
+    if rows.empty:
+        return None
+    pooled = rows.groupby("rivals")[["answers", "right"]].sum()
+    table = pd.DataFrame({
+        "answers": pooled["answers"],
+        "accuracy (%)": 100 * pooled["right"] / pooled["answers"],
+        "share here (%)": 100 * pooled["answers"] / pooled["answers"].sum(),
+    })
+    weights = binom.pmf(table.index.to_numpy(), ways - 1, p_same)
+    table[f"share at p_same={p_same:.3g} (%)"] = 100 * weights / weights.sum()
+
+    total = rows["answers"].sum()
+    estimate, variance = 0.0, 0.0
+    for _, mine in rows.groupby("alphabet"):
+        w = binom.pmf(mine["rivals"].to_numpy(), ways - 1, p_same)
+        coefficient = (mine["answers"].sum() / total) * w / w.sum()
+        accuracy = mine["right"].to_numpy() / mine["answers"].to_numpy()
+        estimate += float(coefficient @ accuracy)
+        variance += float(np.sum(coefficient**2 * accuracy * (1 - accuracy) / mine["answers"].to_numpy()))
+    half = 1.96 * variance**0.5
+    summary = {"estimate": estimate, "ci_low": max(0.0, estimate - half), "ci_high": min(1.0, estimate + half)}
+    return table.round(1), summary
+
+
 def by_alphabet_figure(results: dict, readout: str = "memory"):
     """Accuracy by the query's alphabet for every cell (eval --by-alphabet), 95% Wilson bars; None without it."""
     from matplotlib.figure import Figure

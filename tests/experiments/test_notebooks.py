@@ -76,6 +76,7 @@ def test_omniglot_notebook_shows_the_committed_results(tmp_path):
     mime_types, text = outputs_of(nb)
     # per-shot curves, accuracy by alphabet, learning curve
     assert mime_types.count("image/png") == 3
-    # the N-way table and the two paired comparisons
-    assert mime_types.count("text/html") == 3
+    # the N-way table, the rivals table and the two paired comparisons
+    assert mime_types.count("text/html") == 4
+    assert "reweighted to 1/20" in text
     assert "evaluated on the test alphabets: Armenian" in text

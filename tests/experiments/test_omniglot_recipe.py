@@ -249,14 +249,16 @@ def test_accuracy_by_rivals_counts_the_other_task_characters_of_the_query_alphab
     from experiments.omniglot.evaluate import accuracy_by_rivals
 
     data = SimpleNamespace(alphabets=("A", "A", "A", "B", "C"))
-    # Task 1 holds classes 0, 1, 3: queries 0 and 1 have one rival each, query 3 none.
+    # Task 1 holds classes 0, 1, 3: queries 0 and 1 (alphabet A) have one rival each, query 3 none.
     # Task 2 holds classes 0, 3, 4: every query is alone in its alphabet.
     truth = np.array([[0, 1, 3], [0, 3, 4]])
     answered = np.array([[1, 1, 3], [0, 0, -1]])
-    rows = {row["rivals"]: row for row in accuracy_by_rivals(truth, answered, data)}
-    assert sorted(rows) == [0, 1]
-    assert rows[1]["answers"] == 2 and rows[1]["mean"] == 0.5
-    assert rows[0]["answers"] == 4 and rows[0]["mean"] == 0.5
+    rows = {(row["alphabet"], row["rivals"]): row for row in accuracy_by_rivals(truth, answered, data)}
+    assert sorted(rows) == [("A", 0), ("A", 1), ("B", 0), ("C", 0)]
+    assert rows["A", 1]["answers"] == 2 and rows["A", 1]["right"] == 1 and rows["A", 1]["mean"] == 0.5
+    assert rows["A", 0]["answers"] == 1 and rows["A", 0]["mean"] == 1.0
+    assert rows["B", 0]["answers"] == 2 and rows["B", 0]["mean"] == 0.5
+    assert rows["C", 0]["answers"] == 1 and rows["C", 0]["mean"] == 0.0
 
 
 def test_eval_measures_the_validation_alphabets_when_asked(trained_run, tmp_path, capsys):
