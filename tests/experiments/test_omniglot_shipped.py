@@ -79,3 +79,20 @@ def test_readme_and_omniglot_doc_quote_the_committed_evaluation():
         assert f"| trained (recipe, shipped) | {label} | {cells} |" in (root / "docs" / "OMNIGLOT.md").read_text()
     manifest = json.loads((SHIPPED_DIR / MANIFEST_FILE).read_text())
     assert manifest["weights_sha256"] in (root / "docs" / "OMNIGLOT.md").read_text()
+
+
+def test_the_quoted_rivals_estimate_is_what_the_committed_evaluation_gives():
+    """README and OMNIGLOT.md quote views.rivals_table's 20-way 1-shot estimate; it must follow the JSON."""
+    from pathlib import Path
+
+    from experiments.omniglot.views import rivals_table
+
+    root = Path(__file__).resolve().parents[2]
+    results = json.loads((root / "docs" / "results" / "omniglot_eval.json").read_text())
+    _, one_shot = rivals_table(results, ways=20, shots=1)
+    quoted = f"{100 * one_shot['estimate']:.1f}% [{100 * one_shot['ci_low']:.1f}, {100 * one_shot['ci_high']:.1f}]"
+    _, five_shot = rivals_table(results, ways=20, shots=5)
+    for doc in (root / "README.md", root / "docs" / "OMNIGLOT.md"):
+        text = " ".join(doc.read_text().split())  # the quote may wrap
+        assert quoted in text, f"{doc.name} should quote {quoted}"
+        assert f"{100 * five_shot['estimate']:.1f}%" in text
