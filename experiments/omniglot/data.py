@@ -328,23 +328,30 @@ def split_by_alphabet(data: OmniglotData, test_alphabets: Sequence[str]) -> tupl
     return data.keep_classes(train_ids), data.keep_classes(test_ids)
 
 
+def _with_copies(data: OmniglotData, transforms: Sequence[Callable[[np.ndarray], np.ndarray]],
+                 suffixes: Sequence[str]) -> OmniglotData:
+    """Each class as len(transforms) classes: class k*c + i holds transforms[i] of class
+    c's images ([n, s, s] -> [n, s, s]), named with suffixes[i]."""
+    k = len(transforms)
+    images = np.stack([transform(data.images) for transform in transforms], axis=1)
+    labels = data.labels[:, None].astype(np.int64) * k + np.arange(k)[None, :]
+    return OmniglotData(
+        images=np.ascontiguousarray(images.reshape((-1,) + data.images.shape[1:])),
+        labels=labels.reshape(-1).astype(np.int32),
+        characters=tuple(c + suffix for c in data.characters for suffix in suffixes),
+        alphabets=tuple(a for a in data.alphabets for _ in range(k)),
+        drawers=tuple(d for d in data.drawers for _ in range(k)),
+    )
+
+
 def add_rotations(data: OmniglotData) -> OmniglotData:
     """Each character plus its 90, 180 and 270 degree rotations, as four classes.
 
     Class 4*c + r is character c rotated by r*90 degrees counter-clockwise (r = 0 is
     the original), the augmentation used for training in the Omniglot literature.
     """
-    rotated = [np.rot90(data.images, k=r, axes=(1, 2)) for r in range(4)]
-    images = np.stack(rotated, axis=1).reshape((-1,) + data.images.shape[1:])
-    labels = (data.labels[:, None].astype(np.int64) * 4 + np.arange(4)[None, :]).reshape(-1)
-    characters = tuple(f"{c}@rot{90 * r}" if r else c for c in data.characters for r in range(4))
-    return OmniglotData(
-        images=np.ascontiguousarray(images),
-        labels=labels.astype(np.int32),
-        characters=characters,
-        alphabets=tuple(a for a in data.alphabets for _ in range(4)),
-        drawers=tuple(d for d in data.drawers for _ in range(4)),
-    )
+    turns = [lambda images, r=r: np.rot90(images, k=r, axes=(1, 2)) for r in range(4)]
+    return _with_copies(data, turns, ["", "@rot90", "@rot180", "@rot270"])
 
 
 def add_mirrors(data: OmniglotData) -> OmniglotData:
@@ -355,16 +362,7 @@ def add_mirrors(data: OmniglotData) -> OmniglotData:
     character is as new to the embedder as a rotated one, and the training alphabets are
     the scarce resource.
     """
-    images = np.stack([data.images, data.images[:, :, ::-1]], axis=1).reshape((-1,) + data.images.shape[1:])
-    labels = (data.labels[:, None].astype(np.int64) * 2 + np.arange(2)[None, :]).reshape(-1)
-    characters = tuple(name for c in data.characters for name in (c, f"{c}@mirror"))
-    return OmniglotData(
-        images=np.ascontiguousarray(images),
-        labels=labels.astype(np.int32),
-        characters=characters,
-        alphabets=tuple(a for a in data.alphabets for _ in range(2)),
-        drawers=tuple(d for d in data.drawers for _ in range(2)),
-    )
+    return _with_copies(data, [lambda images: images, lambda images: images[:, :, ::-1]], ["", "@mirror"])
 
 
 def to_float(images: np.ndarray) -> np.ndarray:
