@@ -169,6 +169,20 @@ def accuracy_by_rivals(truth: np.ndarray, answered: np.ndarray, data: OmniglotDa
     return rows
 
 
+def pool_rivals(rows: list[dict]) -> list[dict]:
+    """accuracy_by_rivals rows (readout, ways and shots added) pooled over the alphabets:
+    one row per (readout, ways, shots, rivals) with its summed answers and right answers
+    and their Wilson interval, in that order."""
+    pooled: dict[tuple, tuple[int, int]] = {}
+    for row in rows:
+        key = (row["readout"], row["ways"], row["shots"], row["rivals"])
+        right, answers = pooled.get(key, (0, 0))
+        pooled[key] = (right + row["right"], answers + row["answers"])
+    return [{"readout": readout, "ways": ways, "shots": shots, "rivals": rivals, "answers": answers, "right": right,
+             **proportion(right, answers)}
+            for (readout, ways, shots, rivals), (right, answers) in sorted(pooled.items())]
+
+
 def make_sequence_runner(memory):
     """A tf.function feeding keys [L, d] with labels [L] to the memory one at a time; returns answers [L]."""
     import tensorflow as tf
@@ -368,6 +382,11 @@ def _train_classes(split: dict) -> int:
     return split["train_classes"] if "train_classes" in split else split["train_classes_with_rotations"]
 
 
+def _accuracy_cells(stats: dict) -> str:
+    """'96.0% | [95.1, 96.8]': a proportion's mean and 95% interval as two table cells."""
+    return f"{100 * stats['mean']:.1f}% | [{100 * stats['ci_low']:.1f}, {100 * stats['ci_high']:.1f}]"
+
+
 def results_markdown(results: dict) -> str:
     """Tables of the N-way k-shot accuracies and the per-shot curves."""
     split = results["split"]
@@ -385,9 +404,7 @@ def results_markdown(results: dict) -> str:
     ]
     for row in results["nway"]:
         lines.append(
-            f"| {row['embedder']} | {row['readout']} | {row['ways']} | {row['shots']} | {100 * row['mean']:.1f}% "
-            f"| [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] |"
-        )
+            f"| {row['embedder']} | {row['readout']} | {row['ways']} | {row['shots']} | {_accuracy_cells(row)} |")
     if results["per_shot"]:
         rounds = len(results["per_shot"][0]["curve"])
         lines += [
@@ -414,7 +431,7 @@ def results_markdown(results: dict) -> str:
             share = "" if row["errors_within_alphabet"] is None else f"{100 * row['errors_within_alphabet']:.0f}%"
             lines.append(
                 f"| {row['ways']} | {row['shots']} | {row['alphabet']} | {row['characters']} | {row['answers']} "
-                f"| {100 * row['mean']:.1f}% | [{100 * row['ci_low']:.1f}, {100 * row['ci_high']:.1f}] | {share} |"
+                f"| {_accuracy_cells(row)} | {share} |"
             )
     rival_rows = [row for row in results.get("by_rivals", []) if row["readout"] == "memory"]
     if rival_rows:
@@ -426,15 +443,7 @@ def results_markdown(results: dict) -> str:
             "| ways | shots | rivals | answers | accuracy | 95% CI |",
             "|---:|---:|---:|---:|---:|---|",
         ]
-        pooled: dict[tuple, list[int]] = {}
-        for row in rival_rows:
-            hits_and_answers = pooled.setdefault((row["ways"], row["shots"], row["rivals"]), [0, 0])
-            hits_and_answers[0] += row["right"]
-            hits_and_answers[1] += row["answers"]
-        for (ways, shots, count), (hits, answers) in sorted(pooled.items()):
-            stats = proportion(hits, answers)
+        for row in pool_rivals(rival_rows):
             lines.append(
-                f"| {ways} | {shots} | {count} | {answers} "
-                f"| {100 * stats['mean']:.1f}% | [{100 * stats['ci_low']:.1f}, {100 * stats['ci_high']:.1f}] |"
-            )
+                f"| {row['ways']} | {row['shots']} | {row['rivals']} | {row['answers']} | {_accuracy_cells(row)} |")
     return "\n".join(lines) + "\n"

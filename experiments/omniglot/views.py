@@ -79,11 +79,14 @@ def rivals_table(results: dict, readout: str = "memory", ways: int = 20, shots: 
     import numpy as np
     from scipy.stats import binom
 
-    rows = pd.DataFrame([row for row in results.get("by_rivals", [])
-                         if (row["readout"], row["ways"], row["shots"]) == (readout, ways, shots)])
-    if rows.empty:
+    from experiments.omniglot.evaluate import pool_rivals
+
+    selected = [row for row in results.get("by_rivals", [])
+                if (row["readout"], row["ways"], row["shots"]) == (readout, ways, shots)]
+    if not selected:
         return None
-    pooled = rows.groupby("rivals")[["answers", "right"]].sum()
+    rows = pd.DataFrame(selected)
+    pooled = pd.DataFrame(pool_rivals(selected)).set_index("rivals")
     table = pd.DataFrame({
         "answers": pooled["answers"],
         "accuracy (%)": 100 * pooled["right"] / pooled["answers"],
