@@ -29,6 +29,7 @@ from experiments.config import DEFAULT_OMNIGLOT_PRESET, DEFAULT_RUN_CONFIG, OMNI
 from experiments.gallery_file import DEFAULT_LOCK_TIMEOUT
 from experiments.methods import METHODS
 from experiments.omniglot.compare import READOUTS as COMPARED_READOUTS
+from experiments.omniglot.heldout import HELD_OUT_SPLITS
 from experiments.open_set import DEFAULT_FAR, check_far
 
 RUN_DESCRIPTION = """\
@@ -280,6 +281,9 @@ def add_omniglot(subparsers) -> None:
     train.add_argument("--no-progress", action="store_true", help="no progress bar (logs only)")
     train.set_defaults(handler=handle_omniglot_train)
 
+    split_help = ("what to measure: test, the checkpoint's held-out test alphabets (reported); validation, its "
+                  "validation alphabets (for choosing recipes); unseen, every drawing of --data, a character set it "
+                  "never had (alphabets it trained or validated on are refused)")
     evaluate = commands.add_parser("eval", help="N-way k-shot accuracy with 95%% CIs on held-out alphabets")
     checkpoint_help = "a run directory from `omniglot train` (default: the checkpoint shipped in the repository)"
     evaluate.add_argument("--checkpoint", default=None, metavar="DIR", help=checkpoint_help)
@@ -292,8 +296,7 @@ def add_omniglot(subparsers) -> None:
                           help="Kaiser-style episodes for per-shot accuracy (default: --episodes)")
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the test tasks")
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
-    evaluate.add_argument("--split", choices=("test", "validation"), default="test",
-                          help="the held-out alphabets to measure: test (reported) or validation (for choosing recipes)")
+    evaluate.add_argument("--split", choices=HELD_OUT_SPLITS, default="test", help=split_help)
     evaluate.add_argument("--by-alphabet", action="store_true",
                           help="also report the trained embedder's accuracy by the query's alphabet")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -311,8 +314,7 @@ def add_omniglot(subparsers) -> None:
     compare.add_argument("--readout", choices=COMPARED_READOUTS, default="memory",
                          help="the readout both embedders are scored with")
     compare.add_argument("--seed", type=int, default=0, help="seed of the test tasks (the same as eval's)")
-    compare.add_argument("--split", choices=("test", "validation"), default="test",
-                         help="the held-out alphabets to compare on: test (reported) or validation (for choosing recipes)")
+    compare.add_argument("--split", choices=HELD_OUT_SPLITS, default="test", help=split_help)
     compare.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     compare.set_defaults(handler=handle_omniglot_compare)
 
@@ -329,6 +331,7 @@ def add_omniglot(subparsers) -> None:
     stream.add_argument("--sizes", type=int, nargs="+", default=None, metavar="SLOTS",
                         help="memory / FIFO sizes (default: 1, 2, 4 and 8 slots per held-out character)")
     stream.add_argument("--seed", type=int, default=0, help="seed of the stream order")
+    stream.add_argument("--split", choices=("test", "unseen"), default="test", help=split_help)
     stream.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     stream.set_defaults(handler=handle_omniglot_stream)
 
@@ -348,8 +351,9 @@ def add_omniglot(subparsers) -> None:
     embed.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
     embed.add_argument("--out", required=True, type=Path, help="npz file to write")
     embed.add_argument("--data", nargs="+", default=None, metavar="PATH", help=data_help)
-    embed.add_argument("--split", choices=("test", "train"), default="test",
-                       help="test: the run's held-out alphabets (default); train: its training classes (with rotations if it added them)")
+    embed.add_argument("--split", choices=("test", "unseen", "train"), default="test",
+                       help="test: the run's held-out alphabets (default); unseen: every drawing of --data, a character "
+                            "set the run never had; train: its training classes (with rotations if it added them)")
     embed.set_defaults(handler=handle_omniglot_embed)
 
 
@@ -430,7 +434,8 @@ def handle_omniglot_stream(args) -> int:
     from experiments.omniglot.stream import run_stream, stream_markdown
     from kshot_io import write_text_atomic
 
-    results = run_stream(checkpoint_or_shipped(args.checkpoint), sources=args.data, sizes=args.sizes, seed=args.seed)
+    results = run_stream(checkpoint_or_shipped(args.checkpoint), sources=args.data, sizes=args.sizes, seed=args.seed,
+                         split=args.split)
     print(stream_markdown(results))
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(results, indent=2) + "\n")

@@ -37,16 +37,17 @@ def compare_checkpoints(
     """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict.
 
     `split="validation"` compares on the validation alphabets: the way to choose between
-    two recipes without looking at the test alphabets."""
+    two recipes without looking at the test alphabets; `split="unseen"` on every drawing of
+    `sources`, a character set neither checkpoint had (heldout.py)."""
     from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
-    from experiments.omniglot.evaluate import embed_images, held_out_part, make_readouts, restore_with_data, task_answers
+    from experiments.omniglot.evaluate import embed_images, make_readouts, task_answers
+    from experiments.omniglot.heldout import restore_held_out
 
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
-        config, embedder, step, data = restore_with_data(path, sources)
-        loaded[role] = (config, embedder, step, *held_out_part(data, split, path, ways))
+        loaded[role] = restore_held_out(path, sources, split, ways)[:5]
     held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(

@@ -21,9 +21,7 @@ with its initial (untrained) weights.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -226,44 +224,6 @@ def per_shot_accuracy(
     return [{"shot": k, **interval(per_episode[:, k])} for k in range(rounds)]
 
 
-def restore_with_data(run_dir: str | os.PathLike, sources=None):
-    """(config, trained embedder, step, OmniglotSplit) with exactly the alphabets the run held out (its split.json)."""
-    import json
-
-    from experiments.omniglot.data import prepare_split
-    from experiments.omniglot.model import restore_embedder
-    from experiments.run_dir import SPLIT_FILE
-
-    config, embedder, step = restore_embedder(run_dir)
-    data_settings = config.data
-    split_path = Path(run_dir) / SPLIT_FILE
-    if split_path.exists():
-        saved = json.loads(split_path.read_text(encoding="utf-8"))
-        data_settings = dataclasses.replace(data_settings, test_alphabets=tuple(saved["test_alphabets"]),
-                                            validation_alphabets=tuple(saved.get("validation_alphabets", ())))
-    return config, embedder, step, prepare_split(data_settings, sources)
-
-
-def held_out_part(data, split: str, run_dir, ways: Sequence[int] = ()) -> tuple[OmniglotData, tuple[str, ...]]:
-    """(drawings, alphabet names) of the run's `split` ("test" or "validation") of an OmniglotSplit,
-    refused when it has fewer characters than the widest of `ways`."""
-    if split not in ("test", "validation"):
-        raise ValueError(f"split must be 'test' or 'validation', got {split!r}")
-    if split == "test":
-        part, alphabets = data.test, tuple(data.test_alphabets)
-    elif data.validation is None:
-        raise ValueError(f"{run_dir} was trained without validation alphabets; use its test split instead")
-    else:
-        part, alphabets = data.validation, tuple(data.validation_alphabets)
-    for n in ways:
-        if n > part.num_classes:
-            raise ValueError(
-                f"{n}-way needs {n} held-out characters but the {split} alphabets "
-                f"({', '.join(alphabets)}) have {part.num_classes}"
-            )
-    return part, alphabets
-
-
 def make_readouts(config, max_ways: int) -> dict:
     """The three readouts every N-way k-shot table compares, on the config's key width:
     {"memory", "1-NN", "prototype"}. One builder, so eval and compare score with the same ones."""
@@ -283,14 +243,19 @@ def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, source
 
     So the face protocol (`kshot run --embeddings FILE`) runs on Omniglot characters, with
     every method of the registry, sweeps included. Labels are "Alphabet/characterNN";
-    the held-out ("test") split is the run's own. Returns a short description.
+    the held-out ("test") split is the run's own; "unseen" is every drawing of `sources`
+    (heldout.py); "train" the run's training classes. Returns a short description.
     """
+    from experiments.omniglot.heldout import restore_held_out, restore_with_data
     from kshot_io import atomic_write
 
-    if split not in ("test", "train"):
-        raise ValueError(f"split must be 'test' (held-out alphabets) or 'train', got {split!r}")
-    _, trained, step, data = restore_with_data(run_dir, sources)
-    part = data.test if split == "test" else data.train
+    if split not in ("test", "unseen", "train"):
+        raise ValueError(f"split must be 'test' (held-out alphabets), 'unseen' or 'train', got {split!r}")
+    if split == "train":
+        _, trained, step, data = restore_with_data(run_dir, sources)
+        part = data.train
+    else:
+        _, trained, step, part, _, _ = restore_held_out(run_dir, sources, split)
     keys = embed_images(trained, part.images)
     labels = np.array([part.characters[c] for c in part.labels])
     paths = np.array([f"{part.characters[c]}/{drawer}" for c, drawer in zip(part.labels, part.drawers)])
@@ -319,13 +284,14 @@ def evaluate_run(
     alphabet (accuracy_by_alphabet) and by its number of same-alphabet rivals in the task
     (accuracy_by_rivals), from the same tasks. `split="validation"` measures
     the run's validation alphabets instead, where recipes are compared, so that the
-    test alphabets are never looked at while choosing."""
+    test alphabets are never looked at while choosing; `split="unseen"` measures every
+    drawing of `sources`, a character set the run never had (heldout.py)."""
     import keras
 
+    from experiments.omniglot.heldout import restore_held_out
     from experiments.omniglot.model import build_model
 
-    config, trained, step, data = restore_with_data(run_dir, sources)
-    test, _ = held_out_part(data, split, run_dir, ways)
+    config, trained, step, test, _, described = restore_held_out(run_dir, sources, split, ways)
     per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes
     rounds = max(shots) + 1
 
@@ -336,7 +302,7 @@ def evaluate_run(
     results = {
         "run": str(run_dir),
         "step": step,
-        "split": data.describe(),
+        "split": described,
         "evaluated": split,
         "episodes": episodes,
         "queries": queries,

@@ -109,18 +109,19 @@ def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int]
     return {"items": int(len(labels)), "classes": int(len(np.unique(labels))), "seed": seed, "rows": rows}
 
 
-def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0) -> dict:
-    """The stream evaluation of a run directory or shipped checkpoint on its test alphabets.
+def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0, split: str = "test") -> dict:
+    """The stream evaluation of a run directory or shipped checkpoint on its test alphabets
+    (or, with `split="unseen"`, on every drawing of `sources`: heldout.py).
 
     Default sizes: 1, 2, 4 and 8 slots per held-out character, all below the 20 drawings
     per character that store-all ends up holding.
     """
     import dataclasses
 
-    from experiments.omniglot.evaluate import embed_images, restore_with_data
+    from experiments.omniglot.evaluate import embed_images
+    from experiments.omniglot.heldout import restore_held_out
 
-    config, embedder, step, data = restore_with_data(run_dir, sources)
-    test = data.test
+    config, embedder, step, test, alphabets, _ = restore_held_out(run_dir, sources, split)
     sizes = list(sizes) if sizes else [test.num_classes * m for m in (1, 2, 4, 8)]
 
     def make_memory(size: int):
@@ -128,7 +129,7 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
         return memory.build(key_dim=config.model.output_dim, seed=config.train.seed + 4)
 
     results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed)
-    return {"run": str(run_dir), "step": step, "test_alphabets": list(data.test_alphabets), **results}
+    return {"run": str(run_dir), "step": step, "evaluated": split, "alphabets": list(alphabets), **results}
 
 
 def stream_markdown(results: dict) -> str:

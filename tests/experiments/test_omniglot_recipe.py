@@ -283,3 +283,52 @@ def test_eval_measures_the_validation_alphabets_when_asked(trained_run, tmp_path
     assert main(["omniglot", "eval", "--checkpoint", str(no_validation), "--data", *data, "--split", "validation",
                  "--episodes", "5"]) == 2
     assert "trained without validation alphabets" in capsys.readouterr().err
+
+
+def _alphabets_zip(source, out, keep: dict[str, str]):
+    """A zip of `source`'s drawings of the alphabets in `keep`, each renamed to keep[alphabet]."""
+    with zipfile.ZipFile(source) as archive, zipfile.ZipFile(out, "w") as written:
+        for name in archive.namelist():
+            parts = name.split("/")
+            if len(parts) == 4 and parts[1] in keep and parts[3].endswith(".png"):
+                written.writestr("/".join([parts[0], keep[parts[1]], *parts[2:]]), archive.read(name))
+    return out
+
+
+def test_unseen_split_measures_every_drawing_of_a_new_set_and_refuses_seen_alphabets(trained_run, tmp_path, capsys):
+    run, base = trained_run
+    data = base[base.index("--data") + 1:base.index("--config")]
+    common = ["--checkpoint", str(run), "--ways", "5", "20", "--shots", "1", "--episodes", "10",
+              "--per-shot-episodes", "0", "--no-untrained"]
+    # The run's test alphabet alone, as a set of its own: the same drawings, so task for task the test numbers.
+    latin = _alphabets_zip(data[0], tmp_path / "latin.zip", {"Latin": "Latin"})
+    assert main(["omniglot", "eval", *common, "--data", *data, "--json", str(tmp_path / "test.json")]) == 0
+    capsys.readouterr()
+    assert main(["omniglot", "eval", *common, "--data", str(latin), "--split", "unseen",
+                 "--json", str(tmp_path / "unseen.json")]) == 0
+    assert "evaluated on the unseen alphabets: 26 characters of Latin" in capsys.readouterr().out
+    tested, unseen = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("test", "unseen"))
+    assert unseen["evaluated"] == "unseen" and unseen["split"]["unseen_images"] == 26 * 20
+    assert unseen["split"]["train_alphabets"] == tested["split"]["train_alphabets"]
+    assert [row["mean"] for row in unseen["nway"]] == [row["mean"] for row in tested["nway"]]
+
+    # A script the checkpoint never had (here: drawings under a new alphabet name) also runs
+    # through stream and embed; the default --split test points to --split unseen.
+    renamed = _alphabets_zip(data[0], tmp_path / "renamed.zip", {"Latin": "New_Script"})
+    assert main(["omniglot", "eval", *common, "--data", str(renamed)]) == 2
+    assert "--split unseen" in capsys.readouterr().err
+    assert main(["omniglot", "stream", "--checkpoint", str(run), "--data", str(renamed), "--split", "unseen",
+                 "--sizes", "10", "--json", str(tmp_path / "stream.json")]) == 0
+    assert json.loads((tmp_path / "stream.json").read_text())["alphabets"] == ["New_Script"]
+    assert main(["omniglot", "embed", "--checkpoint", str(run), "--data", str(renamed), "--split", "unseen",
+                 "--out", str(tmp_path / "keys.npz")]) == 0
+    assert set(np.load(tmp_path / "keys.npz")["labels"]) == {f"New_Script/character{i:02d}" for i in range(1, 27)}
+
+    # Alphabets the run trained or validated on are refused by name.
+    capsys.readouterr()
+    assert main(["omniglot", "eval", *common, "--data", data[1], "--split", "unseen"]) == 2
+    err = capsys.readouterr().err
+    assert "was trained on" in err and "Japanese_(katakana)" in err and "Latin" not in err
+    greek = _alphabets_zip(data[0], tmp_path / "greek.zip", {"Greek": "Greek", "Latin": "Latin"})
+    assert main(["omniglot", "eval", *common, "--data", str(greek), "--split", "unseen"]) == 2
+    assert "was validated on (Greek)" in capsys.readouterr().err
