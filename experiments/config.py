@@ -282,12 +282,27 @@ class OmniglotPretrainSection:
 
 
 @dataclass(frozen=True)
+class OmniglotFinetuneSection:
+    """Episodic fine-tuning between the classifier and the memory-loss stage (experiments/omniglot/finetune.py)."""
+
+    steps: int = at_least(0, 0)  # episodes, one update each; 0: the memory stage starts from the classifier
+    ways: int = at_least(2, 20)  # classes per episode
+    shots: int = at_least(1, 1)  # support drawings per class (their mean key is the prototype)
+    queries: int = at_least(1, 2)  # query drawings per class
+    learning_rate: float = positive(3e-4)  # Adam, constant
+    scale: float = positive(30.0)  # fixed temperature of the cosine softmax
+    within_alphabet: bool = False  # every episode's classes from one training alphabet
+    validate_every: int = at_least(1, 500)
+
+
+@dataclass(frozen=True)
 class OmniglotConfig:
     data: OmniglotDataSection = field(default_factory=OmniglotDataSection)
     model: OmniglotModelSection = field(default_factory=OmniglotModelSection)
     memory: MemorySection = field(default_factory=lambda: MemorySection(memory_size=1024))
     train: OmniglotTrainSection = field(default_factory=OmniglotTrainSection)
     pretrain: OmniglotPretrainSection = field(default_factory=OmniglotPretrainSection)
+    finetune: OmniglotFinetuneSection = field(default_factory=OmniglotFinetuneSection)
 
     def check(self) -> None:
         if self.memory.is_sweep:

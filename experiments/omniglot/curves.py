@@ -1,7 +1,8 @@
-"""Learning curves of a run: held-out accuracy against training time, both stages on one clock.
+"""Learning curves of a run: held-out accuracy against training time, every stage on one clock.
 
-Reads `pretrain/log.jsonl` and `log.jsonl` of a run directory (or `pretrain_log.jsonl`
-and `log.jsonl` of a shipped checkpoint). Every record carries the cumulative training
+Reads `pretrain/log.jsonl`, `finetune/log.jsonl` (when the run has that stage) and
+`log.jsonl` of a run directory (or `pretrain_log.jsonl`, `finetune_log.jsonl` and
+`log.jsonl` of a shipped checkpoint). Every record carries the cumulative training
 seconds (measurements excluded) and the store-all 1-NN accuracy on 200 tasks of the
 monitored split (validation alphabets when the run has them); memory-stage records add
 the memory readout's per-shot accuracy on Kaiser-style episodes.
@@ -15,9 +16,10 @@ from pathlib import Path
 
 
 def read_curve(path: str | os.PathLike) -> list[dict]:
-    """Every logged record of both stages, in training order."""
+    """Every logged record of every stage, in training order."""
     path = Path(path)
-    candidates = [path / "pretrain" / "log.jsonl", path / "pretrain_log.jsonl", path / "log.jsonl"]
+    candidates = [path / "pretrain" / "log.jsonl", path / "pretrain_log.jsonl",
+                  path / "finetune" / "log.jsonl", path / "finetune_log.jsonl", path / "log.jsonl"]
     records = []
     for log in candidates:
         if log.exists():
@@ -49,9 +51,11 @@ def curve_figure(records: list[dict], title: str = ""):
     ax = fig.subplots()
     for key, label in (("heldout_1nn_5w1s", "5-way 1-shot (1-NN)"), ("heldout_1nn_20w1s", "20-way 1-shot (1-NN)")):
         ax.plot(minutes, [100 * r[key] for r in records], marker="o", markersize=3, label=label)
-    pretrained = [m for m, r in zip(minutes, records) if r.get("stage") == "pretrain"]
-    if pretrained and len(pretrained) < len(records):  # the memory stage starts where pre-training ended
-        ax.axvline(pretrained[-1], color="grey", linestyle=":", label="memory-loss stage starts")
+    stages = [r.get("stage", "memory") for r in records]
+    for stage, style, label in (("finetune", "--", "episodic fine-tuning starts"),
+                                ("memory", ":", "memory-loss stage starts")):
+        if stage in stages and stages.index(stage) > 0:  # a stage starts where the one before it ended
+            ax.axvline(minutes[stages.index(stage) - 1], color="grey", linestyle=style, label=label)
     ax.set_xlabel("training time (minutes, 2-core CPU)")
     ax.set_ylabel("validation accuracy (%)")
     ax.set_title(title)

@@ -10,7 +10,8 @@ MiB); the repository ships only what evaluation needs, in `experiments/omniglot/
 - `manifest.json`: the training step, the sha256 of weights.npz (checked on every load,
   so a damaged or half-updated file is refused rather than evaluated), the command
   that trained it;
-- `pretrain_log.jsonl` and `log.jsonl`: the run's training logs (the learning curves).
+- `pretrain_log.jsonl`, `finetune_log.jsonl` (when the run has that stage) and `log.jsonl`:
+  the run's training logs (the learning curves).
 
 `kshot omniglot eval` and `kshot omniglot lake` use this directory when no
 --checkpoint is given.
@@ -40,6 +41,7 @@ def is_shipped_layout(path: str | os.PathLike) -> bool:
 def export_run(run_dir: str | os.PathLike, dest: str | os.PathLike, command: str, dtype: str = "float16") -> dict:
     """Write the shipped layout of `run_dir`'s latest checkpoint into `dest`; returns the manifest."""
     from experiments.omniglot.model import restore_embedder
+    from experiments.omniglot.finetune import FINETUNE_DIR
     from experiments.omniglot.pretrain import PRETRAIN_DIR
     from experiments.omniglot.train import LOG_FILE
     from experiments.run_dir import CONFIG_FILE, SPLIT_FILE
@@ -57,7 +59,8 @@ def export_run(run_dir: str | os.PathLike, dest: str | os.PathLike, command: str
     with atomic_write(dest / WEIGHTS_FILE, "wb") as handle:
         np.savez_compressed(handle, **arrays)
     for source, name in ((run_dir / CONFIG_FILE, CONFIG_FILE), (run_dir / SPLIT_FILE, SPLIT_FILE),
-                         (run_dir / LOG_FILE, LOG_FILE), (run_dir / PRETRAIN_DIR / LOG_FILE, f"pretrain_{LOG_FILE}")):
+                         (run_dir / LOG_FILE, LOG_FILE), (run_dir / PRETRAIN_DIR / LOG_FILE, f"pretrain_{LOG_FILE}"),
+                         (run_dir / FINETUNE_DIR / LOG_FILE, f"finetune_{LOG_FILE}")):
         if source.exists():
             shutil.copyfile(source, dest / name)
     manifest = {

@@ -37,6 +37,7 @@ from experiments.metrics import accuracy_by_shot, shots_seen
 from experiments.omniglot.data import OmniglotData, prepare_split, to_float
 from experiments.omniglot.episodes import sample_episodes, step_rng
 from experiments.omniglot.model import build_model
+from experiments.omniglot.finetune import FINETUNE_DIR, finetune
 from experiments.omniglot.pretrain import PRETRAIN_DIR, last_logged_seconds, monitor_accuracy, pretrain
 from experiments.run_dir import SPLIT_FILE, latest_checkpoint, open_run_dir, save_checkpoint
 from kshot_io import write_text_atomic
@@ -154,6 +155,8 @@ def train(
         if count < need:
             raise ValueError(f"the {name} split has {count} classes, fewer than episode_width={need}")
     pretrained = pretrain(config, out_dir, data, log=log, progress=progress)
+    tuned = finetune(config, out_dir, data, start_from=pretrained, log=log, progress=progress)
+    starting_point = tuned or pretrained
 
     keras.utils.set_random_seed(train_settings.seed)
     embedder = build_model(config)
@@ -180,12 +183,13 @@ def train(
         if train_settings.lifelong and (prefix.parent / MEMORY_FILE).exists():
             memory.load(prefix.parent / MEMORY_FILE)
         log(f"resuming {out_dir} from step {step}")
-    elif pretrained is not None:
-        tf.train.Checkpoint(embedder=embedder).read(str(pretrained)).expect_partial()
-        log(f"memory-loss training starts from the pre-trained embedder {pretrained}")
+    elif starting_point is not None:
+        tf.train.Checkpoint(embedder=embedder).read(str(starting_point)).expect_partial()
+        log(f"memory-loss training starts from the {'fine-tuned' if tuned else 'pre-trained'} embedder {starting_point}")
     start = int(step_var.numpy())
-    # One clock for the learning curve: classifier stage, then this stage, across resumes.
-    clock_offset = last_logged_seconds(out_dir / LOG_FILE) or last_logged_seconds(out_dir / PRETRAIN_DIR / LOG_FILE)
+    # One clock for the learning curve: the earlier stages, then this one, across resumes.
+    clock_offset = (last_logged_seconds(out_dir / LOG_FILE) or last_logged_seconds(out_dir / FINETUNE_DIR / LOG_FILE)
+                    or last_logged_seconds(out_dir / PRETRAIN_DIR / LOG_FILE))
 
     log(
         f"train: {data.characters_in_train} characters of {', '.join(data.train_alphabets)} "
