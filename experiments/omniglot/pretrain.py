@@ -3,8 +3,8 @@
 Episodic memory-loss training from random weights learns slowly on a CPU: every update
 sees one batch of episodes and compares each drawing with a handful of classes. A
 softmax over all 2,852 rotated training classes compares every drawing with every
-class at once, so the same images buy far more learning; the memory-loss stage that
-follows (train.py) then starts from a good embedding. The classifier head is a cosine
+class at once, so the same images buy far more learning; the stages that follow
+(finetune.py when configured, then the memory loss in train.py) start from a good embedding. The classifier head is a cosine
 softmax (normalised key against normalised class weights, times a learned scale),
 because the memory and the 1-NN readout compare keys by cosine similarity too, so
 what the head learns is what the readouts use. An optional additive margin

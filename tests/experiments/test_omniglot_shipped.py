@@ -18,7 +18,7 @@ from experiments.omniglot.shipped import MANIFEST_FILE, MAX_SHIPPED_BYTES, SHIPP
 from experiments.omniglot.split import TEST_ALPHABETS
 from support import shared_omniglot_file
 
-MEASURED_20W1S_ON_300_TASKS = 0.9345  # 5,607 of 6,000 answers, measured on the shipped weights
+MEASURED_20W1S_ON_300_TASKS = 0.9488  # 5,693 of 6,000 answers, measured on the shipped weights
 MARGIN = 0.01
 
 
@@ -51,7 +51,8 @@ def test_shipped_logs_give_one_learning_curve(tmp_path):
 
     records = read_curve(SHIPPED_DIR)
     stages = [r["stage"] for r in records]
-    assert stages == sorted(stages, key=lambda s: s != "pretrain") and {"pretrain", "memory"} == set(stages)
+    order = ("pretrain", "finetune", "memory")
+    assert stages == sorted(stages, key=order.index) and set(order) == set(stages)
     seconds = [r["seconds"] for r in records]
     assert seconds == sorted(seconds)
     table = curve_markdown(records)
