@@ -24,16 +24,16 @@ the last checkpoint with the episodes it would have drawn.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from experiments.omniglot.data import OmniglotData, to_float
-from experiments.omniglot.pretrain import PRETRAIN_DIR, last_logged_seconds, monitor_accuracy, rotated_and_zoomed, shifted
-from experiments.run_dir import latest_checkpoint, save_checkpoint
+from experiments.omniglot.pretrain import PRETRAIN_DIR, rotated_and_zoomed, shifted
+from experiments.omniglot.stages import (heldout_summary, last_logged_seconds, log_stage_step, run_stage,
+                                        stage_checkpoint)
+from experiments.run_dir import latest_checkpoint
 
 FINETUNE_DIR = "finetune"
 _STREAM = 1  # episode s comes from default_rng([seed, s, _STREAM]), apart from the classifier stage's batches
@@ -84,7 +84,6 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         return None
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
 
     from experiments.omniglot.model import build_model
     from experiments.omniglot.train import LOG_FILE
@@ -93,8 +92,7 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
     if settings.ways > train.num_classes:
         raise ValueError(f"[finetune] ways = {settings.ways} but the training split has {train.num_classes} classes")
     stage_dir = Path(out_dir) / FINETUNE_DIR
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    found = latest_checkpoint(stage_dir)
+    found = stage_checkpoint(stage_dir)
     if found is not None and found[0] >= settings.steps:
         return found[1]
 
@@ -123,8 +121,6 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         return loss, hits
 
     log_path = stage_dir / LOG_FILE
-    clock_offset = last_logged_seconds(log_path) or last_logged_seconds(Path(out_dir) / PRETRAIN_DIR / LOG_FILE)
-    pretrain_settings = config.pretrain
     by_class = train.indices_by_class()
     smallest = min(len(rows) for rows in by_class)
     if per_class > smallest:
@@ -132,39 +128,21 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
                          f"{smallest}; lower [finetune] queries")
     log(f"episodic fine-tuning: {settings.steps} episodes of {settings.ways} ways, {settings.shots} shot(s) and "
         f"{settings.queries} queries per class" + (", classes of one alphabet" if settings.within_alphabet else ""))
-    started = time.time()
-    losses, hits = [], []
-    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
-               desc="omniglot finetune", unit="episode", dynamic_ncols=True)
-    for step in bar:
+    augment = config.pretrain
+
+    def draw(step):
         rng = np.random.default_rng([int(seed), int(step), _STREAM])
         classes = episode_classes(train, rng, settings.ways, settings.within_alphabet)
         rows = episode_rows(by_class, classes, rng, per_class).reshape(-1)
-        images = to_float(shifted(train.images[rows], rng, pretrain_settings.shift))
-        images = rotated_and_zoomed(images, rng, pretrain_settings.rotation, pretrain_settings.zoom)
-        loss, hit = update(tf.constant(images))
-        step_var.assign(step + 1)
-        losses.append(float(loss))
-        hits.append(float(hit))
-        done = step + 1
-        if progress:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if done % settings.validate_every == 0 or done == settings.steps:
-            seconds = clock_offset + time.time() - started  # training time; the measurement below is excluded
-            record = {
-                "stage": "finetune",
-                "step": done,
-                "train_loss": round(float(np.mean(losses)), 4),
-                "train_accuracy": round(float(np.mean(hits)), 4),
-                "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, seed).items()},
-            }
-            save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
-            with open(log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            log(f"finetune step {done}: loss {record['train_loss']:.3f}, query acc {record['train_accuracy']:.3f}, "
-                f"held-out 1-NN {', '.join(f'{k[12:]} {v:.3f}' for k, v in record.items() if k.startswith('heldout'))}")
-            losses, hits = [], []
-            clock_offset, started = seconds, time.time()
-    bar.close()
+        images = to_float(shifted(train.images[rows], rng, augment.shift))
+        return (tf.constant(rotated_and_zoomed(images, rng, augment.rotation, augment.zoom)),)
+
+    def on_validate(done, loss, hit, seconds):
+        record = log_stage_step(log_path, checkpoint, embedder, data.monitor, seed, {
+            "stage": "finetune", "step": done, "train_loss": loss, "train_accuracy": hit, "seconds": seconds})
+        log(f"finetune step {done}: loss {loss:.3f}, query acc {hit:.3f}, held-out 1-NN {heldout_summary(record)}")
+
+    clock_offset = last_logged_seconds(log_path) or last_logged_seconds(Path(out_dir) / PRETRAIN_DIR / LOG_FILE)
+    run_stage("finetune", start, settings.steps, settings.validate_every, draw, update, step_var, clock_offset,
+              on_validate, progress)
     return latest_checkpoint(stage_dir)[1]

@@ -25,20 +25,18 @@ drawn (batch s comes from step_rng(seed, s)).
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-from experiments.omniglot.data import OmniglotData, to_float
+from experiments.omniglot.data import to_float
 from experiments.omniglot.episodes import step_rng
-from experiments.run_dir import latest_checkpoint, save_checkpoint
+from experiments.omniglot.stages import (heldout_summary, last_logged_seconds, log_stage_step, run_stage,
+                                        stage_checkpoint)
+from experiments.run_dir import latest_checkpoint
 
 PRETRAIN_DIR = "pretrain"
-MONITOR_TASKS = 200  # held-out tasks per logged 1-NN measurement
-MONITOR_SETTINGS = ((5, 1), (20, 1))
 
 
 def shifted(images: np.ndarray, rng: np.random.Generator, shift: int) -> np.ndarray:
@@ -116,33 +114,6 @@ def classifier_loss(logits, labels):
     return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(repeated, logits))
 
 
-def monitor_accuracy(embedder, data: OmniglotData, seed: int, tasks: int = MONITOR_TASKS) -> dict:
-    """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s" (the readout
-    takes the keys' width from the embedder's output, so one or several members need no argument)."""
-    from memory_module import StoreAllNearestNeighbour
-
-    from experiments.omniglot.evaluate import accuracy_of_answers, embed_images, task_answers
-
-    keys = embed_images(embedder, data.images)
-    key_dim = keys.shape[1]
-    out = {}
-    for ways, shots in MONITOR_SETTINGS:
-        if ways > data.num_classes:
-            continue
-        measured = accuracy_of_answers(*task_answers(keys, data, {"1-NN": StoreAllNearestNeighbour(key_dim)}, ways,
-                                                     shots, tasks, seed=seed))
-        out[f"{ways}w{shots}s"] = round(measured["1-NN"]["mean"], 4)
-    return out
-
-
-def last_logged_seconds(log_path: Path) -> float:
-    """Training seconds recorded by the last line of a log (0 for none), so resumed runs keep one clock."""
-    if not log_path.exists():
-        return 0.0
-    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
-
-
 def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress: bool = True) -> Path | None:
     """Run (or finish) the classifier stage; returns the checkpoint prefix holding the embedder, or None.
 
@@ -153,14 +124,12 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         return None
     import keras
     import tensorflow as tf
-    from tqdm import tqdm
 
     from experiments.omniglot.model import build_model
     from experiments.omniglot.train import LOG_FILE
 
     stage_dir = Path(out_dir) / PRETRAIN_DIR
-    stage_dir.mkdir(parents=True, exist_ok=True)
-    found = latest_checkpoint(stage_dir)
+    found = stage_checkpoint(stage_dir)
     if found is not None and found[0] >= settings.steps:
         return found[1]
 
@@ -193,42 +162,22 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         return loss, hits
 
     log_path = stage_dir / LOG_FILE
-    clock_offset = last_logged_seconds(log_path)
     log(f"classifier pre-training: {train.num_classes} classes, {train.images.shape[0]} images, "
         f"{settings.steps} steps of {settings.batch_size}")
-    started = time.time()
-    losses, hits = [], []
-    bar = tqdm(range(start, settings.steps), initial=start, total=settings.steps, disable=not progress,
-               desc="omniglot pretrain", unit="batch", dynamic_ncols=True)
-    for step in bar:
+
+    def draw(step):
         rng = step_rng(seed, step)
         rows = rng.choice(train.images.shape[0], size=settings.batch_size, replace=False)
         images = to_float(shifted(train.images[rows], rng, settings.shift))
         images = rotated_and_zoomed(images, rng, settings.rotation, settings.zoom)
-        loss, hit = update(tf.constant(images), tf.constant(train.labels[rows].astype(np.int64)))
-        step_var.assign(step + 1)
-        losses.append(float(loss))
-        hits.append(float(hit))
-        done = step + 1
-        if progress:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        if done % settings.validate_every == 0 or done == settings.steps:
-            seconds = clock_offset + time.time() - started  # training time; the measurement below is excluded
-            record = {
-                "stage": "pretrain",
-                "step": done,
-                "images": done * settings.batch_size,
-                "train_loss": round(float(np.mean(losses)), 4),
-                "train_accuracy": round(float(np.mean(hits)), 4),
-                "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, seed).items()},
-            }
-            save_checkpoint(stage_dir, done, lambda prefix: checkpoint.write(str(prefix)))
-            with open(log_path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            log(f"pretrain step {done}: loss {record['train_loss']:.3f}, train acc {record['train_accuracy']:.3f}, "
-                f"held-out 1-NN {', '.join(f'{k[12:]} {v:.3f}' for k, v in record.items() if k.startswith('heldout'))}")
-            losses, hits = [], []
-            clock_offset, started = seconds, time.time()
-    bar.close()
+        return tf.constant(images), tf.constant(train.labels[rows].astype(np.int64))
+
+    def on_validate(done, loss, hit, seconds):
+        record = log_stage_step(log_path, checkpoint, embedder, data.monitor, seed, {
+            "stage": "pretrain", "step": done, "images": done * settings.batch_size,
+            "train_loss": loss, "train_accuracy": hit, "seconds": seconds})
+        log(f"pretrain step {done}: loss {loss:.3f}, train acc {hit:.3f}, held-out 1-NN {heldout_summary(record)}")
+
+    run_stage("pretrain", start, settings.steps, settings.validate_every, draw, update, step_var,
+              last_logged_seconds(log_path), on_validate, progress)
     return latest_checkpoint(stage_dir)[1]

@@ -38,7 +38,8 @@ from experiments.omniglot.data import OmniglotData, prepare_split, to_float
 from experiments.omniglot.episodes import sample_episodes, step_rng
 from experiments.omniglot.model import build_model
 from experiments.omniglot.finetune import FINETUNE_DIR, finetune
-from experiments.omniglot.pretrain import PRETRAIN_DIR, last_logged_seconds, monitor_accuracy, pretrain
+from experiments.omniglot.pretrain import PRETRAIN_DIR, pretrain
+from experiments.omniglot.stages import last_logged_seconds, monitor_accuracy
 from experiments.run_dir import SPLIT_FILE, latest_checkpoint, open_run_dir, save_checkpoint
 from kshot_io import write_text_atomic
 
