@@ -297,6 +297,9 @@ def add_omniglot(subparsers) -> None:
     evaluate.add_argument("--seed", type=int, default=0, help="seed of the test tasks")
     evaluate.add_argument("--no-untrained", action="store_true", help="skip the untrained-embedder floor")
     evaluate.add_argument("--split", choices=HELD_OUT_SPLITS, default="test", help=split_help)
+    evaluate.add_argument("--running-mean", action="store_true",
+                          help="score the Kaiser memory with count-weighted merges ([memory] running_mean, beyond the "
+                               "paper) instead of the checkpoint's setting")
     evaluate.add_argument("--by-alphabet", action="store_true",
                           help="also report the trained embedder's accuracy by the query's alphabet")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -388,7 +391,7 @@ def handle_omniglot_eval(args) -> int:
         checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
         queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
         untrained=not args.no_untrained, progress=True, by_alphabet=args.by_alphabet,
-        split=args.split,
+        split=args.split, running_mean=args.running_mean,
     )
     print(results_markdown(results))
     if args.json:

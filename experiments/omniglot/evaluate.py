@@ -26,6 +26,7 @@ from typing import Sequence
 
 import numpy as np
 
+from experiments.config import with_overrides
 from experiments.metrics import accuracy_by_shot, interval, proportion, shots_seen
 from experiments.omniglot.data import OmniglotData, to_float
 from experiments.omniglot.episodes import sample_episodes, sample_task
@@ -277,6 +278,7 @@ def evaluate_run(
     progress: bool = False,
     by_alphabet: bool = False,
     split: str = "test",
+    running_mean: bool = False,
 ) -> dict:
     """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict.
 
@@ -285,13 +287,18 @@ def evaluate_run(
     (accuracy_by_rivals), from the same tasks. `split="validation"` measures
     the run's validation alphabets instead, where recipes are compared, so that the
     test alphabets are never looked at while choosing; `split="unseen"` measures every
-    drawing of `sources`, a character set the run never had (heldout.py)."""
+    drawing of `sources`, a character set the run never had (heldout.py). `running_mean`
+    scores the Kaiser memory with count-weighted merges ([memory] running_mean, beyond the
+    paper: a class's slot becomes the mean of its merged drawings, where the paper's merge
+    halves the weight of everything earlier at every hit) instead of the checkpoint's setting."""
     import keras
 
     from experiments.omniglot.heldout import restore_held_out
     from experiments.omniglot.model import build_model
 
     config, trained, step, test, _, described = restore_held_out(run_dir, sources, split, ways)
+    if running_mean:
+        config = with_overrides(config, origin="--running-mean", memory__running_mean=True)
     per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes
     rounds = max(shots) + 1
 
@@ -308,6 +315,7 @@ def evaluate_run(
         "queries": queries,
         "seed": seed,
         "memory_size": config.memory.memory_size,
+        "memory_running_mean": config.memory.running_mean,
         "key_dim": config.model.output_dim,
         "nway": [],
         "per_shot": [],
@@ -361,7 +369,8 @@ def results_markdown(results: dict) -> str:
         f"Run {results['run']} at step {results['step']}; evaluated on the {evaluated} alphabets: "
         f"{split[evaluated + '_characters']} characters of {', '.join(split[evaluated + '_alphabets'])}; "
         f"trained on {split['train_characters']} characters "
-        f"({_train_classes(split)} classes with their rotated and mirrored copies).",
+        f"({_train_classes(split)} classes with their rotated and mirrored copies)."
+        + (" The Kaiser memory merges by running mean (beyond the paper)." if results.get("memory_running_mean") else ""),
         "",
         f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class, mean [95% CI]:",
         "",

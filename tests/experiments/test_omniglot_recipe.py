@@ -332,3 +332,23 @@ def test_unseen_split_measures_every_drawing_of_a_new_set_and_refuses_seen_alpha
     greek = _alphabets_zip(data[0], tmp_path / "greek.zip", {"Greek": "Greek", "Latin": "Latin"})
     assert main(["omniglot", "eval", *common, "--data", str(greek), "--split", "unseen"]) == 2
     assert "was validated on (Greek)" in capsys.readouterr().err
+
+
+def test_eval_can_score_the_memory_with_running_mean_merges(trained_run, tmp_path, capsys):
+    run, base = trained_run
+    data = base[base.index("--data") + 1:base.index("--config")]
+    common = ["omniglot", "eval", "--checkpoint", str(run), "--data", *data, "--ways", "5", "--shots", "1", "3",
+              "--episodes", "20", "--per-shot-episodes", "0", "--no-untrained"]
+    assert main([*common, "--json", str(tmp_path / "paper.json")]) == 0
+    capsys.readouterr()
+    assert main([*common, "--running-mean", "--json", str(tmp_path / "mean.json")]) == 0
+    assert "The Kaiser memory merges by running mean" in capsys.readouterr().out
+    paper, mean = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("paper", "mean"))
+    assert mean["memory_running_mean"] is True and paper["memory_running_mean"] is False
+
+    def memory(results, shots):
+        return [row for row in results["nway"] if row["readout"] == "memory" and row["shots"] == shots][0]["mean"]
+
+    assert memory(mean, 1) == memory(paper, 1)  # one drawing per class: nothing is merged
+    others = [(r["readout"], r["shots"], r["mean"]) for r in mean["nway"] if r["readout"] != "memory"]
+    assert others == [(r["readout"], r["shots"], r["mean"]) for r in paper["nway"] if r["readout"] != "memory"]
