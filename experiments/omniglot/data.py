@@ -315,11 +315,15 @@ def choose_test_alphabets(
     return sorted(held)
 
 
+class AlphabetsNotInData(ValueError):
+    """Named held-out alphabets are missing from the loaded drawings (so a caller can say what to do instead)."""
+
+
 def split_by_alphabet(data: OmniglotData, test_alphabets: Sequence[str]) -> tuple[OmniglotData, OmniglotData]:
     """(train, test): every character of a test alphabet goes to test, the rest to train."""
     unknown = sorted(set(test_alphabets) - set(data.alphabets))
     if unknown:
-        raise ValueError(f"test alphabets {unknown} are not in the data; available: {data.alphabet_names()}")
+        raise AlphabetsNotInData(f"test alphabets {unknown} are not in the data; available: {data.alphabet_names()}")
     test_set = set(test_alphabets)
     train_ids = [c for c, a in enumerate(data.alphabets) if a not in test_set]
     test_ids = [c for c, a in enumerate(data.alphabets) if a in test_set]

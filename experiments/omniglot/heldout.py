@@ -25,7 +25,7 @@ HELD_OUT_SPLITS = ("test", "validation", "unseen")
 
 def restore_with_data(run_dir: str | os.PathLike, sources=None):
     """(config, trained embedder, step, OmniglotSplit) with exactly the alphabets the run held out (its split.json)."""
-    from experiments.omniglot.data import prepare_split
+    from experiments.omniglot.data import AlphabetsNotInData, prepare_split
     from experiments.omniglot.model import restore_embedder
 
     config, embedder, step = restore_embedder(run_dir)
@@ -36,10 +36,10 @@ def restore_with_data(run_dir: str | os.PathLike, sources=None):
                                             validation_alphabets=tuple(saved.get("validation_alphabets", ())))
     try:
         return config, embedder, step, prepare_split(data_settings, sources)
-    except ValueError as error:
-        if data_settings.test_alphabets and "are not in the data" in str(error):
-            raise ValueError(f"{error}. The data does not hold this checkpoint's test alphabets; to measure it on a "
-                             "character set it never saw, pass --split unseen") from error
+    except AlphabetsNotInData as error:
+        if data_settings.test_alphabets:
+            raise AlphabetsNotInData(f"{error}. The data does not hold this checkpoint's test alphabets; to measure it "
+                                     "on a character set it never saw, pass --split unseen") from error
         raise
 
 
