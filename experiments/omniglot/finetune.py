@@ -142,7 +142,7 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
             "stage": "finetune", "step": done, "train_loss": loss, "train_accuracy": hit, "seconds": seconds})
         log(f"finetune step {done}: loss {loss:.3f}, query acc {hit:.3f}, held-out 1-NN {heldout_summary(record)}")
 
-    clock_offset = last_logged_seconds(log_path) or last_logged_seconds(Path(out_dir) / PRETRAIN_DIR / LOG_FILE)
-    run_stage("finetune", start, settings.steps, settings.validate_every, draw, update, step_var, clock_offset,
-              on_validate, progress)
+    clock_offset = last_logged_seconds(log_path, Path(out_dir) / PRETRAIN_DIR / LOG_FILE)
+    run_stage("finetune", "episode", start, settings.steps, settings.validate_every, draw, update, step_var,
+              clock_offset, on_validate, progress)
     return latest_checkpoint(stage_dir)[1]

@@ -4,10 +4,10 @@ Episodic memory-loss training from random weights learns slowly on a CPU: every 
 sees one batch of episodes and compares each drawing with a handful of classes. A
 softmax over all 2,852 rotated training classes compares every drawing with every
 class at once, so the same images buy far more learning; the stages that follow
-(finetune.py when configured, then the memory loss in train.py) start from a good embedding. The classifier head is a cosine
-softmax (normalised key against normalised class weights, times a learned scale),
-because the memory and the 1-NN readout compare keys by cosine similarity too, so
-what the head learns is what the readouts use. An optional additive margin
+(finetune.py when configured, then the memory loss in train.py) start from a good
+embedding. The classifier head is a cosine softmax (normalised key against normalised
+class weights, times a learned scale), because the memory and the 1-NN readout compare
+keys by cosine similarity too, so what the head learns is what the readouts use. An optional additive margin
 (`[pretrain] margin`, CosFace) subtracts a constant from the true class's cosine before
 the softmax, so a drawing is only counted right when it is closer to its own class by
 that much; the classes of the training alphabets then sit further apart, and unseen
@@ -178,6 +178,6 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
             "train_loss": loss, "train_accuracy": hit, "seconds": seconds})
         log(f"pretrain step {done}: loss {loss:.3f}, train acc {hit:.3f}, held-out 1-NN {heldout_summary(record)}")
 
-    run_stage("pretrain", start, settings.steps, settings.validate_every, draw, update, step_var,
+    run_stage("pretrain", "batch", start, settings.steps, settings.validate_every, draw, update, step_var,
               last_logged_seconds(log_path), on_validate, progress)
     return latest_checkpoint(stage_dir)[1]

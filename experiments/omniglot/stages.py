@@ -67,17 +67,23 @@ def stage_checkpoint(stage_dir: Path) -> tuple[int, Path] | None:
     return latest_checkpoint(stage_dir)
 
 
-def last_logged_seconds(log_path: Path) -> float:
-    """Training seconds recorded by the last line of a log (0 for none), so resumed runs keep one clock."""
-    if not log_path.exists():
-        return 0.0
-    lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return float(json.loads(lines[-1])["seconds"]) if lines else 0.0
+def last_logged_seconds(*log_paths: Path) -> float:
+    """Training seconds recorded by the last line of the first of `log_paths` that has one (0 for none).
+
+    A stage passes its own log first, then the logs of the stages before it, latest first:
+    a resumed stage continues its own clock, a new one starts where the previous stage ended."""
+    for log_path in log_paths:
+        if log_path.exists():
+            lines = [line for line in log_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if lines:
+                return float(json.loads(lines[-1])["seconds"])
+    return 0.0
 
 
-def run_stage(name: str, start: int, steps: int, validate_every: int, draw: Callable[[int], tuple],
+def run_stage(name: str, unit: str, start: int, steps: int, validate_every: int, draw: Callable[[int], tuple],
               update: Callable, step_var, clock_offset: float, on_validate: Callable, progress: bool) -> None:
-    """Updates `start` .. `steps`-1 of one stage: update(*draw(step)) -> (loss, hit rate) per step.
+    """Updates `start` .. `steps`-1 of one stage: update(*draw(step)) -> (loss, hit rate) per step
+    (`name` and `unit`, "batch" or "episode", label the progress bar).
 
     After every `validate_every`-th update and the last, on_validate(done, mean loss, mean hit
     rate, seconds) with the means over the updates since the previous call, rounded to 4
@@ -87,7 +93,6 @@ def run_stage(name: str, start: int, steps: int, validate_every: int, draw: Call
 
     started = time.time()
     losses, hits = [], []
-    unit = "episode" if name == "finetune" else "batch"
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=f"omniglot {name}",
                unit=unit, dynamic_ncols=True)
     for step in bar:

@@ -189,8 +189,8 @@ def train(
         log(f"memory-loss training starts from the {'fine-tuned' if tuned else 'pre-trained'} embedder {starting_point}")
     start = int(step_var.numpy())
     # One clock for the learning curve: the earlier stages, then this one, across resumes.
-    clock_offset = (last_logged_seconds(out_dir / LOG_FILE) or last_logged_seconds(out_dir / FINETUNE_DIR / LOG_FILE)
-                    or last_logged_seconds(out_dir / PRETRAIN_DIR / LOG_FILE))
+    clock_offset = last_logged_seconds(out_dir / LOG_FILE, out_dir / FINETUNE_DIR / LOG_FILE,
+                                       out_dir / PRETRAIN_DIR / LOG_FILE)
 
     log(
         f"train: {data.characters_in_train} characters of {', '.join(data.train_alphabets)} "
