@@ -39,18 +39,25 @@ FINETUNE_DIR = "finetune"
 _STREAM = 1  # episode s comes from default_rng([seed, s, _STREAM]), apart from the classifier stage's batches
 
 
-def episode_classes(data: OmniglotData, rng: np.random.Generator, ways: int, within_alphabet: bool) -> np.ndarray:
-    """`ways` distinct training classes for one episode; with `within_alphabet`, all from one alphabet
-    (drawn among the alphabets with at least `ways` classes)."""
-    if not within_alphabet:
-        return rng.choice(data.num_classes, ways, replace=False)
+def alphabet_pools(data: OmniglotData, ways: int) -> list[np.ndarray]:
+    """The class ids of each training alphabet with at least `ways` classes (in name order), the
+    pools a within-alphabet episode draws from; computed once per stage, not per episode."""
     alphabets = np.array(data.alphabets)
-    names = [a for a in data.alphabet_names() if np.count_nonzero(alphabets == a) >= ways]
-    if not names:
+    classes = [np.flatnonzero(alphabets == name) for name in data.alphabet_names()]
+    pools = [ids for ids in classes if len(ids) >= ways]
+    if not pools:
         raise ValueError(f"[finetune] within_alphabet needs an alphabet with >= {ways} training classes; "
-                         f"the largest has {max(np.count_nonzero(alphabets == a) for a in set(alphabets))}")
-    alphabet = names[rng.integers(len(names))]
-    return rng.choice(np.flatnonzero(alphabets == alphabet), ways, replace=False)
+                         f"the largest has {max(len(ids) for ids in classes)}")
+    return pools
+
+
+def episode_classes(num_classes: int, pools: list[np.ndarray] | None, rng: np.random.Generator,
+                    ways: int) -> np.ndarray:
+    """`ways` distinct training classes for one episode: any of `num_classes`, or, with `pools`
+    (alphabet_pools), all from one pool drawn uniformly."""
+    if pools is None:
+        return rng.choice(num_classes, ways, replace=False)
+    return rng.choice(pools[rng.integers(len(pools))], ways, replace=False)
 
 
 def episode_rows(by_class: list[np.ndarray], classes: np.ndarray, rng: np.random.Generator, per_class: int) -> np.ndarray:
@@ -91,6 +98,13 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
     train = data.train
     if settings.ways > train.num_classes:
         raise ValueError(f"[finetune] ways = {settings.ways} but the training split has {train.num_classes} classes")
+    per_class = settings.shots + settings.queries
+    by_class = train.indices_by_class()
+    smallest = min(len(rows) for rows in by_class)
+    if per_class > smallest:
+        raise ValueError(f"[finetune] shots + queries = {per_class} drawings per class, but a training class has only "
+                         f"{smallest}; lower [finetune] queries")
+    pools = alphabet_pools(train, settings.ways) if settings.within_alphabet else None
     stage_dir = Path(out_dir) / FINETUNE_DIR
     found = stage_checkpoint(stage_dir)
     if found is not None and found[0] >= settings.steps:
@@ -109,7 +123,6 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         tf.train.Checkpoint(embedder=embedder).read(str(start_from)).expect_partial()
         log(f"episodic fine-tuning starts from {start_from}")
     start = int(step_var.numpy())
-    per_class = settings.shots + settings.queries
     scale = float(settings.scale)
 
     @tf.function
@@ -121,18 +134,13 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         return loss, hits
 
     log_path = stage_dir / LOG_FILE
-    by_class = train.indices_by_class()
-    smallest = min(len(rows) for rows in by_class)
-    if per_class > smallest:
-        raise ValueError(f"[finetune] shots + queries = {per_class} drawings per class, but a training class has only "
-                         f"{smallest}; lower [finetune] queries")
     log(f"episodic fine-tuning: {settings.steps} episodes of {settings.ways} ways, {settings.shots} shot(s) and "
         f"{settings.queries} queries per class" + (", classes of one alphabet" if settings.within_alphabet else ""))
     augment = config.pretrain
 
     def draw(step):
         rng = np.random.default_rng([int(seed), int(step), _STREAM])
-        classes = episode_classes(train, rng, settings.ways, settings.within_alphabet)
+        classes = episode_classes(train.num_classes, pools, rng, settings.ways)
         rows = episode_rows(by_class, classes, rng, per_class).reshape(-1)
         images = to_float(shifted(train.images[rows], rng, augment.shift))
         return (tf.constant(rotated_and_zoomed(images, rng, augment.rotation, augment.zoom)),)

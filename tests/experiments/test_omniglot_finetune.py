@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from experiments.cli import main
 from experiments.omniglot.curves import read_curve
-from experiments.omniglot.finetune import episode_classes, prototype_loss
+from experiments.omniglot.finetune import alphabet_pools, episode_classes, prototype_loss
 from experiments.omniglot.model import restore_embedder
 from experiments.omniglot.shipped import export_run
 from support import shared_omniglot_file
@@ -37,16 +37,17 @@ def test_within_alphabet_episodes_take_every_class_from_one_alphabet_big_enough(
     data = SimpleNamespace(alphabets=("A",) * 6 + ("B",) * 2 + ("C",) * 5, num_classes=13,
                            alphabet_names=lambda: ["A", "B", "C"])
     rng = np.random.default_rng(0)
+    pools = alphabet_pools(data, 4)
     seen = set()
     for _ in range(50):
-        classes = episode_classes(data, rng, 4, within_alphabet=True)
+        classes = episode_classes(data.num_classes, pools, rng, 4)
         alphabets = {data.alphabets[c] for c in classes}
         assert len(classes) == len(set(classes)) == 4 and len(alphabets) == 1
         seen |= alphabets
     assert seen == {"A", "C"}  # B has only two classes
-    assert len({data.alphabets[c] for c in episode_classes(data, rng, 12, within_alphabet=False)}) == 3
+    assert len({data.alphabets[c] for c in episode_classes(data.num_classes, None, rng, 12)}) == 3
     with pytest.raises(ValueError, match="within_alphabet needs an alphabet with >= 7"):
-        episode_classes(data, rng, 7, within_alphabet=True)
+        alphabet_pools(data, 7)
 
 
 @pytest.mark.needs_omniglot
