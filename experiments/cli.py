@@ -300,6 +300,9 @@ def add_omniglot(subparsers) -> None:
     evaluate.add_argument("--running-mean", action="store_true",
                           help="score the Kaiser memory with count-weighted merges ([memory] running_mean, beyond the "
                                "paper) instead of the checkpoint's setting")
+    within_help = ("draw the classes of every task (and eval's per-shot episodes) from one alphabet: look-alike "
+                   "rivals, as in Lake et al.'s runs, at any N-way k-shot; harder than mixed tasks")
+    evaluate.add_argument("--within-alphabet", action="store_true", help=within_help)
     evaluate.add_argument("--by-alphabet", action="store_true",
                           help="also report the trained embedder's accuracy by the query's alphabet")
     evaluate.add_argument("--json", metavar="FILE", help="also write the results as JSON")
@@ -318,6 +321,7 @@ def add_omniglot(subparsers) -> None:
                          help="the readout both embedders are scored with")
     compare.add_argument("--seed", type=int, default=0, help="seed of the test tasks (the same as eval's)")
     compare.add_argument("--split", choices=HELD_OUT_SPLITS, default="test", help=split_help)
+    compare.add_argument("--within-alphabet", action="store_true", help=within_help)
     compare.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     compare.set_defaults(handler=handle_omniglot_compare)
 
@@ -391,7 +395,7 @@ def handle_omniglot_eval(args) -> int:
         checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots, episodes=args.episodes,
         queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
         untrained=not args.no_untrained, progress=True, by_alphabet=args.by_alphabet,
-        split=args.split, running_mean=args.running_mean,
+        split=args.split, running_mean=args.running_mean, within_alphabet=args.within_alphabet,
     )
     print(results_markdown(results))
     if args.json:
@@ -406,6 +410,7 @@ def handle_omniglot_compare(args) -> int:
     results = compare_checkpoints(
         checkpoint_or_shipped(args.checkpoint), args.reference, sources=args.data, ways=args.ways, shots=args.shots,
         episodes=args.episodes, readout=args.readout, seed=args.seed, split=args.split,
+        within_alphabet=args.within_alphabet,
     )
     print(comparison_markdown(results))
     if args.json:

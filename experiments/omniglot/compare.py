@@ -33,12 +33,15 @@ def compare_checkpoints(
     readout: str = "memory",
     seed: int = 0,
     split: str = "test",
+    within_alphabet: bool = False,
 ) -> dict:
     """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict.
 
     `split="validation"` compares on the validation alphabets: the way to choose between
     two recipes without looking at the test alphabets; `split="unseen"` on every drawing of
-    `sources`, a character set neither checkpoint had (heldout.py)."""
+    `sources`, a character set neither checkpoint had (heldout.py). `within_alphabet` draws
+    the classes of each task from one alphabet (evaluate.task_answers): harder tasks, so
+    a difference that mixed tasks hide near 99% can show."""
     from experiments.metrics import PAIRED_METHOD, paired_difference, proportion
     from experiments.omniglot.evaluate import embed_images, make_readouts, task_answers
     from experiments.omniglot.heldout import restore_held_out
@@ -62,7 +65,7 @@ def compare_checkpoints(
         hits[role] = {}
         for n in ways:
             for k in shots:
-                truth, answered = task_answers(keys, part, scored, n, k, episodes, 1, seed)
+                truth, answered = task_answers(keys, part, scored, n, k, episodes, 1, seed, within_alphabet)
                 hits[role][(n, k)] = np.sum(answered[readout] == truth, axis=1)
     cells = []
     for n in ways:
@@ -80,6 +83,7 @@ def compare_checkpoints(
         "checkpoint": str(checkpoint), "reference": str(reference),
         "steps": {role: entry[2] for role, entry in loaded.items()},
         "evaluated": split, "alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": seed,
+        "within_alphabet": within_alphabet,
         "method": PAIRED_METHOD.replace("repeat", "task"), "cells": cells,
     }
 
@@ -97,6 +101,7 @@ def comparison_markdown(results: dict) -> str:
         f"{results['readout']} readout, checkpoint `{results['checkpoint']}` minus reference "
         f"`{results['reference']}`, the same tasks on the {results['evaluated']} alphabets "
         f"{', '.join(results['alphabets'])} "
+        + ("(the classes of each task from one alphabet) " if results.get("within_alphabet") else "") +
         f"({results['method']}):",
         "",
         "| ways | shots | tasks | checkpoint | reference | difference (points) | 95% CI | verdict |",

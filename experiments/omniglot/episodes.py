@@ -8,19 +8,49 @@ experiments.metrics.shots_seen: the number of earlier times that label was seen.
 
 Every random choice comes from a numpy Generator; `step_rng(seed, step)` gives the
 generator of one training step, so a resumed run sees the same episodes.
+
+Classes are drawn from all classes, or, with `pools` (alphabet_pools), all from one
+alphabet: look-alike rivals, as in Lake et al.'s one-shot runs. Tasks drawn that way
+are much harder than mixed ones and track how a model fares on a set of few alphabets.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from experiments.omniglot.data import OmniglotData
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
     """The generator for training step `step` of a run seeded with `seed`."""
     return np.random.default_rng([int(seed), int(step)])
+
+
+def alphabet_pools(data: "OmniglotData", ways: int) -> list[np.ndarray]:
+    """The class ids of each alphabet with at least `ways` classes (in name order): the pools a
+    within-alphabet episode or task draws from; computed once, not per draw."""
+    alphabets = np.array(data.alphabets)
+    names = data.alphabet_names()
+    classes = [np.flatnonzero(alphabets == name) for name in names]
+    pools = [ids for ids in classes if len(ids) >= ways]
+    if not pools:
+        largest = int(np.argmax([len(ids) for ids in classes]))
+        raise ValueError(f"within_alphabet needs an alphabet with >= {ways} classes; the largest, {names[largest]}, "
+                         f"has {len(classes[largest])}: use fewer ways or data with larger alphabets")
+    return pools
+
+
+def episode_classes(num_classes: int, pools: list[np.ndarray] | None, rng: np.random.Generator,
+                    ways: int) -> np.ndarray:
+    """`ways` distinct classes for one episode or task: any of `num_classes`, or, with `pools`
+    (alphabet_pools), all from one pool drawn uniformly."""
+    if pools is None:
+        return rng.choice(num_classes, ways, replace=False)
+    return rng.choice(pools[rng.integers(len(pools))], ways, replace=False)
 
 
 @dataclass(frozen=True)
@@ -67,8 +97,10 @@ def sample_episodes(
     width: int,
     length: int,
     batch_size: int,
+    pools: list[np.ndarray] | None = None,
 ) -> EpisodeBatch:
-    """B episodes of `width` classes and `length` steps, each class shown ~length/width times."""
+    """B episodes of `width` classes and `length` steps, each class shown ~length/width times;
+    with `pools` (alphabet_pools) the classes of each episode come from one alphabet."""
     if length < 1 or batch_size < 1:
         raise ValueError(f"episode length and batch size must be >= 1, got {length} and {batch_size}")
     per_class = -(-length // width)
@@ -77,7 +109,7 @@ def sample_episodes(
     labels = np.empty((length, batch_size), dtype=np.int64)
     classes = np.empty((length, batch_size), dtype=np.int64)
     for b in range(batch_size):
-        chosen = rng.choice(len(indices_by_class), size=width, replace=False)
+        chosen = episode_classes(len(indices_by_class), pools, rng, width)
         # The first (length mod width) classes get one extra showing.
         showings = np.full(width, length // width)
         showings[: length % width] += 1
@@ -111,12 +143,14 @@ def sample_task(
     ways: int,
     shots: int,
     queries: int = 1,
+    pools: list[np.ndarray] | None = None,
 ) -> Task:
-    """N classes, k support images and q disjoint query images of each (different drawers)."""
+    """N classes, k support images and q disjoint query images of each (different drawers);
+    with `pools` (alphabet_pools) the N classes come from one alphabet."""
     if shots < 1 or queries < 1:
         raise ValueError(f"shots and queries must be >= 1, got {shots} and {queries}")
     _check_width(indices_by_class, ways, shots + queries)
-    chosen = rng.choice(len(indices_by_class), size=ways, replace=False)
+    chosen = episode_classes(len(indices_by_class), pools, rng, ways)
     support, query = [], []
     for cls in chosen:
         picks = rng.choice(indices_by_class[cls], size=shots + queries, replace=False)

@@ -29,7 +29,7 @@ import numpy as np
 from experiments.config import with_overrides
 from experiments.metrics import accuracy_by_shot, interval, proportion, shots_seen
 from experiments.omniglot.data import OmniglotData, to_float
-from experiments.omniglot.episodes import sample_episodes, sample_task
+from experiments.omniglot.episodes import alphabet_pools, sample_episodes, sample_task
 
 
 def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
@@ -80,25 +80,28 @@ def task_answers(
     episodes: int,
     queries: int = 1,
     seed: int = 0,
+    within_alphabet: bool = False,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(true class ids [episodes, ways*queries], {readout: answered class ids, same shape}).
 
     Class ids index `data.characters`, so answers can be grouped by the query's alphabet.
-    The tasks depend only on (data, ways, shots, queries, seed), so two embedders'
-    answers pair task by task.
+    The tasks depend only on (data, ways, shots, queries, seed, within_alphabet), so two
+    embedders' answers pair task by task. `within_alphabet` draws the N classes of each task
+    from one alphabet (alphabets drawn uniformly among those with >= N characters).
     """
     import tensorflow as tf
 
     if episodes < 2:
         raise ValueError(f"episodes must be >= 2 for a confidence interval, got {episodes}")
     by_class = data.indices_by_class()
+    pools = alphabet_pools(data, ways) if within_alphabet else None
     rng = np.random.default_rng([seed, ways, shots, queries])
     runners = {name: make_task_runner(memory) for name, memory in memories.items()}
     labels = tf.constant(np.arange(ways, dtype=np.int64))
     truth = np.zeros((episodes, ways * queries), np.int64)
     answered = {name: np.zeros((episodes, ways * queries), np.int64) for name in memories}
     for episode in range(episodes):
-        task = sample_task(by_class, rng, ways, shots, queries)
+        task = sample_task(by_class, rng, ways, shots, queries, pools)
         truth[episode] = data.labels[task.query]
         class_of_label = data.labels[task.query[::queries]]  # queries are grouped by label 0..ways-1
         # [shots, ways]: round r holds the r-th support drawing of every class, in label order
@@ -206,16 +209,19 @@ def per_shot_accuracy(
     rounds: int,
     episodes: int,
     seed: int = 0,
+    within_alphabet: bool = False,
 ) -> list[dict]:
-    """Accuracy at the 0th..(rounds-1)th earlier showing, in Kaiser-style episodes of width `ways`."""
+    """Accuracy at the 0th..(rounds-1)th earlier showing, in Kaiser-style episodes of width `ways`
+    (with `within_alphabet`, the classes of each episode from one alphabet)."""
     import tensorflow as tf
 
     by_class = data.indices_by_class()
+    pools = alphabet_pools(data, ways) if within_alphabet else None
     rng = np.random.default_rng([seed, ways, rounds, 7])
     run = make_sequence_runner(memory)
     per_episode = []
     for _ in range(episodes):
-        batch = sample_episodes(by_class, rng, ways, ways * rounds, 1)
+        batch = sample_episodes(by_class, rng, ways, ways * rounds, 1, pools)
         labels = batch.labels[:, 0]
         memory.reset()
         answers = run(tf.constant(keys[batch.indices[:, 0]]), tf.constant(labels)).numpy()
@@ -279,6 +285,7 @@ def evaluate_run(
     by_alphabet: bool = False,
     split: str = "test",
     running_mean: bool = False,
+    within_alphabet: bool = False,
 ) -> dict:
     """Every measurement above for a run directory or shipped checkpoint; a JSON-ready dict.
 
@@ -290,7 +297,9 @@ def evaluate_run(
     drawing of `sources`, a character set the run never had (heldout.py). `running_mean`
     scores the Kaiser memory with count-weighted merges ([memory] running_mean, beyond the
     paper: a class's slot becomes the mean of its merged drawings, where the paper's merge
-    halves the weight of everything earlier at every hit) instead of the checkpoint's setting."""
+    halves the weight of everything earlier at every hit) instead of the checkpoint's setting.
+    `within_alphabet` draws the classes of every task and episode from one alphabet: the
+    look-alike rivals of Lake et al.'s runs, at any N-way k-shot (episodes.alphabet_pools)."""
     import keras
 
     from experiments.omniglot.heldout import restore_held_out
@@ -316,6 +325,7 @@ def evaluate_run(
         "seed": seed,
         "memory_size": config.memory.memory_size,
         "memory_running_mean": config.memory.running_mean,
+        "within_alphabet": within_alphabet,
         "key_dim": config.model.output_dim,
         "nway": [],
         "per_shot": [],
@@ -331,7 +341,7 @@ def evaluate_run(
         readouts = make_readouts(config, max(ways))
         for n in ways:
             for k in shots:
-                truth, answered = task_answers(keys, test, readouts, n, k, episodes, queries, seed)
+                truth, answered = task_answers(keys, test, readouts, n, k, episodes, queries, seed, within_alphabet)
                 for readout, stats in accuracy_of_answers(truth, answered).items():
                     results["nway"].append({"embedder": embedder_name, "readout": readout, "ways": n, "shots": k, **stats})
                 if by_alphabet and embedder_name == "trained":
@@ -342,7 +352,8 @@ def evaluate_run(
                                                  for row in accuracy_by_rivals(truth, answers, test)]
                 bar.update(1)
             if per_shot_episodes:
-                curve = per_shot_accuracy(keys, test, readouts["memory"], n, rounds, per_shot_episodes, seed)
+                curve = per_shot_accuracy(keys, test, readouts["memory"], n, rounds, per_shot_episodes, seed,
+                                          within_alphabet)
                 results["per_shot"].append(
                     {"embedder": embedder_name, "readout": "memory", "ways": n, "episodes": per_shot_episodes, "curve": curve}
                 )
@@ -372,7 +383,9 @@ def results_markdown(results: dict) -> str:
         f"({_train_classes(split)} classes with their rotated and mirrored copies)."
         + (" The Kaiser memory merges by running mean (beyond the paper)." if results.get("memory_running_mean") else ""),
         "",
-        f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class, mean [95% CI]:",
+        f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class"
+        + (", the classes of each task from one alphabet" if results.get("within_alphabet") else "")
+        + ", mean [95% CI]:",
         "",
         "| embedder | readout | ways | shots | accuracy | 95% CI |",
         "|---|---|---:|---:|---:|---|",
@@ -384,7 +397,8 @@ def results_markdown(results: dict) -> str:
         rounds = len(results["per_shot"][0]["curve"])
         lines += [
             "",
-            "Per-shot accuracy of the memory in Kaiser-style episodes (k-shot = k earlier showings of that class):",
+            "Per-shot accuracy of the memory in Kaiser-style episodes (k-shot = k earlier showings of that class"
+            + ("; the classes of each episode from one alphabet" if results.get("within_alphabet") else "") + "):",
             "",
             "| embedder | ways | episodes | " + " | ".join(f"{k}-shot" for k in range(rounds)) + " |",
             "|---|---:|---:|" + "---:|" * rounds,

@@ -29,7 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.omniglot.data import OmniglotData, to_float
+from experiments.omniglot.data import to_float
+from experiments.omniglot.episodes import alphabet_pools, episode_classes
 from experiments.omniglot.pretrain import PRETRAIN_DIR, rotated_and_zoomed, shifted
 from experiments.omniglot.stages import (heldout_summary, last_logged_seconds, log_stage_step, run_stage,
                                         stage_checkpoint)
@@ -37,27 +38,6 @@ from experiments.run_dir import latest_checkpoint
 
 FINETUNE_DIR = "finetune"
 _STREAM = 1  # episode s comes from default_rng([seed, s, _STREAM]), apart from the classifier stage's batches
-
-
-def alphabet_pools(data: OmniglotData, ways: int) -> list[np.ndarray]:
-    """The class ids of each training alphabet with at least `ways` classes (in name order), the
-    pools a within-alphabet episode draws from; computed once per stage, not per episode."""
-    alphabets = np.array(data.alphabets)
-    classes = [np.flatnonzero(alphabets == name) for name in data.alphabet_names()]
-    pools = [ids for ids in classes if len(ids) >= ways]
-    if not pools:
-        raise ValueError(f"[finetune] within_alphabet needs an alphabet with >= {ways} training classes; "
-                         f"the largest has {max(len(ids) for ids in classes)}")
-    return pools
-
-
-def episode_classes(num_classes: int, pools: list[np.ndarray] | None, rng: np.random.Generator,
-                    ways: int) -> np.ndarray:
-    """`ways` distinct training classes for one episode: any of `num_classes`, or, with `pools`
-    (alphabet_pools), all from one pool drawn uniformly."""
-    if pools is None:
-        return rng.choice(num_classes, ways, replace=False)
-    return rng.choice(pools[rng.integers(len(pools))], ways, replace=False)
 
 
 def episode_rows(by_class: list[np.ndarray], classes: np.ndarray, rng: np.random.Generator, per_class: int) -> np.ndarray:
@@ -104,7 +84,10 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
     if per_class > smallest:
         raise ValueError(f"[finetune] shots + queries = {per_class} drawings per class, but a training class has only "
                          f"{smallest}; lower [finetune] queries")
-    pools = alphabet_pools(train, settings.ways) if settings.within_alphabet else None
+    try:
+        pools = alphabet_pools(train, settings.ways) if settings.within_alphabet else None
+    except ValueError as error:
+        raise ValueError(f"[finetune] {error} (training alphabets)") from None
     stage_dir = Path(out_dir) / FINETUNE_DIR
     found = stage_checkpoint(stage_dir)
     if found is not None and found[0] >= settings.steps:

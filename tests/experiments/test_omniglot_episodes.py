@@ -63,3 +63,59 @@ def test_impossible_episodes_are_refused_with_what_to_change():
         sample_episodes(classes, step_rng(0, 0), width=2, length=8, batch_size=1)
     with pytest.raises(ValueError, match="needs 4 images"):
         sample_task(classes, step_rng(0, 0), ways=2, shots=3, queries=1)
+
+
+def three_alphabets(per_class: int = 4):
+    """13 classes of `per_class` drawings: alphabet A has 6 classes, B 2, C 5; class c's key is axis c."""
+    from experiments.omniglot.data import OmniglotData
+
+    alphabets = ("A",) * 6 + ("B",) * 2 + ("C",) * 5
+    labels = np.repeat(np.arange(13), per_class).astype(np.int32)
+    data = OmniglotData(images=np.zeros((labels.size, 2, 2), np.uint8), labels=labels,
+                        characters=tuple(f"{a}/c{i}" for i, a in enumerate(alphabets)), alphabets=alphabets,
+                        drawers=tuple(f"{i}.png" for i in range(labels.size)))
+    keys = np.eye(13, dtype=np.float32)[labels] + 0.01 * np.random.default_rng(0).normal(size=(labels.size, 13))
+    return data, keys.astype(np.float32)
+
+
+def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
+    from experiments.omniglot.episodes import alphabet_pools
+
+    data, _ = three_alphabets()
+    by_class = data.indices_by_class()
+    pools = alphabet_pools(data, 4)
+    assert [sorted({data.alphabets[c] for c in pool}) for pool in pools] == [["A"], ["C"]]  # B has 2 classes
+    rng = step_rng(0, 0)
+    seen = set()
+    for _ in range(40):
+        task = sample_task(by_class, rng, ways=4, shots=2, queries=1, pools=pools)
+        alphabets = {data.alphabets[data.labels[i]] for i in task.support}
+        assert len(alphabets) == 1 and {data.alphabets[data.labels[i]] for i in task.query} == alphabets
+        seen |= alphabets
+        episode = sample_episodes(by_class, rng, width=4, length=8, batch_size=2, pools=pools)
+        for b in range(2):
+            assert len({data.alphabets[c] for c in episode.classes[:, b]}) == 1
+    assert seen == {"A", "C"}
+    # Without pools the classes mix alphabets, and the draws are those of the plain call.
+    mixed = [sample_task(by_class, step_rng(0, s), ways=4, shots=2) for s in range(20)]
+    assert any(len({data.alphabets[data.labels[i]] for i in t.support}) > 1 for t in mixed)
+    again = sample_task(by_class, step_rng(0, 3), ways=4, shots=2, pools=None)
+    np.testing.assert_array_equal(again.support, mixed[3].support)
+    with pytest.raises(ValueError, match="needs an alphabet with >= 7 classes; the largest, A, has 6: use fewer ways"):
+        alphabet_pools(data, 7)
+
+
+def test_eval_tasks_within_one_alphabet_are_scored_and_paired_by_seed():
+    from experiments.omniglot.evaluate import accuracy_of_answers, task_answers
+    from memory_module import StoreAllNearestNeighbour
+
+    data, keys = three_alphabets()
+    readouts = {"1-NN": StoreAllNearestNeighbour(13)}
+    truth, answered = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5, within_alphabet=True)
+    for row in truth:
+        assert len(row) == 4 and len({data.alphabets[c] for c in row}) == 1
+    assert accuracy_of_answers(truth, answered)["1-NN"]["mean"] == 1.0  # every class on its own axis
+    again, _ = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5, within_alphabet=True)
+    np.testing.assert_array_equal(again, truth)
+    mixed, _ = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5)
+    assert any(len({data.alphabets[c] for c in row}) > 1 for row in mixed)

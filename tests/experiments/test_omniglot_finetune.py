@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from experiments.cli import main
 from experiments.omniglot.curves import read_curve
-from experiments.omniglot.finetune import alphabet_pools, episode_classes, prototype_loss
+from experiments.omniglot.episodes import alphabet_pools, episode_classes
+from experiments.omniglot.finetune import prototype_loss
 from experiments.omniglot.model import restore_embedder
 from experiments.omniglot.shipped import export_run
 from support import shared_omniglot_file
@@ -46,7 +47,7 @@ def test_within_alphabet_episodes_take_every_class_from_one_alphabet_big_enough(
         seen |= alphabets
     assert seen == {"A", "C"}  # B has only two classes
     assert len({data.alphabets[c] for c in episode_classes(data.num_classes, None, rng, 12)}) == 3
-    with pytest.raises(ValueError, match="within_alphabet needs an alphabet with >= 7"):
+    with pytest.raises(ValueError, match="within_alphabet needs an alphabet with >= 7 classes; the largest, A, has 6"):
         alphabet_pools(data, 7)
 
 

@@ -214,6 +214,10 @@ def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares
     assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(shipped), "--data", *data,
                  "--ways", "5", "--shots", "1", "--episodes", "10"]) == 0
     assert "| +0.00 | [+0.00, +0.00] | within noise |" in capsys.readouterr().out
+    assert main(["omniglot", "compare", "--checkpoint", str(shipped), "--reference", str(shipped), "--data", *data,
+                 "--ways", "5", "--shots", "1", "--episodes", "10", "--within-alphabet"]) == 0
+    out = capsys.readouterr().out
+    assert "Latin (the classes of each task from one alphabet)" in out and "| +0.00 | [+0.00, +0.00] |" in out
 
     other_split = tmp_path / "other_split"
     shutil.copytree(shipped, other_split)
@@ -272,6 +276,14 @@ def test_eval_measures_the_validation_alphabets_when_asked(trained_run, tmp_path
     assert f"evaluated on the validation alphabets: {greek} characters of Greek" in capsys.readouterr().out
     results = json.loads(results_file.read_text())
     assert results["evaluated"] == "validation" and {row["ways"] for row in results["nway"]} == {5}
+    assert results["within_alphabet"] is False
+    assert main(["omniglot", "eval", "--checkpoint", str(run), "--data", *data, "--split", "validation", "--ways", "5",
+                 "--episodes", "5", "--per-shot-episodes", "2", "--no-untrained", "--within-alphabet",
+                 "--json", str(results_file)]) == 0
+    out = capsys.readouterr().out
+    assert "1 query per class, the classes of each task from one alphabet" in out
+    assert "; the classes of each episode from one alphabet" in out
+    assert json.loads(results_file.read_text())["within_alphabet"] is True
 
     no_validation = tmp_path / "no_validation"
     shutil.copytree(run, no_validation)
