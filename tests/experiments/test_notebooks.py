@@ -76,7 +76,11 @@ def test_omniglot_notebook_shows_the_committed_results(tmp_path):
     mime_types, text = outputs_of(nb)
     # per-shot curves, accuracy by alphabet, learning curve
     assert mime_types.count("image/png") == 3
-    # the N-way table, the rivals table and the two paired comparisons
-    assert mime_types.count("text/html") == 4
+    # the N-way table, the rivals table, four paired comparisons and two within-alphabet N-way tables
+    assert mime_types.count("text/html") == 8
+    headings = [output["data"]["text/markdown"] for cell in nb.cells for output in cell.get("outputs", [])
+                if "text/markdown" in output.get("data", {})]
+    assert "**validation alphabets, the classes of each task from one alphabet**" in "\n".join(headings)
+    assert "**test alphabets**, 1000 tasks per cell" in headings
     assert "reweighted to 1/20" in text
     assert "evaluated on the test alphabets: Armenian" in text
