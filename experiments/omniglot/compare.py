@@ -58,6 +58,10 @@ def compare_checkpoints(
             f"{', '.join(held_out['reference'])} as its {split} alphabets; compare checkpoints trained with the same split"
         )
 
+    if within_alphabet:
+        from experiments.omniglot.episodes import alphabet_pools
+
+        alphabet_pools(loaded["checkpoint"][3], max(ways))  # refuse before any drawing is embedded
     hits = {}  # role -> (ways, shots) -> correct answers per task [episodes]
     for role, (config, embedder, _, part, _) in loaded.items():
         keys = embed_images(embedder, part.images)

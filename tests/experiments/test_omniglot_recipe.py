@@ -336,6 +336,14 @@ def test_unseen_split_measures_every_drawing_of_a_new_set_and_refuses_seen_alpha
                  "--out", str(tmp_path / "keys.npz")]) == 0
     assert set(np.load(tmp_path / "keys.npz")["labels"]) == {f"New_Script/character{i:02d}" for i in range(1, 27)}
 
+    # Within-alphabet tasks larger than every alphabet are refused before anything is embedded,
+    # even where the set as a whole has characters enough (26 + 24 for 30-way).
+    two = _alphabets_zip(data[0], tmp_path / "two.zip", {"Latin": "Script_A", "Greek": "Script_B"})
+    capsys.readouterr()
+    assert main(["omniglot", "eval", "--checkpoint", str(run), "--data", str(two), "--split", "unseen",
+                 "--ways", "30", "--episodes", "5", "--within-alphabet"]) == 2
+    assert "within_alphabet needs an alphabet with >= 30 classes; the largest, Script_A, has 26" in capsys.readouterr().err
+
     # Alphabets the run trained or validated on are refused by name.
     capsys.readouterr()
     assert main(["omniglot", "eval", *common, "--data", data[1], "--split", "unseen"]) == 2
