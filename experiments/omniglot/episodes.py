@@ -39,8 +39,8 @@ def alphabet_pools(data: "OmniglotData", ways: int) -> list[np.ndarray]:
     pools = [ids for ids in classes if len(ids) >= ways]
     if not pools:
         largest = int(np.argmax([len(ids) for ids in classes]))
-        raise ValueError(f"within_alphabet needs an alphabet with >= {ways} classes; the largest, {names[largest]}, "
-                         f"has {len(classes[largest])}: use fewer ways or data with larger alphabets")
+        raise ValueError(f"{ways} classes from one alphabet need an alphabet of at least {ways} classes; the largest, "
+                         f"{names[largest]}, has {len(classes[largest])}: use fewer ways or data with larger alphabets")
     return pools
 
 

@@ -87,7 +87,7 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
     try:
         pools = alphabet_pools(train, settings.ways) if settings.within_alphabet else None
     except ValueError as error:
-        raise ValueError(f"[finetune] {error} (training alphabets)") from None
+        raise ValueError(f"[finetune] within_alphabet, training alphabets: {error}") from None
     stage_dir = Path(out_dir) / FINETUNE_DIR
     found = stage_checkpoint(stage_dir)
     if found is not None and found[0] >= settings.steps:

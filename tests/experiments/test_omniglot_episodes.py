@@ -101,7 +101,7 @@ def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
     assert any(len({data.alphabets[data.labels[i]] for i in t.support}) > 1 for t in mixed)
     again = sample_task(by_class, step_rng(0, 3), ways=4, shots=2, pools=None)
     np.testing.assert_array_equal(again.support, mixed[3].support)
-    with pytest.raises(ValueError, match="needs an alphabet with >= 7 classes; the largest, A, has 6: use fewer ways"):
+    with pytest.raises(ValueError, match="7 classes from one alphabet need an alphabet of at least 7 classes; the largest, A, has 6: use fewer ways"):
         alphabet_pools(data, 7)
 
 

@@ -47,7 +47,7 @@ def test_within_alphabet_episodes_take_every_class_from_one_alphabet_big_enough(
         seen |= alphabets
     assert seen == {"A", "C"}  # B has only two classes
     assert len({data.alphabets[c] for c in episode_classes(data.num_classes, None, rng, 12)}) == 3
-    with pytest.raises(ValueError, match="within_alphabet needs an alphabet with >= 7 classes; the largest, A, has 6"):
+    with pytest.raises(ValueError, match="7 classes from one alphabet need an alphabet of at least 7 classes; the largest, A, has 6"):
         alphabet_pools(data, 7)
 
 

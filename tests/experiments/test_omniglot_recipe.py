@@ -342,7 +342,7 @@ def test_unseen_split_measures_every_drawing_of_a_new_set_and_refuses_seen_alpha
     capsys.readouterr()
     assert main(["omniglot", "eval", "--checkpoint", str(run), "--data", str(two), "--split", "unseen",
                  "--ways", "30", "--episodes", "5", "--within-alphabet"]) == 2
-    assert "within_alphabet needs an alphabet with >= 30 classes; the largest, Script_A, has 26" in capsys.readouterr().err
+    assert "30 classes from one alphabet need an alphabet of at least 30 classes; the largest, Script_A, has 26" in capsys.readouterr().err
 
     # Alphabets the run trained or validated on are refused by name.
     capsys.readouterr()
