@@ -82,6 +82,27 @@ def test_readme_and_omniglot_doc_quote_the_committed_evaluation():
     assert manifest["weights_sha256"] in (root / "docs" / "OMNIGLOT.md").read_text()
 
 
+def test_omniglot_doc_quotes_the_committed_within_alphabet_evaluations():
+    """The within-alphabet table of OMNIGLOT.md must say what the two committed --within-alphabet files measured."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    doc = (root / "docs" / "OMNIGLOT.md").read_text()
+    quoted = {"omniglot_eval_within_alphabet.json": ("test", ("memory", "1-NN", "prototype")),
+              "omniglot_eval_within_alphabet_validation.json": ("validation", ("memory", "prototype"))}
+    names = {"memory": "memory", "1-NN": "store-all 1-NN", "prototype": "prototype"}
+    for file, (alphabets, readouts) in quoted.items():
+        results = json.loads((root / "docs" / "results" / file).read_text())
+        assert results["within_alphabet"] is True and results["evaluated"] == alphabets
+        rows = {(r["readout"], r["ways"], r["shots"]): r for r in results["nway"] if r["embedder"] == "trained"}
+        for readout in readouts:
+            cells = " | ".join(
+                f"{100 * r['mean']:.1f} [{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}]"
+                for r in (rows[(readout, n, k)] for n, k in ((5, 1), (5, 5), (20, 1), (20, 5)))
+            )
+            assert f"| {alphabets}, one per task | {names[readout]} | {cells} |" in doc
+
+
 def test_the_quoted_rivals_estimate_is_what_the_committed_evaluation_gives():
     """README and OMNIGLOT.md quote views.rivals_table's 20-way 1-shot estimate; it must follow the JSON."""
     from pathlib import Path
