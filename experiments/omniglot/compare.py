@@ -50,7 +50,7 @@ def compare_checkpoints(
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
-        loaded[role] = restore_held_out(path, sources, split, ways)[:5]
+        loaded[role] = restore_held_out(path, sources, split, ways, within_alphabet)[:5]
     held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(
@@ -58,10 +58,6 @@ def compare_checkpoints(
             f"{', '.join(held_out['reference'])} as its {split} alphabets; compare checkpoints trained with the same split"
         )
 
-    if within_alphabet:
-        from experiments.omniglot.episodes import alphabet_pools
-
-        alphabet_pools(loaded["checkpoint"][3], max(ways))  # refuse before any drawing is embedded
     hits = {}  # role -> (ways, shots) -> correct answers per task [episodes]
     for role, (config, embedder, _, part, _) in loaded.items():
         keys = embed_images(embedder, part.images)

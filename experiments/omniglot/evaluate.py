@@ -305,9 +305,7 @@ def evaluate_run(
     from experiments.omniglot.heldout import restore_held_out
     from experiments.omniglot.model import build_model
 
-    config, trained, step, test, _, described = restore_held_out(run_dir, sources, split, ways)
-    if within_alphabet:
-        alphabet_pools(test, max(ways))  # refuse before any drawing is embedded
+    config, trained, step, test, _, described = restore_held_out(run_dir, sources, split, ways, within_alphabet)
     if running_mean:
         config = with_overrides(config, origin="--running-mean", memory__running_mean=True)
     per_shot_episodes = episodes if per_shot_episodes is None else per_shot_episodes

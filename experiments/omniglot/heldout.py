@@ -43,12 +43,14 @@ def restore_with_data(run_dir: str | os.PathLike, sources=None):
         raise
 
 
-def restore_held_out(run_dir: str | os.PathLike, sources=None, split: str = "test", ways: Sequence[int] = ()):
+def restore_held_out(run_dir: str | os.PathLike, sources=None, split: str = "test", ways: Sequence[int] = (),
+                     within_alphabet: bool = False):
     """(config, trained embedder, step, drawings, alphabet names, description) of one held-out part.
 
     `description` is the run's split.json as evaluation reports it, with `<split>_alphabets`
-    and `<split>_characters` for the part measured. Refused when the part has fewer
-    characters than the widest of `ways`."""
+    and `<split>_characters` for the part measured. Refused, before anything is embedded,
+    when the part has fewer characters than the widest of `ways`, or, for tasks drawn
+    `within_alphabet`, when none of its alphabets has that many."""
     if split not in HELD_OUT_SPLITS:
         raise ValueError(f"split must be one of {', '.join(HELD_OUT_SPLITS)}, got {split!r}")
     if split == "unseen":
@@ -69,6 +71,10 @@ def restore_held_out(run_dir: str | os.PathLike, sources=None, split: str = "tes
                 f"{n}-way needs {n} held-out characters but the {split} alphabets "
                 f"({', '.join(alphabets)}) have {part.num_classes}"
             )
+    if within_alphabet and ways:
+        from experiments.omniglot.episodes import alphabet_pools
+
+        alphabet_pools(part, max(ways))
     return config, embedder, step, part, alphabets, description
 
 
