@@ -29,9 +29,8 @@ from typing import Callable
 
 import numpy as np
 
-from experiments.omniglot.data import to_float
 from experiments.omniglot.episodes import alphabet_pools, episode_classes
-from experiments.omniglot.pretrain import PRETRAIN_DIR, rotated_and_zoomed, shifted
+from experiments.omniglot.pretrain import PRETRAIN_DIR, augmented
 from experiments.omniglot.stages import (heldout_summary, last_logged_seconds, log_stage_step, run_stage,
                                         stage_checkpoint)
 from experiments.run_dir import latest_checkpoint
@@ -125,8 +124,7 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         rng = np.random.default_rng([int(seed), int(step), _STREAM])
         classes = episode_classes(train.num_classes, pools, rng, settings.ways)
         rows = episode_rows(by_class, classes, rng, per_class).reshape(-1)
-        images = to_float(shifted(train.images[rows], rng, augment.shift))
-        return (tf.constant(rotated_and_zoomed(images, rng, augment.rotation, augment.zoom)),)
+        return (tf.constant(augmented(train.images[rows], rng, augment)),)
 
     def on_validate(done, loss, hit, seconds):
         record = log_stage_step(log_path, checkpoint, embedder, data.monitor, seed, {

@@ -12,9 +12,10 @@ keys by cosine similarity too, so what the head learns is what the readouts use.
 the softmax, so a drawing is only counted right when it is closer to its own class by
 that much; the classes of the training alphabets then sit further apart, and unseen
 characters land between them with more room (docs/OMNIGLOT.md has the measurement).
-Augmentation: a random shift of up to `[pretrain] shift` pixels, and optionally a small
-random rotation and scaling (`rotation`, `zoom`). The learning rate follows a cosine
-decay to zero over `[pretrain] steps`.
+Augmentation (`augmented`, which finetune.py uses too): a random shift of up to
+`[pretrain] shift` pixels, and optionally a small random rotation and scaling
+(`rotation`, `zoom`). The learning rate follows a cosine decay to zero over
+`[pretrain] steps`.
 
 Everything lives under `<run>/pretrain/`: checkpoints (embedder, head, optimizer, step)
 published by `latest.json` as in train.py, and `log.jsonl` with held-out 1-NN accuracy
@@ -72,6 +73,17 @@ def rotated_and_zoomed(images: np.ndarray, rng: np.random.Generator, degrees: fl
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=tf.constant(images), transforms=tf.constant(transforms), output_shape=tf.constant([size, size]),
         fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="CONSTANT").numpy()
+
+
+def augmented(images: np.ndarray, rng: np.random.Generator, settings) -> np.ndarray:
+    """uint8 [n, s, s] drawings -> float32 [n, s, s, 1] embedder inputs with the `[pretrain]` augmentation.
+
+    One function for both stages that augment, so they cannot drift apart. The random
+    numbers are drawn in a fixed order (shift, then rotation and zoom) and a switched-off
+    step draws none: a batch depends only on its generator and the settings.
+    """
+    images = to_float(shifted(images, rng, settings.shift))
+    return rotated_and_zoomed(images, rng, settings.rotation, settings.zoom)
 
 
 def make_cosine_head(key_dim: int, classes: int, scale: float, seed: int, members: int = 1):
@@ -168,8 +180,7 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
     def draw(step):
         rng = step_rng(seed, step)
         rows = rng.choice(train.images.shape[0], size=settings.batch_size, replace=False)
-        images = to_float(shifted(train.images[rows], rng, settings.shift))
-        images = rotated_and_zoomed(images, rng, settings.rotation, settings.zoom)
+        images = augmented(train.images[rows], rng, settings)
         return tf.constant(images), tf.constant(train.labels[rows].astype(np.int64))
 
     def on_validate(done, loss, hit, seconds):

@@ -17,7 +17,8 @@ import tensorflow as tf
 
 from experiments.cli import main
 from support import shared_omniglot_file
-from experiments.omniglot.pretrain import rotated_and_zoomed, shifted
+from experiments.config import OmniglotPretrainSection
+from experiments.omniglot.pretrain import augmented, rotated_and_zoomed, shifted
 from experiments.omniglot.readouts import PrototypeReadout
 from experiments.omniglot.shipped import export_run, load_shipped
 from experiments.omniglot.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
@@ -94,6 +95,18 @@ def test_rotation_and_zoom_keep_the_drawing_centred_and_can_be_off():
     assert turned.shape == (20, 9, 9, 1)
     np.testing.assert_allclose(turned[:, 4, 4, 0], 1.0, atol=1e-5)  # the centre stays inked
     assert not np.allclose(turned[0], turned[1])  # each image its own distortion
+
+
+def test_augmentation_is_shift_then_rotation_and_zoom_on_one_generator():
+    """Both augmenting stages draw through `augmented`; this pins its order, so checkpoints
+    trained before it was shared see the same batches when they are trained again."""
+    drawings = np.random.default_rng(1).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    settings = OmniglotPretrainSection(shift=2, rotation=10.0, zoom=0.1)
+    rng = np.random.default_rng(3)
+    expected = rotated_and_zoomed((shifted(drawings, rng, 2) / 255.0).astype(np.float32)[..., None], rng, 10.0, 0.1)
+    np.testing.assert_array_equal(augmented(drawings, np.random.default_rng(3), settings), expected)
+    plain = augmented(drawings, np.random.default_rng(3), OmniglotPretrainSection(shift=0))
+    np.testing.assert_array_equal(plain, (drawings / 255.0).astype(np.float32)[..., None])
 
 
 @pytest.mark.slow
