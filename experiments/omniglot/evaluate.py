@@ -22,6 +22,7 @@ with its initial (untrained) weights.
 from __future__ import annotations
 
 import os
+import weakref
 from typing import Sequence
 
 import numpy as np
@@ -32,14 +33,36 @@ from experiments.omniglot.data import OmniglotData, to_float
 from experiments.omniglot.episodes import alphabet_pools, sample_episodes, sample_task
 
 
+_COMPILED_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def compiled_forward(embedder):
+    """The embedder's inference pass as one tf.function per embedder, kept while the embedder lives.
+
+    Callers embed the same network many times (every validation of a training stage, the
+    two halves of each of Lake's runs); a function built per call traced the graph again
+    every time, and TensorFlow warned about it. The function reaches the embedder through a
+    weak reference, so the cache never keeps a network alive.
+    """
+    forward = _COMPILED_FORWARD.get(embedder)
+    if forward is None:
+        import tensorflow as tf
+
+        network = weakref.ref(embedder)
+
+        @tf.function(reduce_retracing=True)
+        def forward(x):
+            return network()(x, training=False)
+
+        _COMPILED_FORWARD[embedder] = forward
+    return forward
+
+
 def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
     """uint8 [n, s, s] -> float32 [n, d] keys, dropout off."""
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def forward(x):
-        return embedder(x, training=False)
-
+    forward = compiled_forward(embedder)
     parts = [forward(tf.constant(to_float(images[i : i + batch_size]))).numpy()
              for i in range(0, len(images), batch_size)]
     return np.concatenate(parts).astype(np.float32)
@@ -367,6 +390,14 @@ def _train_classes(split: dict) -> int:
     return split["train_classes"] if "train_classes" in split else split["train_classes_with_rotations"]
 
 
+def _train_classes_described(split: dict) -> str:
+    """'2852 classes with their rotations': the copies are read off the classes per character,
+    since split.json records the counts, not the [data] switches that made them."""
+    classes = _train_classes(split)
+    copies = {2: " with their mirror images", 4: " with their rotations", 8: " with their rotations and mirror images"}
+    return f"{classes} classes" + copies.get(classes // max(split["train_characters"], 1), "")
+
+
 def _accuracy_cells(stats: dict) -> str:
     """'96.0% | [95.1, 96.8]': a proportion's mean and 95% interval as two table cells."""
     return f"{100 * stats['mean']:.1f}% | [{100 * stats['ci_low']:.1f}, {100 * stats['ci_high']:.1f}]"
@@ -380,7 +411,7 @@ def results_markdown(results: dict) -> str:
         f"Run {results['run']} at step {results['step']}; evaluated on the {evaluated} alphabets: "
         f"{split[evaluated + '_characters']} characters of {', '.join(split[evaluated + '_alphabets'])}; "
         f"trained on {split['train_characters']} characters "
-        f"({_train_classes(split)} classes with their rotated and mirrored copies)."
+        f"({_train_classes_described(split)})."
         + (" The Kaiser memory merges by running mean (beyond the paper)." if results.get("memory_running_mean") else ""),
         "",
         f"N-way k-shot, {results['episodes']} tasks each, {results['queries']} query per class"

@@ -80,3 +80,23 @@ def test_members_are_different_networks_joined_into_one_unit_key():
     plain = build_embedder(key_dim=6, channels=(4, 8), key_dropout=0.0, batch_norm=True)
     assert [w.path for w in single.weights] == [w.path for w in plain.weights]
     np.testing.assert_allclose(single(images).numpy(), plain(images).numpy())
+
+
+def test_embedding_reuses_one_compiled_pass_per_network_and_never_keeps_the_network_alive():
+    import gc
+    import weakref
+
+    import keras
+
+    from experiments.omniglot.evaluate import compiled_forward, embed_images
+
+    network = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    keys = embed_images(network, images, batch_size=5)
+    assert compiled_forward(network) is compiled_forward(network)
+    np.testing.assert_allclose(embed_images(network, images, batch_size=5), keys)
+    np.testing.assert_allclose(keys, network(images[..., None] / 255.0, training=False).numpy(), atol=1e-5)
+    alive = weakref.ref(network)
+    del network
+    gc.collect()
+    assert alive() is None

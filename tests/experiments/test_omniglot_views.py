@@ -35,3 +35,15 @@ def test_with_no_rivals_expected_the_estimate_is_each_alphabets_rival_free_accur
 def test_a_file_without_the_breakdown_gives_none():
     assert rivals_table({"nway": []}) is None
     assert rivals_table(RESULTS, ways=20) is None
+
+
+@pytest.mark.parametrize("classes, described", [
+    (2852, "2852 classes with their rotations"),
+    (5704, "5704 classes with their rotations and mirror images"),
+    (1426, "1426 classes with their mirror images"),
+    (713, "713 classes"),
+])
+def test_the_eval_heading_names_only_the_copies_the_run_trained_on(classes, described):
+    from experiments.omniglot.evaluate import _train_classes_described
+
+    assert _train_classes_described({"train_classes": classes, "train_characters": 713}) == described
