@@ -18,7 +18,7 @@ from experiments.omniglot.shipped import MANIFEST_FILE, MAX_SHIPPED_BYTES, SHIPP
 from experiments.omniglot.split import TEST_ALPHABETS
 from support import shared_omniglot_file
 
-MEASURED_20W1S_ON_300_TASKS = 0.9488  # 5,693 of 6,000 answers, measured on the shipped weights
+MEASURED_20W1S_ON_300_TASKS = 0.9495  # 5,697 of 6,000 answers, measured on the shipped weights
 MARGIN = 0.01
 
 
