@@ -24,16 +24,16 @@ bench: $(INSTALLED)
 
 # Execute both notebooks (on the quick config unless RUN_DIR=... is given) into runs/notebooks/.
 notebooks: $(INSTALLED)
-	$(BIN)/python -m experiments.notebook_support runs/notebooks $(RUN_DIR)
+	$(BIN)/python -m experiments.cli.notebooks runs/notebooks $(RUN_DIR)
 
 # Regenerate the README's celebrity result from a fresh default run.
 readme-results: $(INSTALLED)
 	$(BIN)/kshot run --out runs/readme
-	$(BIN)/python -m experiments.publish runs/readme
+	$(BIN)/python -m experiments.publish.readme runs/readme
 
 # Enroll three celebrities, identify all five, calibrate: docs/results/gallery/.
 gallery-results: $(INSTALLED)
-	$(BIN)/python -m experiments.gallery_demo docs/results/gallery
+	$(BIN)/python -m experiments.gallery.demo docs/results/gallery
 
 clean-venv:
 	rm -rf $(VENV)

@@ -26,10 +26,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from experiments import config as cfg  # noqa: E402
-from experiments.run_data import prepare_data  # noqa: E402
-from experiments import methods  # noqa: E402
-from experiments.runner import run_repeat  # noqa: E402
+from experiments.faces import settings as cfg  # noqa: E402
+from experiments.faces.adapters import build_adapter
+from experiments.faces.run_data import prepare_data  # noqa: E402
+from experiments.faces.runner import run_repeat  # noqa: E402
 
 MODEL = "memory_finetune_phase_off"
 SCOPES = ("all", "Block8")
@@ -56,7 +56,7 @@ def main() -> None:
     data = prepare_data(configs["all"].data, need_crops=True, progress=False)
     print(f"data: {len(data.labels)} images, {len(data.class_names)} classes; {args.repeats} timed repeats per scope, "
           f"{args.shots} shots, {args.steps} step(s) per shot")
-    adapters = {scope: methods.build(MODEL, data, configs[scope]) for scope in SCOPES}
+    adapters = {scope: build_adapter(MODEL, data, configs[scope]) for scope in SCOPES}
     for scope in SCOPES:
         run_repeat(adapters[scope], MODEL, args.repeats, data, configs[scope])   # warm-up, not timed
 

@@ -6,7 +6,7 @@ randomness (the runner's shuffle of repeat r shared by every model, the runner's
 seed, unknown answers replaced by the runner's guess) in one process, keeping only
 accuracy and bytes per (model, repeat, shot), so that a sweep of dozens of models x 100
 repeats fits a short session on a loaded 2-core machine. It prints the footprint table of
-experiments.footprint and writes RESULTS.csv, RESULTS.md and RESULTS.png.
+experiments.faces.footprint and writes RESULTS.csv, RESULTS.md and RESULTS.png.
 
     python benchmarks/footprint_sweep.py EMBEDDINGS.npz OUT_PREFIX --sizes 5,8,16 --repeats 100
 """
@@ -20,16 +20,18 @@ import time
 import numpy as np
 import pandas as pd
 
+from experiments.faces.adapters import build_adapter
+
 POLICIES = ("memory", "memory_running_mean", "memory_balanced", "memory_threshold", "memory_fold", "fifo", "reservoir")
 
 
 def run(npz: str, sizes: list[int], repeats: int, max_shots: int = 10, seed: int = 0) -> pd.DataFrame:
     import tensorflow as tf
 
-    from experiments import config as cfg
-    from experiments import methods
-    from experiments.run_data import load_embeddings_file
-    from experiments.runner import model_generator, repeat_iterations
+    from experiments.faces import methods
+    from experiments.faces import settings as cfg
+    from experiments.faces.run_data import load_embeddings_file
+    from experiments.faces.runner import model_generator, repeat_iterations
 
     config = cfg.from_dict({"memory": {"memory_size": sizes},
                             "run": {"models": ["baseline", "class_means", *POLICIES], "max_shots": max_shots, "seed": seed}})
@@ -39,7 +41,7 @@ def run(npz: str, sizes: list[int], repeats: int, max_shots: int = 10, seed: int
     rows = []
     for model in methods.run_models(config):
         started = time.time()
-        memory = methods.build(model, data, config).memory
+        memory = build_adapter(model, data, config).memory
         spec = tf.TensorSpec([None, x.shape[1]], tf.float32)
 
         @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int64), spec])
@@ -74,8 +76,8 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=int, default=100)
     parser.add_argument("--max-shots", type=int, default=10)
     args = parser.parse_args(argv)
-    from experiments import footprint
-    from experiments.plots import save_figure
+    from experiments.faces import footprint
+    from experiments.faces.plots import save_figure
 
     frame = run(args.embeddings, [int(s) for s in args.sizes.split(",")], args.repeats, args.max_shots)
     frame.to_csv(f"{args.out}.csv", index=False)

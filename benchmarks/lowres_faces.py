@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     if not 2 <= args.size <= 160:
         parser.error(f"--size must be in [2, 160], got {args.size}")
 
-    from experiments.datasets import load_image_dataset
+    from experiments.faces.datasets import load_image_dataset
     from facenet_tf import FaceAligner, ImageSkipError
     from facenet_tf.caches import CropCache
     from facenet_tf.embedder import effective_settings

@@ -28,10 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from experiments import config as cfg  # noqa: E402
-from experiments import methods, protocol  # noqa: E402
-from experiments.run_data import prepare_data  # noqa: E402
-from experiments.runner import model_generator, repeat_iterations, run_repeat  # noqa: E402
+from experiments.core.memories import build_memory
+from experiments.faces import methods
+from experiments.faces import settings as cfg  # noqa: E402
+from experiments.faces.adapters import build_adapter
+from experiments.faces.run_data import prepare_data  # noqa: E402
+from experiments.faces.runner import model_generator, repeat_iterations, run_repeat  # noqa: E402
 
 
 def plain_confusions(model: str, repeat: int, data, config) -> list[np.ndarray]:
@@ -43,7 +45,7 @@ def plain_confusions(model: str, repeat: int, data, config) -> list[np.ndarray]:
     seed = int(rng.integers(0, 2**31 - 1))
     key_dim = data.embeddings.shape[1]
     if methods.bounded(model):
-        store = config.memory.build(key_dim=key_dim, seed=seed)
+        store = build_memory("kaiser", key_dim, config.memory, seed=seed)
     else:
         store = memory_module.StoreAllNearestNeighbour(key_dim=key_dim)
     confusions = []
@@ -67,7 +69,7 @@ def main() -> None:
     data = prepare_data(cfg.DataSection(embeddings=args.embeddings), need_crops=False, progress=False)
     print(f"data: {len(data.labels)} embeddings, {len(data.class_names)} classes; {args.repeats} repeats per method, up to 10 shots")
 
-    adapters = {model: methods.build(model, data, config) for model in config.run.models}
+    adapters = {model: build_adapter(model, data, config) for model in config.run.models}
     for model, adapter in adapters.items():
         for repeat in range(args.check_repeats):
             fast = run_repeat(adapter, model, repeat, data, config)

@@ -28,9 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic embeddings the runner tests use
 
-from experiments.sweep import load_sweep  # noqa: E402
-from experiments.sweep_exec import LocalExecutor, available_cores, read_status, run_sweep  # noqa: E402
 from support import write_embeddings_npz  # noqa: E402
+
+from experiments.sweeps.execute import (  # noqa: E402
+    LocalExecutor,
+    available_cores,
+    read_status,
+    run_sweep,
+)
+from experiments.sweeps.spec import load_sweep  # noqa: E402
 
 
 def write_sweep(folder: Path, embeddings: Path, cells: int, repeats: int) -> Path:

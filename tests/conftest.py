@@ -20,7 +20,6 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
-
 from support import CelebrityEmbeddings  # noqa: E402
 
 tf.config.experimental.enable_tensor_float_32_execution(False)
@@ -45,7 +44,7 @@ def facenet_embedder(facenet_pretrained):
 
 @pytest.fixture(scope="session")
 def celebrities():
-    from experiments.datasets import load_image_dataset
+    from experiments.faces.datasets import load_image_dataset
     return load_image_dataset("celebrities")
 
 

@@ -229,7 +229,7 @@ LAKE_WAYS = 20
 
 def shared_omniglot_file(name: str) -> Path:
     """A file of the shared Omniglot folder (../shared/omniglot or $KSHOT_OMNIGLOT), which must exist."""
-    from experiments.omniglot.data import default_sources
+    from experiments.episodic.omniglot import default_sources
 
     path = default_sources()[0] / name
     assert path.exists(), f"the shared Omniglot data is needed at {path} (set KSHOT_OMNIGLOT to its folder)"

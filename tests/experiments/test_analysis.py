@@ -2,8 +2,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments.analysis import describe_comparison, describe_run, top_confused_pairs
-from experiments.metrics import paired_differences
+from experiments.core.metrics import paired_differences
+from experiments.faces.analysis import (
+    describe_comparison,
+    describe_run,
+    top_confused_pairs,
+)
 
 
 def results_of(accuracy_by_model: dict[str, list[list[float]]]) -> pd.DataFrame:

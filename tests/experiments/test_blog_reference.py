@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from experiments.blog_reference import PUBLISHED, beside_the_blog
+from experiments.studies.blog_reference import PUBLISHED, beside_the_blog
 
 
 def test_run_means_sit_next_to_the_published_numbers():

@@ -1,23 +1,28 @@
 """The run configuration: strict keys, ranges, overrides, and a round trip through TOML."""
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
-from experiments import config as cfg
-from experiments.methods import METHODS
+from experiments.core import settings as core_settings
+from experiments.core.memories import build_memory
+from experiments.episodic.model import episodic_memory
+from experiments.episodic.settings import OmniglotConfig
+from experiments.faces import settings as cfg
+from experiments.faces.methods import METHODS
+from experiments.faces.settings import RunConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "experiments" / "configs"
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
 def test_every_shipped_config_loads_and_round_trips(name, tmp_path):
-    schema = cfg.OmniglotConfig if name.startswith("omniglot") else cfg.RunConfig
-    loaded = cfg.load_config(CONFIG_DIR / f"{name}.toml", schema)
+    schema = OmniglotConfig if name.startswith("omniglot") else RunConfig
+    loaded = core_settings.load_config(CONFIG_DIR / f"{name}.toml", schema)
     path = tmp_path / "resolved.toml"
     path.write_text(cfg.to_toml(loaded))
-    assert cfg.load_config(path, schema) == loaded
+    assert core_settings.load_config(path, schema) == loaded
 
 
 def test_demo_defaults_match_the_blog_and_paper():
@@ -64,7 +69,7 @@ def test_unknown_section_is_refused(tmp_path):
         cfg.load_config(write(tmp_path, "[memroy]\nmemory_size = 64\n"))
 
 
-FACE, OMNIGLOT = cfg.RunConfig, cfg.OmniglotConfig
+FACE, OMNIGLOT = RunConfig, OmniglotConfig
 
 
 @pytest.mark.parametrize(
@@ -87,7 +92,7 @@ FACE, OMNIGLOT = cfg.RunConfig, cfg.OmniglotConfig
 )
 def test_bad_values_sections_and_keys_of_either_experiment_are_named(tmp_path, schema, text, needle):
     with pytest.raises(cfg.ConfigError, match=needle):
-        cfg.load_config(write(tmp_path, text), schema)
+        core_settings.load_config(write(tmp_path, text), schema)
 
 
 def test_wrong_types_and_unknown_models(tmp_path):
@@ -102,7 +107,7 @@ def test_wrong_types_and_unknown_models(tmp_path):
 
 
 def test_overrides_are_validated_too():
-    base = cfg.RunConfig()
+    base = RunConfig()
     changed = cfg.with_overrides(base, run__repeats=5, run__models=("baseline",), run__seed=None)
     assert changed.run.repeats == 5 and changed.run.models == ("baseline",) and changed.run.seed == base.run.seed
     with pytest.raises(cfg.ConfigError, match=r"command line: \[run\] repeats = 0 is out of range"):
@@ -110,14 +115,14 @@ def test_overrides_are_validated_too():
 
 
 def test_resolved_toml_is_plain_toml_with_every_section():
-    parsed = tomllib.loads(cfg.to_toml(cfg.RunConfig()))
+    parsed = tomllib.loads(cfg.to_toml(RunConfig()))
     assert set(parsed) == {"run", "data", "memory", "finetune", "open_set"}
 
 
 def test_every_memory_option_reaches_the_memory_of_both_experiments():
     memory = {"memory_size": 20, "choose_k": 7, "alpha": 0.3, "age_noise": 0.0, "vote_k": 3, "running_mean": True}
     face = cfg.from_dict({"memory": memory})
-    omniglot = cfg.from_dict({"memory": memory, "model": {"key_dim": 6}}, cfg.OmniglotConfig)
-    for built in (face.memory.build(key_dim=6, seed=1), omniglot.build_memory()):
+    omniglot = core_settings.from_dict({"memory": memory, "model": {"key_dim": 6}}, OmniglotConfig)
+    for built in (build_memory("kaiser", 6, face.memory, seed=1), episodic_memory(omniglot)):
         config = built.get_config()
         assert {key: config[key] for key in memory} == memory

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.datasets import BUILTIN_DATASETS, load_image_dataset
+from experiments.faces.datasets import BUILTIN_DATASETS, load_image_dataset
 
 
 def _touch(path, content=b"\xff\xd8 not decoded here"):

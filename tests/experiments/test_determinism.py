@@ -2,9 +2,9 @@
 
 from support import write_embeddings_npz
 
-from experiments import config as cfg
-from experiments.run_data import load_embeddings_file
-from experiments.runner import run_experiment
+from experiments.faces import settings as cfg
+from experiments.faces.run_data import load_embeddings_file
+from experiments.faces.runner import run_experiment
 
 
 def run(tmp_path, name, seed):

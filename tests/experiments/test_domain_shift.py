@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import domain_shift
+from experiments.faces import shifts as domain_shift
 
 
 def test_lowres_keeps_only_a_coarse_image():
@@ -25,7 +25,7 @@ def test_unknown_variant_is_refused():
 
 @pytest.mark.weights
 def test_celebrities_lowres_is_a_builtin_aligned_dataset(celebrities):
-    from experiments.datasets import load_image_dataset
+    from experiments.faces.datasets import load_image_dataset
 
     variant = load_image_dataset("celebrities_lowres")
     assert variant.aligned and variant.name == "celebrities_lowres"

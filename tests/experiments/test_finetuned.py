@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from experiments import config as cfg
-from experiments.finetuned import FinetunedMemory
+from experiments.core.memories import build_memory
+from experiments.faces import settings as cfg
+from experiments.faces.finetuned import FinetunedMemory
 from facenet_tf import build_inception_resnet_v1
 
 
@@ -22,7 +23,7 @@ def adapter(facenet_and_data, keys, phase_train, steps, tmp_path, monkeypatch):
     model, crops, embeddings, labels = facenet_and_data
     memory_settings = cfg.MemorySection(alpha=2.0, memory_size=8)   # alpha 2: every fed item has a loss
     finetune = cfg.FinetuneSection(trainable_from="bottleneck", steps_per_shot=steps, learning_rate=1e-2, batch_size=4)
-    memory = memory_settings.build(key_dim=embeddings.shape[1], seed=0)
+    memory = build_memory("kaiser", embeddings.shape[1], memory_settings, seed=0)
     return FinetunedMemory(model, crops, embeddings, labels, memory, finetune, phase_train, keys)
 
 
@@ -46,7 +47,7 @@ def test_rebuilt_keys_are_the_current_inference_embeddings_of_everything_fed(fac
     tuned.step(np.array([3, 4, 5]), np.array([0]))
     assert tuned.weights_changed
     # the same memory, rebuilt by hand from the adapter's current inference embeddings
-    fresh = cfg.MemorySection(alpha=2.0, memory_size=8).build(key_dim=128, seed=11)
+    fresh = build_memory("kaiser", 128, cfg.MemorySection(alpha=2.0, memory_size=8), seed=11)
     fresh.write(tuned.embed(np.array([0, 1, 2])), np.array([0, 1, 2]))
     fresh.write(tuned.embed(np.array([3, 4, 5])), np.array([0, 1, 2]))
     np.testing.assert_allclose(tuned.memory.keys.numpy(), fresh.keys.numpy(), atol=1e-6)

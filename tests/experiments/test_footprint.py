@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import footprint
+from experiments.faces import footprint
 
 
 def _frame(repeats=8, seed=0):

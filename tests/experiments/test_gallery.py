@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from experiments.gallery import UNKNOWN, Gallery
-from experiments.gallery_file import GalleryBusyError, GalleryError, write_lock
 from support import FAKE_IDENTITY, FakeEmbedder, photo_folder
+
+from experiments.gallery.gallery import UNKNOWN, Gallery
+from experiments.gallery.storage import GalleryBusyError, GalleryError, write_lock
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -218,7 +218,7 @@ def test_concurrent_identify_calls_all_answer_and_leave_the_file_alone(tmp_path,
     query = _photo(tmp_path, "q.jpg", "cleo")
     script = """
         import sys
-        from experiments.gallery import Gallery
+        from experiments.gallery.gallery import Gallery
         from support import FakeEmbedder
         rows = Gallery.load(sys.argv[1], embedder=FakeEmbedder()).identify(sys.argv[2:])
         print(",".join(r.answer for r in rows))
@@ -234,7 +234,7 @@ def test_concurrent_enrolls_are_serialised_and_lose_nobody(tmp_path):
     path = tmp_path / "g.npz"
     script = """
         import sys, time
-        from experiments.gallery import Gallery
+        from experiments.gallery.gallery import Gallery
         from support import FakeEmbedder, photo_folder
         from pathlib import Path
         root = photo_folder(Path(sys.argv[2]), {sys.argv[3]: 3})

@@ -10,7 +10,7 @@ from PIL import Image
 
 import facenet_tf
 from experiments.cli import main
-from experiments.gallery import UNKNOWN, Gallery
+from experiments.gallery.gallery import UNKNOWN, Gallery
 
 pytestmark = pytest.mark.weights
 

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from experiments.metrics import accuracy_interval, paired_difference, wilson_interval
+from experiments.core.metrics import (
+    accuracy_interval,
+    paired_difference,
+    wilson_interval,
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -1,15 +1,17 @@
 """Memory-size sweeps and write-policy methods: config, registry names, and a run on synthetic clusters."""
 
-import dataclasses
 
-import numpy as np
 import pandas as pd
 import pytest
-
-from experiments import config as cfg
-from experiments import methods
-from experiments.footprint import footprint_table
 from support import write_embeddings_npz
+
+from experiments.core import settings as core_settings
+from experiments.core.memories import build_memory
+from experiments.episodic.settings import OmniglotConfig
+from experiments.faces import methods
+from experiments.faces import settings as cfg
+from experiments.faces.adapters import build_adapter
+from experiments.faces.footprint import footprint_table
 
 
 def test_memory_size_takes_one_value_or_a_sweep():
@@ -25,9 +27,9 @@ def test_memory_size_takes_one_value_or_a_sweep():
     with pytest.raises(cfg.ConfigError, match="each value"):
         cfg.from_dict({"memory": {"memory_size": [8, "big"]}})
     with pytest.raises(cfg.ConfigError, match="one integer for Omniglot"):
-        cfg.from_dict({"memory": {"memory_size": [8, 16]}}, cfg.OmniglotConfig)
+        core_settings.from_dict({"memory": {"memory_size": [8, 16]}}, OmniglotConfig)
     with pytest.raises(ValueError, match="is a sweep"):
-        sweep.memory.build(key_dim=4, seed=0)
+        build_memory("kaiser", 4, sweep.memory)
 
 
 def test_policy_options_are_checked_and_agree_with_the_memory():
@@ -38,7 +40,7 @@ def test_policy_options_are_checked_and_agree_with_the_memory():
         cfg.from_dict({"memory": {"eviction": "newest"}})
     with pytest.raises(cfg.ConfigError, match="merge_threshold"):
         cfg.from_dict({"memory": {"merge_threshold": 1.5}})
-    built = cfg.from_dict({"memory": {"eviction": "class_balanced", "merge_threshold": 0.5}}).memory.build(4, 0)
+    built = build_memory("kaiser", 4, cfg.from_dict({"memory": {"eviction": "class_balanced", "merge_threshold": 0.5}}).memory)
     assert built.get_config()["eviction"] == "class_balanced" and built.merge_threshold == 0.5
 
 
@@ -48,13 +50,13 @@ def test_a_sweep_expands_bounded_methods_only():
     assert methods.split_name("memory_fold@8") == ("memory_fold", 8)
     assert config.budget("memory_fold@8") == config.budget("memory_fold")
     with pytest.raises(ValueError, match="name one size"):
-        methods.build("memory", None, config)
+        build_adapter("memory", None, config)
 
 
 @pytest.mark.slow
 def test_a_sweep_run_shares_shuffles_and_writes_the_footprint_table(tmp_path):
-    from experiments.run_data import load_embeddings_file
-    from experiments.runner import run_experiment
+    from experiments.faces.run_data import load_embeddings_file
+    from experiments.faces.runner import run_experiment
 
     npz = write_embeddings_npz(tmp_path / "e.npz", n_classes=4, per_class=5, spread=0.9)
     config = cfg.from_dict({

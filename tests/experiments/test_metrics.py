@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from experiments.metrics import accuracy_by_shot, interval, mean_ci, shots_seen
+from experiments.core.metrics import accuracy_by_shot, interval, mean_ci, shots_seen
 
 
 def test_shots_seen_counts_earlier_occurrences_per_sequence():

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from support import write_embeddings_npz
 
 from experiments.cli import main as kshot
-from experiments.notebook_support import NOTEBOOKS, REPO_ROOT, execute_notebook, open_run
-from support import write_embeddings_npz
+from experiments.cli.notebooks import NOTEBOOKS, REPO_ROOT, execute_notebook, open_run
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 

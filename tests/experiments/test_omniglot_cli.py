@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from experiments.cli import main
-from experiments.omniglot.data import default_sources
-from experiments.omniglot.model import restore_embedder
+from experiments.episodic.checkpoints import restore_embedder
+from experiments.episodic.omniglot import default_sources
 
 pytestmark = [pytest.mark.needs_omniglot, pytest.mark.slow]
 
@@ -106,8 +106,8 @@ def test_train_eval_and_resume_match_an_uninterrupted_run(setup, capsys):
     assert main(["omniglot", "embed", "--checkpoint", str(interrupted), "--data", *data, "--out", str(keys_file)]) == 0
     drawings, characters = split["test_images"], split["test_characters"]
     assert f"{drawings} drawings of {characters} characters (test split, step 6, 16-d keys)" in capsys.readouterr().out
-    from experiments.config import DataSection
-    from experiments.run_data import load_embeddings_file
+    from experiments.faces.run_data import load_embeddings_file
+    from experiments.faces.settings import DataSection
 
     loaded = load_embeddings_file(keys_file, DataSection())
     assert loaded.embeddings.shape == (drawings, 16) and len(loaded.class_names) == characters

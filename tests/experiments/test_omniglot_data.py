@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from experiments.omniglot import data as omniglot_data
-from experiments.omniglot.data import (
+from experiments.episodic import omniglot as omniglot_data
+from experiments.episodic.omniglot import (
     add_mirrors,
     add_rotations,
     choose_test_alphabets,

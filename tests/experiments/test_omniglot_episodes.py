@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from experiments.metrics import shots_seen
-from experiments.omniglot.episodes import sample_episodes, sample_task, step_rng
+from experiments.core.metrics import shots_seen
+from experiments.episodic.episodes import sample_episodes, sample_task, step_rng
 
 
 def fake_classes(n_classes: int, per_class: int = 20) -> list[np.ndarray]:
@@ -67,7 +67,7 @@ def test_impossible_episodes_are_refused_with_what_to_change():
 
 def three_alphabets(per_class: int = 4):
     """13 classes of `per_class` drawings: alphabet A has 6 classes, B 2, C 5; class c's key is axis c."""
-    from experiments.omniglot.data import OmniglotData
+    from experiments.episodic.omniglot import OmniglotData
 
     alphabets = ("A",) * 6 + ("B",) * 2 + ("C",) * 5
     labels = np.repeat(np.arange(13), per_class).astype(np.int32)
@@ -79,7 +79,7 @@ def three_alphabets(per_class: int = 4):
 
 
 def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
-    from experiments.omniglot.episodes import alphabet_pools
+    from experiments.episodic.episodes import alphabet_pools
 
     data, _ = three_alphabets()
     by_class = data.indices_by_class()
@@ -106,7 +106,10 @@ def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
 
 
 def test_eval_tasks_within_one_alphabet_are_scored_and_paired_by_seed():
-    from experiments.omniglot.evaluate import accuracy_of_answers, task_answers
+    from experiments.episodic.evaluation.evaluate import (
+        accuracy_of_answers,
+        task_answers,
+    )
     from memory_module import StoreAllNearestNeighbour
 
     data, keys = three_alphabets()

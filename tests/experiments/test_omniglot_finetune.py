@@ -1,4 +1,4 @@
-"""The optional episodic stage between the classifier and the memory loss (experiments/omniglot/finetune.py)."""
+"""The optional episodic stage between the classifier and the memory loss (experiments/episodic/training/finetune.py)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import tensorflow as tf
-
-from experiments.cli import main
-from experiments.omniglot.curves import read_curve
-from experiments.omniglot.episodes import alphabet_pools, episode_classes
-from experiments.omniglot.finetune import prototype_loss
-from experiments.omniglot.model import restore_embedder
-from experiments.omniglot.shipped import export_run
 from support import shared_omniglot_file
 from test_omniglot_recipe import TWO_STAGE_TOML
+
+from experiments.cli import main
+from experiments.episodic.checkpoints import export_run, restore_embedder
+from experiments.episodic.episodes import alphabet_pools, episode_classes
+from experiments.episodic.evaluation.curves import read_curve
+from experiments.episodic.training.finetune import prototype_loss
 
 
 def test_prototype_loss_rewards_queries_nearest_their_own_prototype():
@@ -73,9 +72,10 @@ def test_a_run_with_the_episodic_stage_keeps_one_clock_ships_its_log_and_resumes
     assert clock == sorted(clock)
 
     # The stage moved the weights away from the classifier's.
-    from experiments.config import load_config, OmniglotConfig
-    from experiments.omniglot.model import build_model
-    from experiments.run_dir import latest_checkpoint
+    from experiments.core.run_dir import latest_checkpoint
+    from experiments.core.settings import load_config
+    from experiments.episodic.model import build_model
+    from experiments.episodic.settings import OmniglotConfig
 
     images = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
     keys = {}

@@ -6,19 +6,25 @@ import shutil
 
 import numpy as np
 import pytest
-
-from experiments.config import MemorySection, OmniglotConfig, OmniglotModelSection
-from experiments.omniglot.lake import evaluate_runs, load_runs
-from experiments.omniglot.model import build_model
-from experiments.omniglot.stream import stream_evaluation, summarize, window_nearest_answers
 from support import shared_omniglot_file, write_synthetic_runs
+
+from experiments.core.memories import build_memory
+from experiments.core.settings import MemorySection
+from experiments.episodic.evaluation.lake import evaluate_runs, load_runs
+from experiments.episodic.evaluation.stream import (
+    stream_evaluation,
+    summarize,
+    window_nearest_answers,
+)
+from experiments.episodic.model import build_model
+from experiments.episodic.settings import OmniglotConfig, OmniglotModelSection
 
 TINY = OmniglotConfig(model=OmniglotModelSection(key_dim=16, channels=(4, 8), key_dropout=0.0),
                       memory=MemorySection(memory_size=64, choose_k=16))
 
 
 def small_memory(size: int):
-    return MemorySection(memory_size=size, choose_k=8).build(key_dim=16, seed=0)
+    return build_memory("kaiser", 16, MemorySection(memory_size=size, choose_k=8), seed=0)
 
 
 @pytest.fixture(scope="module")

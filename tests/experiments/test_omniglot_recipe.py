@@ -14,16 +14,19 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow as tf
+from support import shared_omniglot_file
 
 from experiments.cli import main
-from support import shared_omniglot_file
-from experiments.config import OmniglotPretrainSection
-from experiments.omniglot.pretrain import augmented, rotated_and_zoomed, shifted
-from experiments.omniglot.readouts import PrototypeReadout
-from experiments.omniglot.shipped import export_run, load_shipped
-from experiments.omniglot.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
-from experiments.metrics import proportion
-from experiments.omniglot.model import restore_embedder
+from experiments.core.metrics import proportion
+from experiments.episodic.checkpoints import export_run, load_shipped, restore_embedder
+from experiments.episodic.evaluation.readouts import PrototypeReadout
+from experiments.episodic.settings import OmniglotPretrainSection
+from experiments.episodic.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
+from experiments.episodic.training.pretrain import (
+    augmented,
+    rotated_and_zoomed,
+    shifted,
+)
 
 pytestmark = pytest.mark.needs_omniglot
 
@@ -248,7 +251,7 @@ def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares
 def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
     from types import SimpleNamespace
 
-    from experiments.omniglot.evaluate import accuracy_by_alphabet
+    from experiments.episodic.evaluation.evaluate import accuracy_by_alphabet
 
     data = SimpleNamespace(alphabets=("A", "A", "B", "B"), alphabet_names=lambda: ["A", "B"])
     truth = np.array([[0, 1, 2, 3], [0, 1, 2, 3]])
@@ -263,7 +266,7 @@ def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
 def test_accuracy_by_rivals_counts_the_other_task_characters_of_the_query_alphabet():
     from types import SimpleNamespace
 
-    from experiments.omniglot.evaluate import accuracy_by_rivals
+    from experiments.episodic.evaluation.evaluate import accuracy_by_rivals
 
     data = SimpleNamespace(alphabets=("A", "A", "A", "B", "C"))
     # Task 1 holds classes 0, 1, 3: queries 0 and 1 (alphabet A) have one rival each, query 3 none.

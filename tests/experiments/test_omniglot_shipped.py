@@ -10,13 +10,17 @@ from __future__ import annotations
 import json
 
 import pytest
+from support import shared_omniglot_file
 
 from experiments.cli import main
-from experiments.config import load_omniglot_preset
-from experiments.omniglot.evaluate import evaluate_run
-from experiments.omniglot.shipped import MANIFEST_FILE, MAX_SHIPPED_BYTES, SHIPPED_DIR, load_shipped
-from experiments.omniglot.split import TEST_ALPHABETS
-from support import shared_omniglot_file
+from experiments.episodic.checkpoints import (
+    MANIFEST_FILE,
+    MAX_SHIPPED_BYTES,
+    SHIPPED_DIR,
+    load_shipped,
+)
+from experiments.episodic.settings import load_omniglot_preset
+from experiments.episodic.split import TEST_ALPHABETS
 
 MEASURED_20W1S_ON_300_TASKS = 0.9495  # 5,697 of 6,000 answers, measured on the shipped weights
 MARGIN = 0.01
@@ -47,7 +51,11 @@ def test_shipped_checkpoint_stays_above_its_measured_accuracy(tmp_path, capsys):
 
 
 def test_shipped_logs_give_one_learning_curve(tmp_path):
-    from experiments.omniglot.curves import curve_markdown, plot_curve, read_curve
+    from experiments.episodic.evaluation.curves import (
+        curve_markdown,
+        plot_curve,
+        read_curve,
+    )
 
     records = read_curve(SHIPPED_DIR)
     stages = [r["stage"] for r in records]
@@ -107,7 +115,7 @@ def test_the_quoted_rivals_estimate_is_what_the_committed_evaluation_gives():
     """README and OMNIGLOT.md quote views.rivals_table's 20-way 1-shot estimate; it must follow the JSON."""
     from pathlib import Path
 
-    from experiments.omniglot.views import rivals_table
+    from experiments.episodic.views import rivals_table
 
     root = Path(__file__).resolve().parents[2]
     results = json.loads((root / "docs" / "results" / "omniglot_eval.json").read_text())

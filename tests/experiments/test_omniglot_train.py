@@ -17,16 +17,23 @@ import keras
 import numpy as np
 import pytest
 
-from experiments import config as cfg
-from experiments.omniglot.data import default_sources, prepare_split
-from experiments.omniglot.evaluate import accuracy_of_answers, embed_images, task_answers
-from experiments.omniglot.model import build_model, restore_embedder
-from experiments.omniglot.train import train
+from experiments.core import settings as core_settings
+from experiments.episodic.checkpoints import restore_embedder
+from experiments.episodic.evaluation.evaluate import (
+    accuracy_of_answers,
+    embed_images,
+    task_answers,
+)
+from experiments.episodic.model import build_model, episodic_memory
+from experiments.episodic.omniglot import default_sources, prepare_split
+from experiments.episodic.settings import OmniglotConfig, load_omniglot_preset
+from experiments.episodic.training.train import train
+from experiments.faces import settings as cfg
 from memory_module import KaiserMemory, StoreAllNearestNeighbour
 
 pytestmark = pytest.mark.needs_omniglot
 
-TINY = cfg.from_dict(
+TINY = core_settings.from_dict(
     {
         "data": {"rotations": False},
         "model": {"key_dim": 32, "channels": [8, 16], "key_dropout": 0.0},
@@ -34,7 +41,7 @@ TINY = cfg.from_dict(
         "train": {"seed": 0, "steps": 300, "episode_width": 5, "episode_length": 10, "batch_size": 4,
                   "learning_rate": 2e-3, "checkpoint_every": 300, "validate_every": 300, "validation_episodes": 4},
     },
-    cfg.OmniglotConfig,
+    OmniglotConfig,
     origin="TINY",
 )
 
@@ -71,7 +78,7 @@ def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_f
 
 
 def test_memory_labels_keep_batched_episodes_apart_or_use_class_ids_when_lifelong():
-    from experiments.omniglot.train import memory_labels
+    from experiments.episodic.training.train import memory_labels
 
     labels = np.array([[0, 0], [1, 1], [0, 1]])
     classes = np.array([[7, 3], [9, 4], [7, 4]])
@@ -97,20 +104,20 @@ def test_lifelong_training_keeps_and_checkpoints_the_memory(tmp_path, monkeypatc
 
 
 def test_paper_preset_has_the_papers_settings_and_builds_a_256d_key_with_an_8192_slot_memory():
-    paper, fast = cfg.load_omniglot_preset("paper"), cfg.load_omniglot_preset("fast")
+    paper, fast = load_omniglot_preset("paper"), load_omniglot_preset("fast")
     # Kaiser et al. (2017); with the TF1 code's 128-d default users got ~40% at 20-way 1-shot.
     assert (paper.model.key_dim, paper.memory.memory_size, paper.train.batch_size, paper.train.episode_length) == (256, 8192, 16, 30)
     assert (paper.train.learning_rate, paper.model.key_dropout, paper.model.channels) == (1e-4, 0.7, (64, 128))
     assert fast.model.key_dim == 128
-    full = cfg.load_omniglot_preset()  # the default: the full background set with the fixed split
-    assert full == cfg.load_omniglot_preset("full") and full.data.validation_alphabets and full.pretrain.steps > 0
+    full = load_omniglot_preset()  # the default: the full background set with the fixed split
+    assert full == load_omniglot_preset("full") and full.data.validation_alphabets and full.pretrain.steps > 0
     with pytest.raises(ValueError, match="unknown Omniglot preset 'huge'"):
-        cfg.load_omniglot_preset("huge")
+        load_omniglot_preset("huge")
 
     embedder = build_model(paper)
     keys = embedder(np.zeros((3, 28, 28, 1), np.float32) + np.eye(28, dtype=np.float32)[None, :, :, None])
     assert keys.shape == (3, 256)
-    memory = paper.build_memory()
+    memory = episodic_memory(paper)
     assert memory.memory_size == 8192 and memory.key_dim == 256
     memory.write(keys, np.array([0, 1, 2]))
     assert memory.slots_in_use() == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from experiments.omniglot.views import rivals_table
+from experiments.episodic.views import rivals_table
 
 
 def rows(alphabet: str, rivals: int, answers: int, right: int) -> dict:
@@ -44,6 +44,6 @@ def test_a_file_without_the_breakdown_gives_none():
     (713, "713 classes"),
 ])
 def test_the_eval_heading_names_only_the_copies_the_run_trained_on(classes, described):
-    from experiments.omniglot.evaluate import _train_classes_described
+    from experiments.episodic.evaluation.evaluate import _train_classes_described
 
     assert _train_classes_described({"train_classes": classes, "train_characters": 713}) == described

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import open_set
+from experiments.faces import open_set
 
 
 def test_pair_scores_split_genuine_and_impostor():

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from experiments import plots
+from experiments.faces import plots
 
 SHORT_NAMES = ["ben_affleck", "elton_john", "jerry_seinfeld_the_comic", "madonna", "mindy_kaling"]
 CJK_FAMILIES = {"Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans CJK TC", "Noto Sans CJK KR", "IPAexGothic",

@@ -2,9 +2,11 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from experiments import metrics, protocol
+from experiments.core import metrics
+from experiments.faces import protocol
 
 
 def test_k_is_the_number_of_earlier_images_of_the_class_as_metrics_defines_it():

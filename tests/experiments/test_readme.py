@@ -4,7 +4,7 @@ celebrity result shown is exactly the committed run summary (regenerated, never 
 import re
 from pathlib import Path
 
-from experiments.publish import read_block, replace_block, results_block
+from experiments.publish.readme import read_block, replace_block, results_block
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -33,7 +33,7 @@ def test_readme_results_block_is_the_committed_run_summary():
 
 
 def test_replace_block_keeps_the_rest_of_the_readme(tmp_path):
-    from experiments.publish import END_MARKER, START_MARKER
+    from experiments.publish.readme import END_MARKER, START_MARKER
 
     text = f"intro\n{START_MARKER}\nold\n{END_MARKER}\noutro\n"
     updated = replace_block(text, "new table")

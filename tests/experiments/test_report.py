@@ -4,12 +4,13 @@ import argparse
 
 import numpy as np
 import pandas as pd
-
 from support import write_embeddings_npz
 
-from experiments import cli, config as cfg, metrics
-from experiments.run_data import load_embeddings_file
-from experiments.runner import run_experiment
+from experiments import cli
+from experiments.core import metrics
+from experiments.faces import settings as cfg
+from experiments.faces.run_data import load_embeddings_file
+from experiments.faces.runner import run_experiment
 
 FIGURES = ["accuracy_vs_shots", "accuracy_vs_footprint", "confusion_baseline", "confusion_memory", "dataset_similarity"]
 

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from experiments import results as store, run_dir
+from experiments.faces import repeats
+from experiments.faces import results as store
 
 
 def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
@@ -24,32 +25,32 @@ def make_result(model="memory", repeat=0, iterations=3, classes=2, offset=0):
 
 def test_round_trip(tmp_path):
     saved = make_result()
-    run_dir.save_repeat(tmp_path, saved, "abc")
-    loaded = run_dir.load_repeat(tmp_path, "memory", 0, "abc")
+    repeats.save_repeat(tmp_path, saved, "abc")
+    loaded = repeats.load_repeat(tmp_path, "memory", 0, "abc")
     for name in ("shots", "n_eval", "n_correct", "memory_bytes", "slots_in_use", "memory_loss", "confusion", "feed"):
         assert np.array_equal(getattr(loaded, name), getattr(saved, name)), name
 
 
 def test_other_configuration_or_damaged_files_are_not_trusted(tmp_path):
-    run_dir.save_repeat(tmp_path, make_result(), "abc")
-    assert run_dir.load_repeat(tmp_path, "memory", 0, "other digest") is None
-    path = run_dir.repeat_path(tmp_path, "memory", 0)
+    repeats.save_repeat(tmp_path, make_result(), "abc")
+    assert repeats.load_repeat(tmp_path, "memory", 0, "other digest") is None
+    path = repeats.repeat_path(tmp_path, "memory", 0)
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])  # a half file, as a non-atomic writer could leave
-    assert run_dir.load_repeat(tmp_path, "memory", 0, "abc") is None
+    assert repeats.load_repeat(tmp_path, "memory", 0, "abc") is None
     path.write_bytes(b"")
-    assert run_dir.load_repeat(tmp_path, "memory", 0, "abc") is None
-    assert run_dir.load_repeat(tmp_path, "memory", 1, "abc") is None  # absent
+    assert repeats.load_repeat(tmp_path, "memory", 0, "abc") is None
+    assert repeats.load_repeat(tmp_path, "memory", 1, "abc") is None  # absent
 
 
 def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
     def explode(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(run_dir.np, "savez", explode)
+    monkeypatch.setattr(repeats.np, "savez", explode)
     with pytest.raises(KeyboardInterrupt):
-        run_dir.save_repeat(tmp_path, make_result(), "abc")
-    assert not run_dir.repeat_path(tmp_path, "memory", 0).exists()
+        repeats.save_repeat(tmp_path, make_result(), "abc")
+    assert not repeats.repeat_path(tmp_path, "memory", 0).exists()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
 

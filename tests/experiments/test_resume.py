@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from support import write_embeddings_npz
 
 REPO = Path(__file__).resolve().parents[2]

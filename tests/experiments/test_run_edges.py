@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from support import write_embeddings_npz
 
 from experiments.cli import main
@@ -113,7 +112,7 @@ def test_a_cli_run_prints_no_tensorflow_start_up_lines(tmp_path):
 
 
 def test_a_readme_in_the_dataset_root_is_ignored_with_a_note(tmp_path):
-    from experiments.datasets import load_folder
+    from experiments.faces.datasets import load_folder
 
     for person in ("ann", "bob"):
         (tmp_path / "people" / person).mkdir(parents=True)
@@ -128,7 +127,7 @@ def test_a_readme_in_the_dataset_root_is_ignored_with_a_note(tmp_path):
 
 
 def test_identical_files_warn_within_a_class_and_stop_across_classes(tmp_path, celebrity_photo):
-    from experiments.run_data import duplicate_notes
+    from experiments.faces.run_data import duplicate_notes
 
     root = tmp_path / "people"
     for name in ("ann/a.jpg", "ann/b.jpg", "bob/c.jpg"):
@@ -146,8 +145,12 @@ def test_settings_and_datasets_are_checked_without_starting_tensorflow():
     """Config, dataset scan and run-directory checks come before TensorFlow's start-up cost."""
     code = (
         "import sys\n"
-        "from experiments import config, datasets, run_data, run_dir, cli\n"
-        "config.load_config(config.DEFAULT_RUN_CONFIG)\n"
+        "from experiments import cli\n"
+        "from experiments.core import run_dir\n"
+        "from experiments.faces import datasets, methods, run_data, settings\n"
+        "from experiments.episodic import settings as episodic_settings\n"
+        "settings.load_config(settings.DEFAULT_RUN_CONFIG)\n"
+        "episodic_settings.load_omniglot_preset()\n"
         "assert 'tensorflow' not in sys.modules, 'tensorflow was imported'\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -3,12 +3,13 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from support import clustered_embeddings, write_embeddings_npz
 
-from experiments import config as cfg
-from experiments.run_data import load_embeddings_file
-from experiments.runner import run_experiment, run_repeat
+from experiments.core.memories import build_memory
+from experiments.faces import settings as cfg
+from experiments.faces.adapters import build_adapter
+from experiments.faces.run_data import load_embeddings_file
+from experiments.faces.runner import run_experiment, run_repeat
 
 
 def small_config(**overrides):
@@ -46,18 +47,16 @@ def test_zero_shots_is_chance_and_one_shot_learns(tmp_path):
 @pytest.mark.parametrize("method", ["baseline", "memory"])
 def test_the_traced_step_equals_a_fresh_eager_memory_module_memory(tmp_path, method):
     """One traced memory, reset with each repeat's seed, answers as a fresh eager memory with that seed."""
+    from experiments.faces.runner import model_generator, repeat_iterations
     from memory_module import StoreAllNearestNeighbour
-
-    from experiments import methods
-    from experiments.runner import model_generator, repeat_iterations
 
     data = synthetic_data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
     config = small_config(**{"memory__memory_size": 4, "run__max_shots": 4})
-    adapter = methods.build(method, data, config)
+    adapter = build_adapter(method, data, config)
     for repeat in (2, 0, 1):
         fast = run_repeat(adapter, method, repeat, data, config)
         seed = int(model_generator(config.run.seed, repeat, method).integers(0, 2**31 - 1))
-        memory = config.memory.build(key_dim=8, seed=seed) if method == "memory" else StoreAllNearestNeighbour(8)
+        memory = build_memory("kaiser", 8, config.memory, seed=seed) if method == "memory" else StoreAllNearestNeighbour(8)
         for i, it in enumerate(repeat_iterations(data.labels, 5, config, method, repeat)):
             if it.feed.size:
                 loss = float(memory.loss(data.embeddings[it.feed], data.labels[it.feed]))

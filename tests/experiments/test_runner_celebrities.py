@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import config as cfg, methods
-from experiments.run_data import prepare_data
-from experiments.runner import run_experiment, run_repeat
+from experiments.faces import methods
+from experiments.faces import settings as cfg
+from experiments.faces.adapters import build_adapter
+from experiments.faces.run_data import prepare_data
+from experiments.faces.runner import run_experiment, run_repeat
 
 FINETUNED = [name for name in methods.METHODS if methods.needs_images(name)]
 
@@ -59,7 +61,7 @@ def test_finetuning_changes_facenet_and_every_repeat_starts_from_the_pretrained_
     )
     data = prepare_data(config.data, need_crops=True, progress=False)
     for model in config.run.models:
-        adapter = methods.build(model, data, config)
+        adapter = build_adapter(model, data, config)
         untouched = [w.copy() for w in data.facenet.get_weights()]
         if config.memory.query_projection:   # the projection is trained with the network
             assert any(v is adapter.memory.projection for v in adapter.variables)

@@ -3,12 +3,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-
 from support import write_embeddings_npz
 
-from experiments import config as cfg
-from experiments.run_data import load_embeddings_file
-from experiments.runner import run_experiment
+from experiments.faces import settings as cfg
+from experiments.faces.run_data import load_embeddings_file
+from experiments.faces.runner import run_experiment
 
 
 def _data(tmp_path, **kwargs):
@@ -46,9 +45,9 @@ def test_strangers_are_never_fed_and_are_rejected_once_known_people_are_fed(tmp_
 
 
 def test_baseline_open_set_numbers_equal_an_independent_numpy_count(tmp_path):
-    from experiments import protocol
-    from experiments.open_set import hold_out_identities, threshold_at_far
-    from experiments.runner import open_set_generator, shuffle_generator
+    from experiments.faces import protocol
+    from experiments.faces.open_set import hold_out_identities, threshold_at_far
+    from experiments.faces.runner import open_set_generator, shuffle_generator
 
     data = _data(tmp_path, n_classes=5, per_class=6, dim=8, spread=1.0)
     config = _config(run__models=("baseline",), run__repeats=3)

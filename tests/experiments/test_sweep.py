@@ -16,15 +16,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from experiments import config as cfg
-from experiments.run_data import prepare_data
-from experiments.runner import run_experiment
-from experiments.sweep import load_sweep
-from experiments.sweep_exec import LocalExecutor, RayExecutor, run_sweep
-from experiments.sweep_report import MEASURED_COLUMNS
-from experiments.sweep_task import Task, run_task
 from support import write_embeddings_npz
+
+from experiments.faces.run_data import prepare_data
+from experiments.faces.runner import run_experiment
+from experiments.sweeps.execute import LocalExecutor, RayExecutor, run_sweep
+from experiments.sweeps.report import MEASURED_COLUMNS
+from experiments.sweeps.spec import load_sweep
+from experiments.sweeps.task import Task, run_task
 
 pytestmark = pytest.mark.slow  # several worker processes each start TensorFlow
 
@@ -142,7 +141,7 @@ def test_a_failing_cell_is_recorded_and_the_others_finish(tmp_path):
     assert outcome["done"] == [CELLS[0]]
     status = (tmp_path / "out" / "status" / "embeddings=emb.npz.json").read_text()
     assert '"state": "failed"' in status and "FileNotFoundError" in status
-    assert f"--only embeddings=emb.npz" in outcome["summary"]
+    assert "--only embeddings=emb.npz" in outcome["summary"]
     assert "embeddings=emb.npz" in (tmp_path / "out" / "sweep.md").read_text()
     table = pd.read_csv(tmp_path / "out" / "sweep.csv")
     assert table.loc[table["cell"] == "embeddings=emb.npz", "status"].tolist() == ["failed"]

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
-from experiments.sweep import SweepError, cell_name, load_sweep
+from experiments.sweeps.spec import SweepError, cell_name, load_sweep
 
 BASE = """
 [run]
@@ -109,8 +109,8 @@ def test_names_are_path_safe_and_disambiguate_shared_keys():
 def test_ray_missing_says_how_to_install_it(monkeypatch):
     import sys
 
-    from experiments.sweep import Resources
-    from experiments.sweep_exec import RayExecutor
+    from experiments.sweeps.execute import RayExecutor
+    from experiments.sweeps.spec import Resources
 
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(ValueError, match=r'pip install "kshot-memory\[ray\]"'):

@@ -5,11 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PIL import Image
-
-from facenet_tf import (AlignSettings, FaceAligner, FaceTooSmallError, ImageSkipError, NoFaceError,
-                        crop_with_margin, load_rgb, prepare_crops, prewhiten)
-
 from support import cosine
+
+from facenet_tf import (
+    AlignSettings,
+    FaceAligner,
+    FaceTooSmallError,
+    ImageSkipError,
+    NoFaceError,
+    crop_with_margin,
+    load_rgb,
+    prepare_crops,
+    prewhiten,
+)
 
 
 def test_prewhiten_standardises_each_image_and_floors_the_std():

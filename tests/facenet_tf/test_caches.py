@@ -7,7 +7,14 @@ import pytest
 from PIL import Image
 
 import facenet_tf.embedder as embedder_module
-from facenet_tf import AlignSettings, Embedder, FaceAligner, LoadReport, PretrainedFaceNet, prepare_crops
+from facenet_tf import (
+    AlignSettings,
+    Embedder,
+    FaceAligner,
+    LoadReport,
+    PretrainedFaceNet,
+    prepare_crops,
+)
 from facenet_tf.caches import CropCache, EmbeddingCache
 from kshot_io import sha256_of_file
 

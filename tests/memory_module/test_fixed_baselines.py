@@ -10,9 +10,9 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ReferenceClassMeans, ReferenceFifo, ReferenceReservoir
 
 from memory_module import ClassBalancedReservoir, ClassMeans, FifoBuffer
-from support import ReferenceClassMeans, ReferenceFifo, ReferenceReservoir
 
 D = 4
 SEQUENCES = dict(

@@ -1,7 +1,6 @@
 """The memory's contract: graph = eager, float32 ~ float64, reads never write,
 nothing trainable, exact save/load, checkpoints through a Keras model."""
 
-import os
 import warnings
 
 import keras
@@ -9,7 +8,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from memory_module import FORMAT_VERSION, KaiserMemory, MemoryLayer, StoreAllNearestNeighbour
+from memory_module import (
+    FORMAT_VERSION,
+    KaiserMemory,
+    MemoryLayer,
+    StoreAllNearestNeighbour,
+)
 
 D = 8
 

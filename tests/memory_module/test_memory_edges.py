@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from memory_module import UNKNOWN_LABEL, KaiserMemory, LabelMap, StoreAllNearestNeighbour
+from memory_module import (
+    UNKNOWN_LABEL,
+    KaiserMemory,
+    LabelMap,
+    StoreAllNearestNeighbour,
+)
 
 D = 4
 EYE = np.eye(D, dtype=np.float32)

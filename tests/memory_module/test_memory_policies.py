@@ -13,9 +13,9 @@ import pytest
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ReferenceMemory
 
 from memory_module import KaiserMemory
-from support import ReferenceMemory
 
 KEY_DIM = 3
 POLICIES = st.fixed_dictionaries(

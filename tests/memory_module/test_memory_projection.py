@@ -1,7 +1,6 @@
 """The reference code's query projection: off by default, a trainable [d, d] matrix applied before normalising."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 
 from memory_module import KaiserMemory

@@ -12,9 +12,9 @@ import numpy as np
 import tensorflow as tf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import ReferenceMemory
 
 from memory_module import KaiserMemory
-from support import ReferenceMemory
 
 KEY_DIM = 3
 

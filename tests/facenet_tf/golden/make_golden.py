@@ -58,7 +58,7 @@ def main() -> int:
     import tensorflow as tf
     from mtcnn.metadata import __version__ as mtcnn_version
 
-    from experiments.datasets import load_image_dataset
+    from experiments.faces.datasets import load_image_dataset
     from facenet_tf import Embedder, load_facenet
 
     dataset = load_image_dataset("celebrities")

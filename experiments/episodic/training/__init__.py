@@ -1,0 +1,6 @@
+"""Training an episodic embedder: three stages on one skeleton (stages.py).
+
+    pretrain.py   a cosine-softmax classifier over the training characters
+    finetune.py   episodic fine-tuning with prototypes
+    train.py      the memory-loss stage of Kaiser et al., and the whole `kshot omniglot train`
+"""

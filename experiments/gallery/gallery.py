@@ -1,0 +1,414 @@
+"""A persistent face gallery: the memory as a store of known people, with an "unknown" answer.
+
+    gallery = Gallery()                         # Kaiser memory; Gallery(store_all=True) keeps every photo
+    gallery.enroll("faces/")                    # root/<name>/<photo>; again later to add people or photos
+    gallery.save("team.npz")
+    gallery = Gallery.load("team.npz")
+    rows = gallery.identify(["door.jpg"])       # Identification(path, answer, similarity, runner_up, ...)
+
+Enrolling writes each photo into the memory one at a time, in sorted order, so a
+photo close to a slot of the same person merges into it (the memory's own rule) and
+the result does not depend on how photos were batched. The open-set threshold is
+calibrated (experiments.faces.open_set) on a sample of the enrolled photos, at most
+`CALIBRATION_PER_NAME` per person (the first ones enrolled), so it can be redone
+after every enrollment while the gallery stays bounded by the memory's size. An
+answer is a name when the memory's similarity to it is at least the threshold,
+otherwise UNKNOWN.
+
+The embedder is bound to the gallery by its identity (face_embedder.py): enrolling or
+identifying with different weights or alignment is refused. The file format and the
+writer lock are in experiments.gallery.storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+import memory_module
+from experiments.faces import open_set
+from experiments.faces.datasets import load_folder
+from experiments.faces.embedder import FaceEmbedder, embedder_for, identity_mismatches
+from experiments.gallery.storage import (
+    DEFAULT_LOCK_TIMEOUT,
+    GalleryError,
+    memory_config,
+    memory_state_arrays,
+    read_gallery,
+    restore_memory_state,
+    write_gallery,
+    write_lock,
+)
+from facenet_tf import IMAGE_EXTENSIONS
+from memory_module import LabelMap
+
+UNKNOWN = "unknown"
+IDENTIFY_COLUMNS = ["path", "answer", "similarity", "nearest", "runner_up", "runner_up_similarity", "skipped_reason"]
+DEFAULT_MEMORY_SIZE = 1024
+CALIBRATION_PER_NAME = 20
+
+
+@dataclass(frozen=True)
+class Identification:
+    """One photo's answer. `answer` is a name, UNKNOWN, or "" when the photo was skipped (see `reason`)."""
+
+    path: str
+    answer: str
+    similarity: float
+    nearest: str                # the best known name, even when rejected as UNKNOWN
+    runner_up: str
+    runner_up_similarity: float
+    reason: str = ""
+
+    @property
+    def skipped(self) -> bool:
+        return bool(self.reason)
+
+
+@dataclass(frozen=True)
+class EnrollReport:
+    enrolled: dict               # photos written per name by this call
+    skipped: list                # (path, reason)
+
+
+def _build_memory(kind: str, key_dim: int, memory_size: int):
+
+    if kind == "StoreAllNearestNeighbour":
+        return memory_module.StoreAllNearestNeighbour(key_dim=key_dim)
+    return memory_module.KaiserMemory(memory_size=memory_size, key_dim=key_dim, seed=0)
+
+
+def _check_name(name) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
+    if name == UNKNOWN:
+        raise ValueError(f"{UNKNOWN!r} is the answer for strangers and cannot be a person's name; rename that folder")
+    return name
+
+
+def image_paths(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Image files named directly or found in folders (recursively, sorted); non-images are returned as skips."""
+
+    found, skipped = [], []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            inside = sorted(p for p in path.rglob("*") if p.is_file()
+                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
+            images = [p for p in inside if p.suffix.lower() in IMAGE_EXTENSIONS]
+            if not images:
+                raise ValueError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
+                                 "give image files or a folder of them")
+            found += [str(p) for p in images]
+            skipped += [(str(p), f"not an image (extension {p.suffix or 'none'!r})") for p in inside if p not in images]
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            raise FileNotFoundError(f"{path} does not exist; give image files or folders of images")
+    return found, skipped
+
+
+def embed_named_photos(embedder, data, names: Sequence[str] | None = None, aligned: bool = False,
+                       skip_bad: bool = False) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
+    """(embeddings, their names, skipped (path, reason)) of a folder root/<name>/<photo> or of paths + names.
+
+    Apart from Gallery.enroll so that a command can embed (slow) before it takes the
+    gallery's writer lock, and hold the lock only to write.
+    """
+
+    if names is None:
+        if not isinstance(data, (str, os.PathLike)):
+            raise ValueError("enroll(paths, names): give one name per path, or a folder root/<name>/<photo>")
+        dataset = load_folder(data, skip_bad=skip_bad)
+        paths, names, skipped = [str(p) for p in dataset.paths], list(dataset.labels), list(dataset.skipped)
+    else:
+        paths, names, skipped = [str(p) for p in data], list(names), []
+        if len(paths) != len(names):
+            raise ValueError(f"enroll got {len(paths)} paths but {len(names)} names; give one name per path")
+    for name in set(names):
+        _check_name(name)
+    result = embedder.embed(paths, aligned=aligned)
+    skipped += list(result.skipped)
+    if not result.kept_paths:
+        raise ValueError(f"no usable face in the {len(paths)} photo(s) given: "
+                         + "; ".join(f"{p}: {r}" for p, r in skipped[:3]))
+    name_of = dict(zip(paths, names))
+    return result.embeddings, [name_of[p] for p in result.kept_paths], skipped
+
+
+class Gallery:
+    """Known people in a memory, their names, the embedder's identity and the open-set threshold."""
+
+    def __init__(self, embedder=None, memory_size: int = DEFAULT_MEMORY_SIZE, store_all: bool = False,
+                 far: float = open_set.DEFAULT_FAR, identity: dict | None = None):
+
+        if identity is None:
+            embedder = embedder if embedder is not None else _default_embedder()
+            identity = embedder.identity
+        self._embedder = embedder
+        self.identity = dict(identity)
+        self.memory_kind = "StoreAllNearestNeighbour" if store_all else "KaiserMemory"
+        self.memory = _build_memory(self.memory_kind, int(self.identity["embedding_size"]), memory_size)
+        self.names = LabelMap()
+        self.far = open_set.check_far(far)
+        self.calibration: open_set.Calibration | None = None
+        self.enrolled: dict[str, int] = {}
+        dim = int(self.identity["embedding_size"])
+        self._calibration_embeddings = np.zeros((0, dim), np.float32)
+        self._calibration_labels = np.zeros(0, np.int64)
+
+    # ------------------------------------------------------------------ embedder
+
+    @property
+    def embedder(self):
+        """The embedder bound to this gallery; the real FaceNet is loaded on first use."""
+        if self._embedder is None:
+
+            self._embedder = embedder_for(self.identity)
+        return self._embedder
+
+    def use_embedder(self, embedder) -> None:
+        """Bind `embedder`, refusing one whose identity differs from the gallery's."""
+        problems = identity_mismatches(self.identity, embedder.identity)
+        if problems:
+            raise GalleryError(
+                "this gallery was enrolled with another embedder (" + "; ".join(problems) + "); use the same "
+                "weights and alignment settings, or enroll into a new gallery"
+            )
+        self._embedder = embedder
+
+    # ------------------------------------------------------------------ enrolling
+
+    @property
+    def threshold(self) -> float | None:
+        return None if self.calibration is None else self.calibration.threshold
+
+    def enroll(self, data: str | os.PathLike | Sequence[str | os.PathLike], names: Sequence[str] | None = None,
+               aligned: bool = False, skip_bad: bool = False) -> EnrollReport:
+        """Embed and write photos: a folder root/<name>/<photo>, or `data` paths with one name each."""
+        embeddings, kept_names, skipped = embed_named_photos(self.embedder, data, names, aligned, skip_bad)
+        return EnrollReport(enrolled=self.enroll_embeddings(embeddings, kept_names), skipped=skipped)
+
+    def enroll_embeddings(self, embeddings: np.ndarray, names: Sequence[str]) -> dict:
+        """Write embeddings [n, d] of named photos, then recalibrate; returns photos written per name."""
+
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        if embeddings.ndim != 2 or embeddings.shape[1] != int(self.identity["embedding_size"]):
+            raise ValueError(f"embeddings must be [n, {self.identity['embedding_size']}], got {embeddings.shape}")
+        if len(names) != len(embeddings):
+            raise ValueError(f"{len(embeddings)} embeddings but {len(names)} names")
+        ids = self.names.encode([_check_name(n) for n in names])
+        for row, label in zip(embeddings, ids):
+            self.memory.write(tf.constant(row[None]), tf.constant([label], tf.int64))
+        written: dict[str, int] = {}
+        for name in names:
+            written[name] = written.get(name, 0) + 1
+            self.enrolled[name] = self.enrolled.get(name, 0) + 1
+        self._keep_for_calibration(embeddings, ids)
+        self.recalibrate()
+        return written
+
+    def _keep_for_calibration(self, embeddings: np.ndarray, ids: np.ndarray) -> None:
+        counts = np.bincount(self._calibration_labels, minlength=len(self.names))
+        keep = []
+        for i, label in enumerate(ids):
+            if counts[label] < CALIBRATION_PER_NAME:
+                counts[label] += 1
+                keep.append(i)
+        self._calibration_embeddings = np.concatenate([self._calibration_embeddings, embeddings[keep]])
+        self._calibration_labels = np.concatenate([self._calibration_labels, ids[keep]])
+
+    def recalibrate(self, far: float | None = None) -> open_set.Calibration | None:
+        """Choose the threshold at `far` (default: the gallery's) from the kept photos; None with one person."""
+        if far is not None:
+            self.far = open_set.check_far(far)
+        if len(np.unique(self._calibration_labels)) < 2:
+            self.calibration = None
+        else:
+            self.calibration = open_set.calibrate(self._calibration_embeddings, self._calibration_labels, self.far)
+        return self.calibration
+
+    def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(genuine, impostor) pair scores of the calibration sample, for a ROC figure."""
+        return open_set.pair_scores(self._calibration_embeddings, self._calibration_labels)
+
+    # ------------------------------------------------------------------ identifying
+
+    def _threshold_or(self, threshold: float | None) -> float:
+        if threshold is not None:
+            return float(threshold)
+        if self.threshold is None:
+            raise GalleryError(
+                "this gallery has no calibrated threshold yet (it needs photos of at least two people); "
+                "enroll another person or give a threshold (--threshold T)"
+            )
+        return self.threshold
+
+    def identify_embeddings(self, embeddings: np.ndarray, threshold: float | None = None,
+                            paths: Sequence[str] | None = None) -> list[Identification]:
+        """Answers for embeddings [n, d]: the memory's nearest name, or UNKNOWN below the threshold."""
+        if self.memory.slots_in_use() == 0:
+            raise GalleryError("the gallery is empty; enroll people first (kshot enroll)")
+        threshold = self._threshold_or(threshold)
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        result = self.memory.lookup(embeddings)
+        labels, similarity = result.labels.numpy(), result.similarity.numpy()
+        keys, values = np.asarray(self.memory.keys.numpy()), np.asarray(self.memory.values.numpy())
+        filled = values >= 0
+        keys, values = keys[filled], values[filled]
+        unit = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
+        all_similarity = unit @ keys.T
+        rows = []
+        for i, (label, score) in enumerate(zip(labels, similarity)):
+            others = all_similarity[i][values != label]
+            runner_up, runner_score = "", float("nan")
+            if others.size:
+                best = int(np.argmax(others))
+                runner_up = self.names.decode([values[values != label][best]])[0]
+                runner_score = float(others[best])
+            nearest = self.names.decode([label])[0]
+            rows.append(Identification(
+                path=paths[i] if paths is not None else "",
+                answer=nearest if score >= threshold else UNKNOWN,
+                similarity=float(score), nearest=nearest,
+                runner_up=runner_up, runner_up_similarity=runner_score,
+            ))
+        return rows
+
+    def identify(self, paths: Sequence[str | os.PathLike], threshold: float | None = None,
+                 aligned: bool = False, learn: bool = False) -> list[Identification]:
+        """One Identification per photo (folders are searched), skipped photos included with their reason.
+
+        `learn=True` writes every accepted answer back into the memory (life-long mode); save
+        the gallery afterwards to keep it.
+        """
+        threshold = self._threshold_or(threshold)
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        found, skipped = image_paths(paths)
+        result = self.embedder.embed(found, aligned=aligned)
+        skipped += list(result.skipped)
+        rows = []
+        if result.kept_paths:
+            rows = self.identify_embeddings(result.embeddings, threshold, list(result.kept_paths))
+            if learn:
+                accepted = [i for i, row in enumerate(rows) if row.answer != UNKNOWN]
+                if accepted:
+                    self.learn(result.embeddings[accepted], [rows[i].answer for i in accepted])
+        nan = float("nan")
+        rows += [Identification(p, "", nan, "", "", nan, reason) for p, reason in skipped]
+        order = {p: i for i, p in enumerate(found)}
+        return sorted(rows, key=lambda r: (order.get(r.path, len(order)), r.path))
+
+    def learn(self, embeddings: np.ndarray, names: Sequence[str]) -> None:
+        """Write confirmed answers into the memory only (not into the calibration sample)."""
+
+        ids = self.names.encode(names, add_new=False)
+        for row, label in zip(np.asarray(embeddings, np.float32), ids):
+            self.memory.write(tf.constant(row[None]), tf.constant([label], tf.int64))
+
+    # ------------------------------------------------------------------ files
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the whole gallery to one file, atomically (see experiments.gallery.storage)."""
+        header = {
+            "memory_kind": self.memory_kind,
+            "labels": list(self.names.labels),
+            "identity": self.identity,
+            "far": self.far,
+            "calibration": None if self.calibration is None else self.calibration.to_dict(),
+            "enrolled": self.enrolled,
+        }
+        write_gallery(Path(path), header, {
+            **memory_state_arrays(self.memory),
+            "calibration_embeddings": self._calibration_embeddings,
+            "calibration_labels": self._calibration_labels,
+        })
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, embedder=None) -> "Gallery":
+        """Read a gallery; with `embedder`, check it matches the one the gallery was enrolled with."""
+
+        path = Path(path)
+        header, arrays = read_gallery(path)
+        try:
+            settings = memory_config(arrays)
+            gallery = cls(embedder=None, memory_size=settings.get("memory_size", DEFAULT_MEMORY_SIZE),
+                          store_all=header["memory_kind"] == "StoreAllNearestNeighbour",
+                          far=header["far"], identity=header["identity"])
+            gallery.names = LabelMap(header["labels"])
+            gallery.enrolled = dict(header["enrolled"])
+            gallery.calibration = (None if header["calibration"] is None
+                                   else open_set.Calibration.from_dict(header["calibration"]))
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, GalleryError):
+                raise
+            raise GalleryError(f"{path}: the gallery header is incomplete or wrong ({error}); enroll again") from error
+        restore_memory_state(gallery.memory, arrays, path)
+        labels = arrays["calibration_labels"].astype(np.int64)
+        stored = np.asarray(gallery.memory.values.numpy())
+        if len(labels) != len(arrays["calibration_embeddings"]) or max(labels.max(initial=-1), stored.max(initial=-1)) >= len(gallery.names):
+            raise GalleryError(f"{path}: label ids and names disagree; the file is damaged, enroll again")
+        gallery._calibration_embeddings = arrays["calibration_embeddings"].astype(np.float32)
+        gallery._calibration_labels = labels
+        if embedder is not None:
+            gallery.use_embedder(embedder)
+        return gallery
+
+    @classmethod
+    @contextlib.contextmanager
+    def edit(cls, path: str | os.PathLike, embedder=None, create: dict | None = None,
+             timeout: float = DEFAULT_LOCK_TIMEOUT):
+        """Load (or, with `create` settings and no file yet, make) the gallery under the writer lock; save on success.
+
+        Concurrent `edit`s of one file run one after the other; a reader (`load`) never waits.
+        """
+        path = Path(path)
+        with write_lock(path, timeout):
+            if path.exists():
+                gallery = cls.load(path, embedder=embedder)
+            elif create is not None:
+                gallery = cls(embedder=embedder, **create)
+            else:
+                raise FileNotFoundError(f"gallery {path} does not exist; create it with `kshot enroll`")
+            yield gallery
+            gallery.save(path)
+
+    def forgotten(self) -> list[str]:
+        """Enrolled people who no longer hold any slot: a full Kaiser memory overwrote them."""
+        held = set(np.asarray(self.memory.values.numpy()).tolist())
+        return [name for i, name in enumerate(self.names.labels) if i not in held]
+
+    def summary(self) -> str:
+        kind = ("store-all" if self.memory_kind == "StoreAllNearestNeighbour"
+                else f"Kaiser memory of {self.memory.memory_size} slots")
+        threshold = "none yet (one person)" if self.threshold is None else f"{self.threshold:.4f} at FAR {self.far:g}"
+        text = (f"{len(self.names)} people, {sum(self.enrolled.values())} photos enrolled, "
+                f"{self.memory.slots_in_use()} slots in use ({kind}); threshold {threshold}")
+        lost = self.forgotten()
+        if lost:
+            text += (f". WARNING: {len(lost)} people hold no slot any more and cannot be recognised "
+                     f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); enroll into a new gallery "
+                     "with a larger --memory-size, or --store-all")
+        return text
+
+
+def identifications_frame(rows):
+    """One row per photo, the columns of `kshot identify --out`."""
+
+    return pd.DataFrame([{
+        "path": r.path, "answer": r.answer, "similarity": r.similarity, "nearest": r.nearest,
+        "runner_up": r.runner_up, "runner_up_similarity": r.runner_up_similarity, "skipped_reason": r.reason,
+    } for r in rows], columns=IDENTIFY_COLUMNS)
+
+
+def _default_embedder():
+
+    return FaceEmbedder()
