@@ -77,7 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-shots", type=int, default=10)
     args = parser.parse_args(argv)
     from experiments.faces import footprint
-    from experiments.faces.plots import save_figure
+    from experiments.core.figures import save_figure
 
     frame = run(args.embeddings, [int(s) for s in args.sizes.split(",")], args.repeats, args.max_shots)
     frame.to_csv(f"{args.out}.csv", index=False)

@@ -21,7 +21,7 @@ from matplotlib.figure import Figure
 from experiments.core.metrics import paired_difference
 from experiments.core.run_files import FIGURES_DIR, FOOTPRINT_CSV, FOOTPRINT_MD
 from experiments.faces.methods import split_name, sweep_name
-from experiments.faces.plots import save_figure
+from experiments.core.figures import save_figure
 from kshot_io import write_text_atomic
 
 STORE_ALL = "baseline"

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments.faces.plots import save_figure
+from experiments.core.figures import save_figure
 
 REPORTED_FARS = (1e-2, 1e-3)
 DEFAULT_FAR = 1e-3

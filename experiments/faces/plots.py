@@ -8,195 +8,34 @@ each `plot_*` function draws the same figure and saves it as PNG and SVG (for `k
 - accuracy vs memory footprint (bytes, log scale), one curve per model over shots.
 
 Every figure is drawn with constrained layout (tick labels, titles and colorbars get
-their own room, so nothing is drawn over anything else) and with a font fallback list, so
-class names in any script an installed font covers are drawn instead of empty boxes.
-Class names are shown in full: on the ticks when they are few and short, otherwise the
-ticks carry numbers and a key under the panels gives each number's full name.
+their own room, so nothing is drawn over anything else); fonts, class-name axes and
+saving are experiments.core.figures'. Past MAX_CURVES models (a memory-size sweep of
+several methods), accuracy against shots is drawn as one panel per method, its sizes as
+shades of one colour, with store-all (`baseline`) as the reference line in every panel.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import importlib.resources
-import io
-import warnings
 from pathlib import Path
 
 import matplotlib
 import matplotlib.ticker
 import numpy as np
 import pandas as pd
-from matplotlib import font_manager, ft2font
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from kshot_io import write_bytes_atomic
+from experiments.core.figures import (
+    class_tick_labels,
+    draw_key,
+    figure_style,
+    key_layout,
+    save_figure,
+    set_class_ticks,
+)
+from experiments.faces.methods import split_name
 
 MAX_SIMILARITY_ITEMS = 1500  # beyond this the matrix is subsampled evenly per class (image size)
-
-# Class names go on the ticks only while they fit a panel; past either limit the ticks
-# carry numbers and a key lists the names. Past MAX_KEY_CLASSES a key would be a page of
-# its own, so the panels show the matrix alone.
-MAX_TICK_NAMES = 20
-MAX_TICK_NAME_CHARS = 24
-MAX_KEY_CLASSES = 120
-
-# DejaVu Sans (bundled with matplotlib) covers Latin, Greek and Cyrillic; the rest are
-# tried in order for glyphs it lacks, when installed. The optional extra `cjk`
-# (pip install 'kshot-memory[cjk]') ships Noto Sans CJK for Chinese, Japanese and Korean.
-FONT_FALLBACKS = (
-    "DejaVu Sans",
-    "Noto Sans CJK JP",
-    "Noto Sans CJK SC",
-    "Noto Sans CJK TC",
-    "Noto Sans CJK KR",
-    "Noto Sans",
-    "Noto Sans Arabic",
-    "Noto Sans Hebrew",
-    "Noto Sans Devanagari",
-    "Noto Sans Thai",
-    "IPAexGothic",
-    "Droid Sans Fallback",
-    "WenQuanYi Zen Hei",
-)
-FONT_PACKAGES = ("noto_cjk_sans_jp_regular",)  # PyPI packages that only carry a font file
-
-
-@functools.cache
-def font_families() -> tuple[str, ...]:
-    """The installed families of FONT_FALLBACKS, registering fonts shipped as packages first."""
-    for package in FONT_PACKAGES:
-        try:
-            files = list(importlib.resources.files(package).iterdir())
-        except ModuleNotFoundError:
-            continue
-        for entry in files:
-            if entry.name.lower().endswith((".otf", ".ttf", ".ttc")):
-                font_manager.fontManager.addfont(str(entry))
-    installed = {entry.name for entry in font_manager.fontManager.ttflist}
-    return tuple(name for name in FONT_FALLBACKS if name in installed) or ("DejaVu Sans",)
-
-
-@functools.cache
-def _covered_codepoints() -> frozenset[int]:
-    covered: set[int] = set()
-    for family in font_families():
-        path = font_manager.findfont(font_manager.FontProperties(family=family), fallback_to_default=False)
-        covered.update(ft2font.FT2Font(path).get_charmap())
-    return frozenset(covered)
-
-
-def names_without_font(names) -> list[str]:
-    """The names holding a character that no installed fallback font can draw."""
-    covered = _covered_codepoints()
-    return [name for name in names if any(ord(ch) not in covered and not ch.isspace() for ch in name)]
-
-
-@contextlib.contextmanager
-def _figure_style(class_names=()):
-    """Font fallback list for every text created (and drawn) inside; one warning for names no font covers.
-
-    Matplotlib would warn once per missing glyph; one line naming the classes and the fix
-    is more useful, so its glyph warnings are silenced here.
-    """
-    missing = names_without_font(class_names)
-    if missing:
-        shown = ", ".join(missing[:5]) + (", ..." if len(missing) > 5 else "")
-        warnings.warn(
-            f"{len(missing)} class name(s) use characters no installed font has ({shown}); they are drawn as boxes. "
-            "Install a font for that script (for Chinese, Japanese, Korean: pip install 'kshot-memory[cjk]').",
-            stacklevel=3,
-        )
-    with matplotlib.rc_context({"font.family": list(font_families()), "svg.hashsalt": "kshot-memory"}):
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from font")
-            yield
-
-
-def save_figure(fig, stem: Path) -> list[Path]:
-    """Write `stem`.png and `stem`.svg atomically; returns both paths.
-
-    The SVG carries no date and fixed element ids, so the same run gives the same bytes.
-    """
-    stem = Path(stem)
-    paths = []
-    with _figure_style():
-        for fmt in ("png", "svg"):
-            buffer = io.BytesIO()
-            metadata = {"Date": None} if fmt == "svg" else {}
-            fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
-            path = stem.with_suffix(f".{fmt}")
-            write_bytes_atomic(path, buffer.getvalue())
-            paths.append(path)
-    return paths
-
-
-def class_tick_labels(class_names: list[str]) -> tuple[list[str] | None, list[str]]:
-    """(tick labels, key): the full names when they fit on ticks (empty key), else numbers
-    1..C on the ticks and the key, the full names in class order.
-
-    Tick labels are None when there are too many classes to label at all.
-    """
-    names = [str(name) for name in class_names]
-    if len(names) <= MAX_TICK_NAMES and max((len(name) for name in names), default=0) <= MAX_TICK_NAME_CHARS:
-        return names, []
-    if len(names) > MAX_KEY_CLASSES:
-        return None, []
-    return [str(i + 1) for i in range(len(names))], names
-
-
-def _set_class_ticks(ax, labels: list[str] | None, centres, numbered: bool, show_x: bool = True, show_y: bool = True) -> None:
-    if labels is None:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        return
-    # Numbers can be thinned to every n-th without losing a name (the key has them all);
-    # names are only ever shown all together.
-    step = max(1, int(np.ceil(len(labels) / 25))) if numbered else 1
-    chosen = np.arange(0, len(labels), step)
-    positions = np.asarray(centres)[chosen]
-    shown = [labels[i] for i in chosen]
-    fontsize = 8 if len(labels) <= 10 else 6 if len(labels) <= 40 else 5
-    ax.set_xticks(positions, shown if show_x else [], rotation=90, fontsize=fontsize)
-    ax.set_yticks(positions, shown if show_y else [], fontsize=fontsize)
-
-
-KEY_FONTSIZE = 7
-KEY_LINE_INCHES = KEY_FONTSIZE * 1.5 / 72  # one key line, room for CJK glyphs' height
-KEY_CHAR_INCHES = KEY_FONTSIZE * 0.62 / 72  # a generous average glyph width
-KEY_NUMBER_INCHES = 0.3  # the numbers' column inside each key column
-
-
-def key_layout(key: list[str], width_inches: float) -> tuple[int, float]:
-    """(columns, height in inches) of a key of these names in a figure this wide."""
-    if not key:
-        return 0, 0.0
-    column_inches = KEY_NUMBER_INCHES + max(len(name) for name in key) * KEY_CHAR_INCHES + 0.2
-    columns = max(1, min(len(key), int(width_inches // column_inches)))
-    rows = int(np.ceil(len(key) / columns))
-    return columns, rows * KEY_LINE_INCHES + 0.35
-
-
-def draw_key(ax, key: list[str], columns: int) -> None:
-    """Number i+1 and the full name key[i], in `columns` columns read down then across.
-
-    Every number and every name is its own text at a fixed line pitch: multi-line texts
-    space their lines by the glyphs they hold (a CJK or accented line is taller), which
-    would slide names away from their numbers, and a right-to-left name could reorder a
-    number sharing its line.
-    """
-    ax.axis("off")
-    rows = int(np.ceil(len(key) / columns))
-    number_width = KEY_NUMBER_INCHES / ax.get_figure().get_figwidth()
-    pitch = KEY_LINE_INCHES * 72
-    for index, name in enumerate(key):
-        column, row = divmod(index, rows)
-        x = column / columns
-        placed = {"xycoords": "axes fraction", "textcoords": "offset points", "va": "top", "fontsize": KEY_FONTSIZE}
-        ax.annotate(str(index + 1), (x + number_width * 0.8, 1.0), xytext=(0, -row * pitch), ha="right", **placed)
-        ax.annotate(name, (x + number_width, 1.0), xytext=(0, -row * pitch), ha="left", **placed)
-    ax.set_title("classes (number on the axes: full name)", fontsize=8, loc="left")
 
 ACCURACY_LABEL = "accuracy on images not yet fed"
 
@@ -227,9 +66,80 @@ def zoomed_limits(summary: pd.DataFrame) -> tuple[float, float] | None:
     return max(0.0, low - margin), min(1.0, high) + margin
 
 
+MAX_CURVES = 8  # past this many models one legend covers the plot: one panel per method instead
+REFERENCE_MODEL = "baseline"  # store-all 1-NN, drawn in every panel of the grouped figure
+
+
 def accuracy_figure(summary: pd.DataFrame, n_classes: int):
+    """Accuracy against shots: two panels (whole curve, zoom) for a few models, one panel per method for many."""
+    if summary["model"].nunique() > MAX_CURVES:
+        return accuracy_by_method_figure(summary, n_classes)
+    return _two_panel_accuracy_figure(summary, n_classes)
+
+
+def method_groups(models) -> dict[str, list[str]]:
+    """Models by method in first-seen order, each method's memory sizes ascending (`memory@8` before `memory@16`)."""
+    groups: dict[str, list[tuple[int, str]]] = {}
+    for model in models:
+        method, size = split_name(model)
+        groups.setdefault(method, []).append((-1 if size is None else size, model))
+    return {method: [model for _, model in sorted(sized)] for method, sized in groups.items()}
+
+
+def _curve(ax, rows: pd.DataFrame, **style) -> None:
+    line = ax.plot(rows["shots"], rows["mean"], marker="o", ms=2, **style)
+    if np.isfinite(rows["ci_low"].to_numpy(dtype=float)).any():
+        ax.fill_between(rows["shots"], rows["ci_low"], rows["ci_high"], color=line[0].get_color(), alpha=0.12,
+                        linewidth=0)
+
+
+def accuracy_by_method_figure(summary: pd.DataFrame, n_classes: int):
+    """One panel per method, its memory sizes as shades of one colour map (light = small), shots >= 1,
+    all panels on one zoomed y-axis, store-all drawn dashed in each for reference."""
+    learned = summary[summary["shots"] >= 1]
+    groups = method_groups(dict.fromkeys(summary["model"]))
+    reference = groups.pop(REFERENCE_MODEL, None)
+    panels = list(groups.items()) or [(REFERENCE_MODEL, [])]
+    cols = min(3, len(panels))
+    rows = int(np.ceil(len(panels) / cols))
+    with figure_style():
+        fig = Figure(figsize=(4.3 * cols, 3.1 * rows + 0.7), layout="constrained")
+        axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False).ravel()
+        for ax, (method, models) in zip(axes, panels):
+            shades = matplotlib.colormaps["viridis_r"](np.linspace(0.15, 0.9, max(len(models), 1)))
+            for colour, model in zip(shades, models):
+                size = split_name(model)[1]
+                _curve(ax, learned[learned["model"] == model].sort_values("shots"), color=colour,
+                       label=model if size is None else f"{size} slots")
+            if reference:
+                _curve(ax, learned[learned["model"] == reference[0]].sort_values("shots"), color="black",
+                       linestyle="--", label="store-all (baseline)")
+            ax.set_title(method, fontsize=10)
+            ax.grid(alpha=0.3)
+        for ax in axes[len(panels):]:
+            ax.axis("off")
+        limits = zoomed_limits(summary)
+        if limits is not None:
+            axes[0].set_ylim(*limits)
+        if not learned.empty:  # half a shot of margin keeps the edge tick labels of neighbouring panels apart
+            low, high = int(learned["shots"].min()), int(learned["shots"].max())
+            axes[0].set_xlim(low - 0.5, high + 0.5)
+            axes[0].set_xticks(range(low, high + 1, max(1, int(np.ceil((high - low + 1) / 6)))))
+        # Every swept method has the same sizes in the same shades: one legend, beside the panels.
+        widest = max(axes[: len(panels)], key=lambda ax: len(ax.get_lines()))
+        handles, labels = widest.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+        fig.supxlabel("shots (images of each class seen before evaluation)")
+        fig.supylabel(ACCURACY_LABEL)
+        chance = f"; chance {1.0 / n_classes:.2f}" if n_classes > 0 else ""
+        fig.suptitle(f"k-shot accuracy by method, mean and 95% interval over repeats "
+                     f"({summary['model'].nunique()} models, shots >= 1{chance})")
+    return fig
+
+
+def _two_panel_accuracy_figure(summary: pd.DataFrame, n_classes: int):
     """Left: the whole curve from 0 shots with chance; right: shots >= 1, y zoomed to the data and its bands."""
-    with _figure_style():
+    with figure_style():
         fig = Figure(figsize=(12, 4.5), layout="constrained")
         full, zoom = fig.subplots(1, 2)
         _accuracy_panel(full, summary, 0)
@@ -260,7 +170,7 @@ def confusion_evolution_figure(confusion: np.ndarray, class_names: list[str], mo
     name_inches = 0.0 if not labels or key else max(len(name) for name in labels) * 6 * 0.62 / 72
     width = 2.4 * cols + name_inches + 1.0
     key_columns, key_inches = key_layout(key, width)
-    with _figure_style(class_names):
+    with figure_style(class_names):
         fig = Figure(figsize=(width, (2.4 + name_inches) * rows + 0.5 + key_inches), layout="constrained")
         grid = fig.add_gridspec(rows + bool(key), cols, height_ratios=[2.4 + name_inches] * rows + ([key_inches] if key else []))
         panels = []
@@ -276,7 +186,7 @@ def confusion_evolution_figure(confusion: np.ndarray, class_names: list[str], mo
             accuracy = np.trace(counts) / max(counts.sum(), 1)
             ax.set_title(f"{i} shots, acc {accuracy:.3f}", fontsize=8)
             bottom_of_column = i + cols >= n_iter
-            _set_class_ticks(ax, labels, ticks, bool(key), show_x=bottom_of_column, show_y=i % cols == 0)
+            set_class_ticks(ax, labels, ticks, bool(key), show_x=bottom_of_column, show_y=i % cols == 0)
             ax.set_ylabel("true class", fontsize=7)
             ax.set_xlabel("predicted class", fontsize=7)
         fig.colorbar(image, ax=panels, shrink=0.9, label="share of the row's evaluations")
@@ -315,7 +225,7 @@ def similarity_figure(embeddings: np.ndarray, labels: np.ndarray, class_names: l
     tick_labels, key = class_tick_labels(present)
     width = 7.0
     key_columns, key_inches = key_layout(key, width)
-    with _figure_style(present):
+    with figure_style(present):
         fig = Figure(figsize=(width, 6.0 + key_inches), layout="constrained")
         grid = fig.add_gridspec(1 + bool(key), 1, height_ratios=[6.0] + ([key_inches] if key else []))
         ax = fig.add_subplot(grid[0])
@@ -325,7 +235,7 @@ def similarity_figure(embeddings: np.ndarray, labels: np.ndarray, class_names: l
             ax.axhline(b, color="white", linewidth=0.6)
             ax.axvline(b, color="white", linewidth=0.6)
         centres = [np.flatnonzero(ordered_labels == c).mean() for c in classes]
-        _set_class_ticks(ax, tick_labels, centres, bool(key))
+        set_class_ticks(ax, tick_labels, centres, bool(key))
         ax.set_xlabel("image (grouped by class)")
         ax.set_ylabel("image (grouped by class)")
         fig.colorbar(image, ax=ax, label="cosine similarity")
@@ -396,14 +306,28 @@ def footprint_positions(learned: pd.DataFrame) -> dict[str, np.ndarray]:
     return positions
 
 
+def best_size_of_each_method(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each method's most accurate memory size at the top shot count (ties: the smaller size)."""
+    top = summary[summary["shots"] == summary["shots"].max()].set_index("model")["mean"]
+    keep = [max(models, key=lambda m: (top.get(m, -1.0), -(split_name(m)[1] or 0)))
+            for models in method_groups(dict.fromkeys(summary["model"])).values()]
+    return summary[summary["model"].isin(keep)]
+
+
 def accuracy_vs_footprint_figure(summary: pd.DataFrame):
     """Mean accuracy against mean footprint, shots >= 1 (0 shots is a uniform guess at any size).
 
     One curve per model over its shot counts, its first and last shot count annotated.
+    Past MAX_CURVES models only each method's best memory size is drawn (the run's
+    footprint.png and summary.csv have every size).
     """
+    title = "accuracy vs memory footprint (shots >= 1; dotted: a fixed footprint)"
+    if summary["model"].nunique() > MAX_CURVES:
+        summary = best_size_of_each_method(summary)
+        title = "accuracy vs footprint, each method's best memory size (every size: footprint.png)"
     learned = summary[summary["shots"] >= 1]
     positions = footprint_positions(learned)
-    with _figure_style():
+    with figure_style():
         fig = Figure(figsize=(8, 5), layout="constrained")
         ax = fig.subplots()
         annotations = []
@@ -437,7 +361,7 @@ def accuracy_vs_footprint_figure(summary: pd.DataFrame):
             ax.set_ylim(max(0.0, float(learned["mean"].min()) - 0.03), 1.005)
             low, high = min(v.min() for v in positions.values()), max(v.max() for v in positions.values())
             ax.set_xlim(low / 1.4, high * 1.4)
-        ax.set_title("accuracy vs memory footprint (shots >= 1; dotted: a fixed footprint)")
+        ax.set_title(title)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8, loc="lower right")
         separate_texts(fig, annotations)

@@ -149,7 +149,6 @@ def assemble_tables(run_dir: str | Path) -> str | None:
     the unit of resume, so whatever finished is there. Returns a sentence saying how
     complete the run is, or None when the directory has no repeat files.
     """
-
     run_dir = Path(run_dir)
     if not (run_dir / REPEATS_DIR).is_dir():
         return None
@@ -158,14 +157,16 @@ def assemble_tables(run_dir: str | Path) -> str | None:
     if dataset is None:
         raise FileNotFoundError(f"{run_dir / 'dataset.npz'} is missing; the run did not get as far as its first repeat")
     found, parts = [], []
-    for model in config.run.models:
+    # Every model the run computes: a memory-size sweep's `method@size` models too.
+    computed = methods.run_models(config)
+    for model in computed:
         wanted = config.budget(model).repeats
         mine = finished_repeats(run_dir, model, wanted, None)
         found.extend(mine)
         parts.append(f"{model} {len(mine)} of {wanted}")
     if not found:
         raise FileNotFoundError(f"{run_dir} has no finished repeat yet; nothing to report")
-    models = [m for m in config.run.models if any(r.model == m for r in found)]
+    models = [m for m in computed if any(r.model == m for r in found)]
     store.write_tables(run_dir, found, models, [str(n) for n in dataset["class_names"]])
     return "repeats finished: " + ", ".join(parts)
 

@@ -36,7 +36,7 @@ from experiments.core.run_files import (
     SWEEP_MD,
     TIMINGS_FILE,
 )
-from experiments.faces.plots import save_figure
+from experiments.core.figures import save_figure
 from experiments.sweeps.spec import Sweep, cell_dir, read_status
 from kshot_io import write_text_atomic
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
+from experiments.core import figures
 from experiments.faces import plots
 
 SHORT_NAMES = ["ben_affleck", "elton_john", "jerry_seinfeld_the_comic", "madonna", "mindy_kaling"]
@@ -149,6 +150,48 @@ def test_similarity_has_a_colorbar_axis_labels_and_every_full_name(names):
     assert_no_overlap_between_axes(fig)
 
 
+def sweep_summary() -> pd.DataFrame:
+    """Nine methods at seven memory sizes plus store-all and class means: 51 models, as in a footprint study."""
+    sized = ["memory", "memory_running_mean", "memory_balanced", "memory_threshold", "memory_fold", "fifo", "reservoir"]
+    models = {"baseline": [8 + 2600 * k for k in range(11)], "class_means": [2600]}
+    models |= {f"{m}@{s}": [530 * s] for m in sized for s in (5, 8, 10, 16, 24, 32, 50)}
+    summary = fake_summary(models, shots=10)
+    # Make one size of each method the best at the top shot count, so "best size" is well defined.
+    top = summary["shots"] == 10
+    summary.loc[top, "mean"] = 0.99
+    summary.loc[top & summary["model"].isin([f"{m}@16" for m in sized]), "mean"] = 0.995
+    return summary
+
+
+def test_many_models_get_one_panel_per_method_with_one_legend():
+    summary = sweep_summary()
+    assert summary["model"].nunique() == 51 > plots.MAX_CURVES
+    fig = plots.accuracy_figure(summary, n_classes=5)
+    drawn_panels = panels(fig)
+    assert [ax.get_title() for ax in drawn_panels] == ["class_means", "memory", "memory_running_mean",
+                                                       "memory_balanced", "memory_threshold", "memory_fold",
+                                                       "fifo", "reservoir"]
+    # Each sized method's panel: its 7 sizes and the store-all reference, no panel legend over the data.
+    assert all(len(ax.lines) == 8 and ax.get_legend() is None for ax in drawn_panels[1:])
+    (legend,) = fig.legends
+    assert [text.get_text() for text in legend.get_texts()] == [f"{s} slots" for s in (5, 8, 10, 16, 24, 32, 50)] + [
+        "store-all (baseline)"]
+    assert_no_overlap_between_axes(fig)
+
+
+def test_a_few_models_keep_the_two_panel_figure():
+    fig = plots.accuracy_figure(fake_summary({f"m{i}": [8] for i in range(plots.MAX_CURVES)}), n_classes=5)
+    assert len(panels(fig)) == 2 and all(len(ax.lines) >= plots.MAX_CURVES for ax in panels(fig))
+
+
+def test_many_models_on_the_footprint_figure_keep_each_methods_best_size():
+    fig = plots.accuracy_vs_footprint_figure(sweep_summary())
+    (ax,) = panels(fig)
+    labels = sorted(line.get_label().split(" ")[0] for line in ax.lines if not line.get_label().startswith("_"))
+    assert labels == sorted(["baseline", "class_means"] + [f"{m}@16" for m in (
+        "memory", "memory_running_mean", "memory_balanced", "memory_threshold", "memory_fold", "fifo", "reservoir")])
+
+
 # ---------------------------------------------------------------- footprint
 
 
@@ -180,16 +223,16 @@ def test_footprint_fixed_models_get_their_own_readable_slots_and_annotations_do_
 
 
 def test_latin_greek_cyrillic_names_always_have_a_font():
-    assert plots.names_without_font(long_names(5)) == []
+    assert figures.names_without_font(long_names(5)) == []
 
 
 def test_cjk_names_are_drawn_when_a_cjk_font_is_installed_and_warned_about_when_not(tmp_path):
     names = ["宮崎駿", "李白", "김연아"]
-    has_cjk = bool(CJK_FAMILIES & set(plots.font_families()))
-    assert plots.names_without_font(names) == ([] if has_cjk else names)
+    has_cjk = bool(CJK_FAMILIES & set(figures.font_families()))
+    assert figures.names_without_font(names) == ([] if has_cjk else names)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        plots.save_figure(plots.confusion_evolution_figure(confusion_counts(3, 2), names, "memory"), tmp_path / "cjk")
+        figures.save_figure(plots.confusion_evolution_figure(confusion_counts(3, 2), names, "memory"), tmp_path / "cjk")
     ours = [w for w in caught if "class name" in str(w.message)]
     assert bool(ours) != has_cjk
     assert not [w for w in caught if "missing from font" in str(w.message)]
