@@ -9,12 +9,14 @@ broken notebook fails the test suite, which executes every one.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from experiments.cli import main as kshot
 from experiments.core import metrics
 from experiments.core.paths import REPO_ROOT
 from experiments.core.run_files import NOTES_FILE
@@ -54,9 +56,7 @@ def open_run(run_dir: str | os.PathLike | None = None, quick_out: str | os.PathL
     """
     if run_dir is None:
         run_dir = Path(quick_out) if quick_out is not None else REPO_ROOT / "runs" / "quick"
-        from experiments.cli import main
-
-        status = main(["run", "--config", str(QUICK_CONFIG), "--out", str(run_dir), "--no-figures", "--no-progress"])
+        status = kshot(["run", "--config", str(QUICK_CONFIG), "--out", str(run_dir), "--no-figures", "--no-progress"])
         if status != 0:
             raise RuntimeError(f"the quick run into {run_dir} failed with status {status}; see the messages above")
     run_dir = Path(run_dir)
@@ -78,6 +78,7 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike | No
     The executed copy is written to `output` when given (never over the source, whose
     outputs stay stripped in git).
     """
+    # Jupyter's packages: only the notebook runner needs them, and they take a second to load.
     import nbformat
     from nbclient import NotebookClient
 
@@ -103,8 +104,6 @@ def execute_notebook(notebook: str | os.PathLike, output: str | os.PathLike | No
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m experiments.cli.notebooks OUT_DIR [RUN_DIR]`: execute every notebook into OUT_DIR."""
-    import sys
-
     args = sys.argv[1:] if argv is None else argv
     if not args:
         print("usage: python -m experiments.cli.notebooks OUT_DIR [RUN_DIR]", file=sys.stderr)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import tomllib
 
@@ -196,14 +196,68 @@ def load_config(path: str | Path, schema: type):
 
 
 def with_overrides(config, origin: str = "command line", **overrides: Any):
-    """Apply overrides given as section__key=value (None = not given) and re-validate."""
+    """Apply overrides given as section__key=value (None = not given) and re-validate.
+
+    An unknown section is passed on to `from_dict`, which refuses it like one in a file.
+    """
     raw = to_dict(config)
     for dotted, value in overrides.items():
         if value is None:
             continue
         section, key = dotted.split("__", 1)
-        raw[section][key] = list(value) if isinstance(value, tuple) else value
+        raw.setdefault(section, {})[key] = list(value) if isinstance(value, tuple) else value
     return from_dict(raw, type(config), origin=origin)
+
+
+# ---------------------------------------------------------------- `--set section.key=value`
+
+ASSIGNMENT_FORM = "SECTION.KEY=VALUE, e.g. memory.memory_size=64"
+_QUOTED_OR_NESTED = ('"', "'", "[", "{")  # a value starting so was meant as TOML, never as a bare word
+
+
+def parse_assignment_value(text: str, where: str = "--set") -> Any:
+    """One value in TOML value syntax (`64`, `0.2`, `true`, `"text"`, `["a", "b"]`), or a bare word.
+
+    A bare word (`celebrities`, `./faces`, an empty value) is the string it spells, so
+    a string setting needs no shell-proof quotes. Text that starts like a quoted string,
+    a list or a table but is not valid TOML is refused rather than read as a string.
+    The type and range are not checked here: `from_dict` checks them against the schema.
+    """
+    if "\n" in text or "\r" in text:
+        raise ConfigError(f"{where}: a value must be on one line")
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        if text.strip().startswith(_QUOTED_OR_NESTED):
+            raise ConfigError(
+                f"{where}: the value is not valid TOML; quote every string in a list, and the whole argument "
+                'for the shell, e.g. --set \'run.models=["baseline", "memory"]\''
+            ) from None
+        return text.strip()
+
+
+def parse_assignments(texts: Iterable[str]) -> dict[str, Any]:
+    """`--set` arguments (`section.key=value`) as `with_overrides` keywords: {"memory__alpha": 0.2}.
+
+    Each value is read by `parse_assignment_value`; of two assignments to one key the
+    later wins. Only the shape is checked here (a malformed argument is a ConfigError
+    naming it and the expected form); whether the section and key exist, and whether
+    the value has the right type and range, is left to `with_overrides`, so a value
+    given on the command line is held to exactly the rules of the same value in a file.
+    """
+    overrides: dict[str, Any] = {}
+    for text in texts:
+        name, equals, value = text.partition("=")
+        section, dot, key = (part.strip() for part in name.partition("."))
+        if not (equals and dot and section and key) or "." in key or "__" in name:
+            raise ConfigError(f"--set {text}: expected {ASSIGNMENT_FORM}")
+        overrides[f"{section}__{key}"] = parse_assignment_value(value, where=f"--set {text}")
+    return overrides
+
+
+def with_assignments(config, texts: Iterable[str], origin: str = "--set"):
+    """`config` with `--set` arguments applied and re-validated, as if their values were in its file."""
+    return with_overrides(config, origin=origin, **parse_assignments(texts))
 
 
 def to_dict(config) -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from support import write_embeddings_npz
 
-from experiments import cli
+from experiments.cli.run import handle_report
 from experiments.core import metrics
 from experiments.faces import settings as cfg
 from experiments.faces.run_data import load_embeddings_file
@@ -25,7 +25,7 @@ def test_report_from_the_run_directory_alone(tmp_path):
     for derived in ("summary.csv", "summary.md", "paired.csv"):
         (run_dir / derived).unlink()
 
-    assert cli.handle_report(argparse.Namespace(run_dir=run_dir, no_figures=False)) == 0
+    assert handle_report(argparse.Namespace(run_dir=run_dir, no_figures=False)) == 0
     summary = pd.read_csv(run_dir / "summary.csv")
     results = pd.read_csv(run_dir / "results.csv")
     row = summary[(summary.model == "memory") & (summary.shots == 1)].iloc[0]

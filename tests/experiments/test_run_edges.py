@@ -44,10 +44,11 @@ def test_more_repeats_extend_a_run_and_keep_the_finished_ones(tmp_path):
     assert sorted(grown.repeat.unique()) == [0, 1, 2, 3, 4]
 
 
-def test_finetune_repeats_are_their_own_option(tmp_path):
-    from experiments.cli import build_parser, resolve_run_config
+def test_finetune_repeats_are_their_own_setting(tmp_path):
+    from experiments.cli import build_parser
+    from experiments.cli.run import resolve_run_config
 
-    args = build_parser().parse_args(["run", "--repeats", "7", "--finetune-repeats", "2"])
+    args = build_parser().parse_args(["run", "--repeats", "7", "--set", "finetune.repeats=2"])
     config, _ = resolve_run_config(args)
     assert (config.run.repeats, config.finetune.repeats) == (7, 2)
 
