@@ -33,6 +33,7 @@ from facenet_tf.images import MAX_IMAGE_SIDE, load_rgb
 
 
 def _mtcnn_version() -> str:
+    # mtcnn imports TensorFlow: only when a cache key needs its version
     from mtcnn.metadata import __version__
     return __version__
 
@@ -101,6 +102,7 @@ class FaceAligner:
     @property
     def detector(self):
         if self._detector is None:
+            # mtcnn starts TensorFlow: only once a face is really detected, never on a dataset scan
             from mtcnn import MTCNN
             self._detector = MTCNN()
         return self._detector
@@ -109,6 +111,7 @@ class FaceAligner:
         """Faces as dicts with 'box' [x1, y1, x2, y2] and 'confidence', most confident first."""
         if min(image.shape[:2]) < 12:   # below PNet's 12 px window nothing can be found
             return []
+        # TensorFlow starts only when a face is detected (scans of a folder stay fast)
         import tensorflow as tf
         try:
             found = self.detector.detect_faces(image.astype(np.float32), box_format="xyxy",

@@ -24,10 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from facenet_tf.align import AlignSettings
 from kshot_io import atomic_write, cache_root
 from kshot_io.cache import CACHE_ENV_VAR
-
-from facenet_tf.align import AlignSettings
 
 
 def _write_atomic(target: Path, data: bytes) -> None:
@@ -94,6 +93,7 @@ def embedding_key(weights_sha256: str, batch_size: int, prewhitened: bool = True
     Every entry written before preprocessing became a choice was prewhitened, so
     only the other choice adds to the key text and those entries stay valid.
     """
+    # Keras (and TensorFlow) only when a key is computed, not when the caches module is imported
     import keras
     import tensorflow as tf
     text = (f"{weights_sha256}|tf={tf.__version__}|keras={keras.__version__}"

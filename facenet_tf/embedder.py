@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from facenet_tf.align import AlignSettings, FaceAligner, prewhiten
 from facenet_tf.caches import CropCache, EmbeddingCache
@@ -48,7 +49,6 @@ def _progress(iterable, items: int, desc: str, enabled: bool):
     """tqdm over `iterable` when enabled and the work covers at least PROGRESS_MIN_ITEMS items."""
     if not enabled or items < PROGRESS_MIN_ITEMS:
         return iterable
-    from tqdm.auto import tqdm
     return tqdm(iterable, desc=desc, file=sys.stderr, leave=False)
 
 
@@ -142,6 +142,7 @@ class Embedder:
 
     def __init__(self, model, batch_size: int = 32, jit_compile: bool = DEFAULT_JIT_COMPILE,
                  progress: bool = True, *, weights_sha256: str | None = None, prewhitened: bool = True):
+        # TensorFlow starts with the first Embedder, not with `import facenet_tf.embedder`
         import tensorflow as tf
 
         if batch_size < 1:
@@ -228,7 +229,6 @@ class Embedder:
                              prepared.crops if keep_crops else None)
 
     def _embed_paths_in_chunks(self, paths, settings, use_cache, keep_crops) -> EmbeddedPaths:
-        from tqdm.auto import tqdm
 
         parts = []
         show = self.progress

@@ -25,11 +25,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from kshot_io import atomic_write, cache_root, sha256_of_file, write_text_atomic
-from kshot_io.cache import CACHE_ENV_VAR
-
 from facenet_tf.errors import WeightsError
 from facenet_tf.registry import FACENET_20170512, WeightsSource
+from kshot_io import atomic_write, cache_root, sha256_of_file, write_text_atomic
+from kshot_io.cache import CACHE_ENV_VAR
 
 SDIST_ENV_VAR = "KSHOT_FACENET_SDIST"
 CELEBRITIES_DIRNAME = "celebrities"

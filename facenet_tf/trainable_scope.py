@@ -27,9 +27,17 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
+import tensorflow as tf
 
-from facenet_tf.architecture import ALIASES, BLOCK_COUNTS, CUT_LAYERS, TRAINABLE_FROM_CHOICES  # noqa: F401 (re-exported)
+from facenet_tf.architecture import (  # noqa: F401 (re-exported)
+    ALIASES,
+    BLOCK_COUNTS,
+    CUT_LAYERS,
+    TRAINABLE_FROM_CHOICES,
+)
+from kshot_io import atomic_write, cache_root
 
 # Bumped when the way frozen features are computed changes, so older entries are not served.
 FEATURE_RECIPE_VERSION = 1
@@ -57,7 +65,6 @@ class FaceNetSplit:
 
 def split_facenet(model, trainable_from: str) -> FaceNetSplit:
     """Cut `model` (from build_inception_resnet_v1 / load_facenet) below the block `trainable_from`."""
-    import keras
 
     scope = resolve_scope(trainable_from)
     cut = CUT_LAYERS[scope]
@@ -100,7 +107,6 @@ class FrozenFeatures:
 
     def __init__(self, split: FaceNetSplit, batch_size: int = 32, use_cache: bool = True,
                  root: Path | None = None):
-        import tensorflow as tf
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -111,7 +117,6 @@ class FrozenFeatures:
         if split.bottom is None:
             return
         if use_cache:
-            from kshot_io import cache_root
 
             self.folder = (root or cache_root()) / "features" / self._key()
         bottom = split.bottom
@@ -119,8 +124,6 @@ class FrozenFeatures:
         self._forward = tf.function(lambda x: bottom(x, training=False), input_signature=[spec])
 
     def _key(self) -> str:
-        import keras
-        import tensorflow as tf
 
         text = (f"{_weights_digest(self.split.bottom)}|scope={self.split.scope}|tf={tf.__version__}"
                 f"|keras={keras.__version__}|recipe={FEATURE_RECIPE_VERSION}|batch={self.batch_size}")
@@ -146,7 +149,6 @@ class FrozenFeatures:
         self._memory[sha] = value
         if self.folder is None:
             return
-        from kshot_io import atomic_write
 
         buffer = io.BytesIO()
         np.save(buffer, value)

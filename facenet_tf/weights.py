@@ -19,12 +19,15 @@ import h5py
 import keras
 import numpy as np
 
-from kshot_io import sha256_of_file
-
 from facenet_tf.errors import WeightsError
-from facenet_tf.model import (DEFAULT_EMBEDDING_SIZE, DEFAULT_INPUT_SIZE, build_inception_resnet_v1,
-                             residual_scale_names)
+from facenet_tf.model import (
+    DEFAULT_EMBEDDING_SIZE,
+    DEFAULT_INPUT_SIZE,
+    build_inception_resnet_v1,
+    residual_scale_names,
+)
 from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES, WeightsSource
+from kshot_io import sha256_of_file
 
 # A keras-facenet-style file given by path has no registry entry; it gets the
 # preprocessing of davidsandberg's models, of which such files are conversions.
@@ -129,7 +132,7 @@ def load_h5_weights(model: keras.Model, path: str | os.PathLike) -> LoadReport:
 
 def resolve_weights(weights: str | os.PathLike | None) -> tuple[Path, str, WeightsSource | None]:
     """Registry name or h5 path -> (path, sha256, registry entry or None)."""
-    from facenet_tf.fetch import ensure_weights   # fetching is needed only for registry names
+    from facenet_tf.fetch import ensure_weights  # fetching is needed only for registry names
 
     if weights is None or (isinstance(weights, str) and weights in WEIGHTS_SOURCES):
         source = WEIGHTS_SOURCES[weights or DEFAULT_WEIGHTS]

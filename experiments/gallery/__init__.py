@@ -1,6 +1,8 @@
 """The face gallery (`kshot enroll | identify | calibrate`): a product on top of the face experiment.
 
-    gallery.py   enroll people, identify photos or answer "unknown", calibrate the threshold
+    gallery.py   the Gallery: enroll people, identify photos or answer "unknown", calibrate the threshold
+    answers.py   what it answers (a name or UNKNOWN) and the table of answers
+    photos.py    the photos a command is given: files and folders, embedded with their names
     storage.py   the gallery file: its format, locking and atomic rewrites
     demo.py      the documented example (three celebrities enrolled, five identified)
 """

@@ -15,7 +15,7 @@ after every enrollment while the gallery stays bounded by the memory's size. An
 answer is a name when the memory's similarity to it is at least the threshold,
 otherwise UNKNOWN.
 
-The embedder is bound to the gallery by its identity (face_embedder.py): enrolling or
+The embedder is bound to the gallery by its identity (experiments.faces.embedder): enrolling or
 identifying with different weights or alignment is refused. The file format and the
 writer lock are in experiments.gallery.storage.
 """
@@ -29,13 +29,20 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
-import memory_module
+from experiments.core.memories import build_memory
+from experiments.core.settings import MemorySection
 from experiments.faces import open_set
-from experiments.faces.datasets import load_folder
 from experiments.faces.embedder import FaceEmbedder, embedder_for, identity_mismatches
+from experiments.gallery.answers import (  # noqa: F401 - the answers are part of the gallery's API
+    IDENTIFY_COLUMNS,
+    UNKNOWN,
+    Identification,
+    check_name,
+    identifications_frame,
+)
+from experiments.gallery.photos import embed_named_photos, image_paths  # noqa: F401 - ditto
 from experiments.gallery.storage import (
     DEFAULT_LOCK_TIMEOUT,
     GalleryError,
@@ -46,30 +53,10 @@ from experiments.gallery.storage import (
     write_gallery,
     write_lock,
 )
-from facenet_tf import IMAGE_EXTENSIONS
 from memory_module import LabelMap
 
-UNKNOWN = "unknown"
-IDENTIFY_COLUMNS = ["path", "answer", "similarity", "nearest", "runner_up", "runner_up_similarity", "skipped_reason"]
 DEFAULT_MEMORY_SIZE = 1024
 CALIBRATION_PER_NAME = 20
-
-
-@dataclass(frozen=True)
-class Identification:
-    """One photo's answer. `answer` is a name, UNKNOWN, or "" when the photo was skipped (see `reason`)."""
-
-    path: str
-    answer: str
-    similarity: float
-    nearest: str                # the best known name, even when rejected as UNKNOWN
-    runner_up: str
-    runner_up_similarity: float
-    reason: str = ""
-
-    @property
-    def skipped(self) -> bool:
-        return bool(self.reason)
 
 
 @dataclass(frozen=True)
@@ -78,69 +65,11 @@ class EnrollReport:
     skipped: list                # (path, reason)
 
 
-def _build_memory(kind: str, key_dim: int, memory_size: int):
-
+def _gallery_memory(kind: str, key_dim: int, memory_size: int):
+    """The memory a gallery file names: its kinds are memory_module class names (the file format keeps them)."""
     if kind == "StoreAllNearestNeighbour":
-        return memory_module.StoreAllNearestNeighbour(key_dim=key_dim)
-    return memory_module.KaiserMemory(memory_size=memory_size, key_dim=key_dim, seed=0)
-
-
-def _check_name(name) -> str:
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"a person's name must be a non-empty string, got {name!r}")
-    if name == UNKNOWN:
-        raise ValueError(f"{UNKNOWN!r} is the answer for strangers and cannot be a person's name; rename that folder")
-    return name
-
-
-def image_paths(paths: Sequence[str | os.PathLike]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Image files named directly or found in folders (recursively, sorted); non-images are returned as skips."""
-
-    found, skipped = [], []
-    for raw in paths:
-        path = Path(raw)
-        if path.is_dir():
-            inside = sorted(p for p in path.rglob("*") if p.is_file()
-                            and not any(part.startswith(".") for part in p.relative_to(path).parts))
-            images = [p for p in inside if p.suffix.lower() in IMAGE_EXTENSIONS]
-            if not images:
-                raise ValueError(f"folder {path} holds no images ({', '.join(sorted(IMAGE_EXTENSIONS))}); "
-                                 "give image files or a folder of them")
-            found += [str(p) for p in images]
-            skipped += [(str(p), f"not an image (extension {p.suffix or 'none'!r})") for p in inside if p not in images]
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            raise FileNotFoundError(f"{path} does not exist; give image files or folders of images")
-    return found, skipped
-
-
-def embed_named_photos(embedder, data, names: Sequence[str] | None = None, aligned: bool = False,
-                       skip_bad: bool = False) -> tuple[np.ndarray, list[str], list[tuple[str, str]]]:
-    """(embeddings, their names, skipped (path, reason)) of a folder root/<name>/<photo> or of paths + names.
-
-    Apart from Gallery.enroll so that a command can embed (slow) before it takes the
-    gallery's writer lock, and hold the lock only to write.
-    """
-
-    if names is None:
-        if not isinstance(data, (str, os.PathLike)):
-            raise ValueError("enroll(paths, names): give one name per path, or a folder root/<name>/<photo>")
-        dataset = load_folder(data, skip_bad=skip_bad)
-        paths, names, skipped = [str(p) for p in dataset.paths], list(dataset.labels), list(dataset.skipped)
-    else:
-        paths, names, skipped = [str(p) for p in data], list(names), []
-        if len(paths) != len(names):
-            raise ValueError(f"enroll got {len(paths)} paths but {len(names)} names; give one name per path")
-    for name in set(names):
-        _check_name(name)
-    result = embedder.embed(paths, aligned=aligned)
-    skipped += list(result.skipped)
-    if not result.kept_paths:
-        raise ValueError(f"no usable face in the {len(paths)} photo(s) given: "
-                         + "; ".join(f"{p}: {r}" for p, r in skipped[:3]))
-    name_of = dict(zip(paths, names))
-    return result.embeddings, [name_of[p] for p in result.kept_paths], skipped
+        return build_memory("store_all", key_dim)
+    return build_memory("kaiser", key_dim, MemorySection(memory_size=memory_size), seed=0)
 
 
 class Gallery:
@@ -155,7 +84,7 @@ class Gallery:
         self._embedder = embedder
         self.identity = dict(identity)
         self.memory_kind = "StoreAllNearestNeighbour" if store_all else "KaiserMemory"
-        self.memory = _build_memory(self.memory_kind, int(self.identity["embedding_size"]), memory_size)
+        self.memory = _gallery_memory(self.memory_kind, int(self.identity["embedding_size"]), memory_size)
         self.names = LabelMap()
         self.far = open_set.check_far(far)
         self.calibration: open_set.Calibration | None = None
@@ -204,7 +133,7 @@ class Gallery:
             raise ValueError(f"embeddings must be [n, {self.identity['embedding_size']}], got {embeddings.shape}")
         if len(names) != len(embeddings):
             raise ValueError(f"{len(embeddings)} embeddings but {len(names)} names")
-        ids = self.names.encode([_check_name(n) for n in names])
+        ids = self.names.encode([check_name(n) for n in names])
         for row, label in zip(embeddings, ids):
             self.memory.write(tf.constant(row[None]), tf.constant([label], tf.int64))
         written: dict[str, int] = {}
@@ -398,15 +327,6 @@ class Gallery:
                      f"({', '.join(lost[:5])}{', ...' if len(lost) > 5 else ''}); enroll into a new gallery "
                      "with a larger --memory-size, or --store-all")
         return text
-
-
-def identifications_frame(rows):
-    """One row per photo, the columns of `kshot identify --out`."""
-
-    return pd.DataFrame([{
-        "path": r.path, "answer": r.answer, "similarity": r.similarity, "nearest": r.nearest,
-        "runner_up": r.runner_up, "runner_up_similarity": r.runner_up_similarity, "skipped_reason": r.reason,
-    } for r in rows], columns=IDENTIFY_COLUMNS)
 
 
 def _default_embedder():

@@ -77,7 +77,7 @@ def limit_threads(threads: int) -> None:
     for name in THREAD_ENV:
         os.environ[name] = str(threads)
     if "tensorflow" in sys.modules:
-        import tensorflow as tf
+        import tensorflow as tf  # already loaded: this only fetches the module, it never starts TensorFlow
 
         try:
             tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -134,9 +134,7 @@ def _run_in(run_dir: Path, task: Task, log: list[str]) -> list[str]:
     data = prepare_data(config.data, need_crops=needs_images(config, task), progress=False)
     if task.repeats:
         return compute_repeats(config, run_dir, data, task.repeats)
-    from experiments.faces.runner import (
-        run_experiment,  # starts TensorFlow: see prepare_data above
-    )
+    from experiments.faces.runner import run_experiment  # starts TensorFlow: see prepare_data above
 
     run_experiment(config, run_dir, data, progress=False, log=log.append, make_figures=task.make_figures)
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
