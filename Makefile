@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: demo test bench notebooks readme-results gallery-results clean-venv
+.PHONY: demo test bench notebooks docs celebrity-results gallery-results clean-venv
 
 $(INSTALLED): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,18 +22,27 @@ test: $(INSTALLED)
 bench: $(INSTALLED)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
-# Execute both notebooks (on the quick config unless RUN_DIR=... is given) into runs/notebooks/.
+# Execute the three notebooks (on the quick config unless RUN_DIR=... is given) into runs/notebooks/.
 notebooks: $(INSTALLED)
 	$(BIN)/python -m experiments.cli.notebooks runs/notebooks $(RUN_DIR)
 
-# Regenerate the README's celebrity result from a fresh default run.
-readme-results: $(INSTALLED)
+# Render every number of README.md and docs/ from the committed results files in docs/results/
+# (experiments/publish/registry.py says which file feeds which block); tests/test_docs.py
+# fails when a committed block differs from what this writes.
+docs: $(INSTALLED)
+	$(BIN)/python -m experiments.publish
+
+# The celebrity demo's result: a fresh default run, copied into docs/results/celebrities, rendered.
+celebrity-results: $(INSTALLED)
 	$(BIN)/kshot run --out runs/readme
 	$(BIN)/python -m experiments.publish.readme runs/readme
+	$(BIN)/python -m experiments.publish
 
-# Enroll three celebrities, identify all five, calibrate: docs/results/gallery/.
+
+# Enroll three celebrities, identify all five, calibrate: docs/results/gallery/, then render.
 gallery-results: $(INSTALLED)
 	$(BIN)/python -m experiments.gallery.demo docs/results/gallery
+	$(BIN)/python -m experiments.publish
 
 clean-venv:
 	rm -rf $(VENV)

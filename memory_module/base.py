@@ -1,7 +1,7 @@
 """What every memory shares: its state, defined once, and everything derived from it.
 
-Each memory declares its state in `_declare_state()` (name -> tf.Variable, plus the
-value each starts from). `reset`, the standalone state file (`save`/`load`), the
+Each memory declares its state with `_add_state(name, initial)` (a tf.Variable, plus the
+value it starts from). `reset`, the standalone state file (`save`/`load`), the
 footprint and the slot count all read that one declaration, so a variable added to a
 memory is saved, reset and counted without touching any other code.
 

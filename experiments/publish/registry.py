@@ -1,0 +1,98 @@
+"""The one map from a generated block's name to the files it is rendered from and the code that renders it.
+
+A block `<!-- generated:NAME -->` in README.md or docs/**/*.md has exactly one entry
+here: `sources` are the committed files it reads (paths from the repository root;
+results files under docs/results, the shipped checkpoint's manifest and logs, and the
+two modules that hold numbers published by others), `render(root)` returns its body,
+and `docs` are the files that must show it. A new published number is a new entry (or a
+new line in a renderer), never a number typed into a guide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Callable
+
+from experiments.publish import faces, omniglot, readme
+
+README = "README.md"
+BLOG = "docs/BLOG_SETTING.md"
+FINETUNING = "docs/FINETUNING.md"
+POLICIES = "docs/MEMORY_POLICIES.md"
+OMNIGLOT = "docs/OMNIGLOT.md"
+GALLERY = "docs/GALLERY.md"
+OMNIGLOT_LAB = "docs/lab/2026-11-omniglot-rounds.md"
+
+
+@dataclass(frozen=True)
+class Block:
+    sources: tuple[str, ...]
+    render: Callable[[Path], str]
+    docs: tuple[str, ...]
+
+
+def _compare(path: str, checkpoint: str, reference: str) -> Block:
+    return Block((path,), partial(omniglot.compare_table, path=path, checkpoint=checkpoint, reference=reference),
+                 (OMNIGLOT_LAB,))
+
+
+_R = omniglot.RESULTS
+
+BLOCKS: dict[str, Block] = {
+    # ---- the celebrity demo (docs/results/celebrities, copied from a run by experiments.publish.readme)
+    "celebrity-demo": Block(readme.SOURCES, readme.celebrity_demo, (README,)),
+    "celebrity-finetuned": Block(readme.SOURCES[:3], readme.celebrity_finetuned, (BLOG, FINETUNING)),
+    # ---- the blog's setting and fine-tuning
+    "blog-published": Block((faces.BLOG_REFERENCE,), faces.blog_published, (README, BLOG)),
+    "finetune-shift": Block((faces.STUDY_PAIRED,), faces.finetune_shift, (README, BLOG)),
+    "finetune-study": Block((faces.STUDY_TABLE, faces.STUDY_PAIRED), faces.finetune_study, (FINETUNING,)),
+    "lowres-drop": Block((faces.STUDY_PAIRED, faces.CELEBRITY_SUMMARY), faces.lowres_drop, (FINETUNING,)),
+    # ---- accuracy against footprint
+    "footprint-summary": Block(faces.FOOTPRINT_FILES, faces.footprint_summary, (README,)),
+    "footprint-faces": Block(faces.FOOTPRINT_FILES[:2], faces.footprint_faces, (POLICIES,)),
+    "footprint-omniglot": Block(faces.FOOTPRINT_FILES[2:], faces.footprint_omniglot, (POLICIES,)),
+    "footprint-goal": Block(faces.FOOTPRINT_FILES, faces.footprint_goal, (POLICIES,)),
+    # ---- the gallery and the open set
+    "gallery-summary": Block((faces.GALLERY_RESULTS,), faces.gallery_summary, (README,)),
+    "gallery-results": Block((faces.GALLERY_RESULTS,), faces.gallery_results, (GALLERY,)),
+    "open-set": Block((faces.OPEN_SET_SUMMARY, faces.OPEN_SET_CONFIG), faces.open_set, (GALLERY,)),
+    # ---- Omniglot: the shipped checkpoint
+    "omniglot-dev": Block((omniglot.EVAL, omniglot.REFERENCES), omniglot.omniglot_dev, (README,)),
+    "omniglot-split": Block((omniglot.EVAL,), omniglot.omniglot_split, (OMNIGLOT,)),
+    "omniglot-test-readouts": Block((omniglot.EVAL, omniglot.COMPARE_PREVIOUS, omniglot.COMPARE_FINETUNE, omniglot.REFERENCES),
+                                    omniglot.omniglot_test_readouts, (OMNIGLOT,)),
+    "omniglot-targets": Block((omniglot.EVAL, omniglot.REFERENCES), omniglot.omniglot_targets, (OMNIGLOT,)),
+    "omniglot-stage-gains": Block((omniglot.COMPARE_PREVIOUS, omniglot.COMPARE_PREVIOUS_WITHIN, omniglot.COMPARE_FINETUNE,
+                                   omniglot.COMPARE_FINETUNE_WITHIN), omniglot.omniglot_stage_gains, (OMNIGLOT,)),
+    "omniglot-running-mean": Block((omniglot.EVAL, omniglot.EVAL_RUNNING_MEAN, omniglot.REFERENCES),
+                                   omniglot.omniglot_running_mean, (OMNIGLOT,)),
+    "omniglot-by-alphabet": Block((omniglot.EVAL,), omniglot.omniglot_by_alphabet, (OMNIGLOT,)),
+    "omniglot-rivals": Block((omniglot.EVAL,), omniglot.omniglot_rivals, (OMNIGLOT,)),
+    "omniglot-rivals-estimate": Block((omniglot.EVAL,), omniglot.omniglot_rivals_estimate, (README, OMNIGLOT)),
+    "omniglot-within-alphabet": Block((omniglot.EVAL, omniglot.EVAL_WITHIN, omniglot.EVAL_WITHIN_VALIDATION),
+                                      omniglot.omniglot_within_alphabet, (OMNIGLOT,)),
+    "omniglot-learning-curve": Block(omniglot.LOGS, omniglot.omniglot_learning_curve, (OMNIGLOT,)),
+    "omniglot-shipped": Block((omniglot.MANIFEST,), omniglot.omniglot_shipped, (OMNIGLOT,)),
+    "omniglot-lake": Block((omniglot.LAKE,), omniglot.omniglot_lake, (OMNIGLOT,)),
+    "omniglot-stream": Block((omniglot.STREAM,), omniglot.omniglot_stream, (OMNIGLOT,)),
+    # ---- Omniglot: how the recipe was chosen (the lab notebook), every comparison that has a file
+    "lab-members": _compare(f"{_R}/omniglot_compare_members_validation.json", "three members", "one network"),
+    "lab-mirrors-margin": _compare(f"{_R}/omniglot_compare_mirrors_margin_validation.json", "mirrors + margin 0.25",
+                                   "three members"),
+    "lab-40px": _compare(f"{_R}/omniglot_compare_40px_validation.json", "40x40 drawings", "three members"),
+    "lab-finetune": _compare(f"{_R}/omniglot_compare_finetune_validation.json", "with fine-tuning", "without"),
+    "lab-finetune-within": _compare(f"{_R}/omniglot_compare_finetune_within_alphabet_validation.json",
+                                    "with fine-tuning", "without"),
+    "lab-40px-within": _compare(f"{_R}/omniglot_compare_40px_within_alphabet_validation.json", "40x40 drawings",
+                                "three members"),
+    "lab-mirrors-margin-within": _compare(f"{_R}/omniglot_compare_mirrors_margin_within_alphabet_validation.json",
+                                          "mirrors + margin 0.25", "three members"),
+    "lab-ways40": _compare(f"{_R}/omniglot_compare_ways40_validation.json", "40-way episodes", "20-way episodes"),
+    "lab-ways40-within": _compare(f"{_R}/omniglot_compare_ways40_within_alphabet_validation.json", "40-way episodes",
+                                  "20-way episodes"),
+    "lab-previous-test": _compare(omniglot.COMPARE_PREVIOUS, "40-way episodes", "20-way episodes"),
+    "lab-diagnostic": _compare(f"{_R}/omniglot_compare_diagnostic_all_nontest_five_members.json",
+                               "all non-test characters, five members", "shipped"),
+}
