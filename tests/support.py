@@ -8,11 +8,11 @@
   background drawings, for `kshot omniglot lake`.
 - `ReferenceMemory`: an independent NumPy version of the Kaiser memory's rules, one
   item at a time with plain loops, so that it is easy to check by eye. Written from
-  the rules in issue 3 (and the paper); it shares no code with memory_module.
+  the rules of the paper; it shares no code with memory_module.
 - `FakeEmbedder`, `photo_folder`: a stand-in embedder and text "photos" for the gallery
   tests that do not need FaceNet.
-  the rules in issue 3 (and the paper); it shares no code with memory_module. The write
-  policies of issue 14 are options of it too, written the naive way: class-balanced
+  the rules of the paper; it shares no code with memory_module. The write
+  policies beyond the paper are options of it too, written the naive way: class-balanced
   eviction picks one slot at a time by scanning every label (the memory sorts once), and
   merging an evicted key searches its label's slots with a loop.
 - `ReferenceFifo`, `ReferenceReservoir`, `ReferenceClassMeans`: the same for the

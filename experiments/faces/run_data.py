@@ -18,7 +18,6 @@ matrices have the same rows whatever order the files were listed in.
 from __future__ import annotations
 
 import hashlib
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +26,7 @@ import numpy as np
 from experiments.faces.datasets import load_image_dataset
 from experiments.faces.settings import DataSection
 from kshot_io import sha256_of_file
+from kshot_io.npz import read_npz
 
 REQUIRED_ARRAYS = ("embeddings", "labels")
 
@@ -101,13 +101,7 @@ def duplicate_notes(paths: list[str], labels: list[str], allow_across_classes: b
 
 def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"embeddings file {path} does not exist; write one with `kshot embed --out {path}`")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {k: archive[k] for k in archive.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise ValueError(f"embeddings file {path} cannot be read as an npz ({error}); write it again with `kshot embed`") from None
+    arrays = read_npz(path, "`kshot embed` file", f"write one with `kshot embed --out {path}`")
     missing = [k for k in REQUIRED_ARRAYS if k not in arrays]
     if missing:
         raise ValueError(

@@ -22,17 +22,15 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import io
 import json
 import os
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from kshot_io import atomic_write
+from kshot_io.npz import read_headed_npz, read_npz, write_headed_npz
 
 GALLERY_FORMAT_VERSION = 1
 GALLERY_KIND = "kshot-gallery"
@@ -55,8 +53,8 @@ def memory_state_arrays(memory) -> dict[str, np.ndarray]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "memory.npz"
         memory.save(path)
-        with np.load(path, allow_pickle=False) as data:
-            return {MEMORY_PREFIX + name: np.asarray(data[name]) for name in data.files}
+        state = read_npz(path, "memory state file", "this is a bug: the memory just wrote it")
+        return {MEMORY_PREFIX + name: value for name, value in state.items()}
 
 
 def memory_config(arrays: dict[str, np.ndarray]) -> dict:
@@ -78,11 +76,8 @@ def restore_memory_state(memory, arrays: dict[str, np.ndarray], source: Path) ->
 
 
 def write_gallery(path: Path, header: dict, arrays: dict[str, np.ndarray]) -> None:
-    header = {"format_version": GALLERY_FORMAT_VERSION, "kind": GALLERY_KIND, **header}
-    buffer = io.BytesIO()
-    np.savez(buffer, header=np.array(json.dumps(header, ensure_ascii=False, sort_keys=True)), **arrays)
-    with atomic_write(path, "wb") as handle:
-        handle.write(buffer.getvalue())
+    # Names of people may be in any script: the header keeps them as written.
+    write_headed_npz(path, GALLERY_KIND, GALLERY_FORMAT_VERSION, header, arrays, ensure_ascii=False)
 
 
 def read_gallery(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -90,23 +85,10 @@ def read_gallery(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"gallery {path} does not exist; create it with `kshot enroll --gallery {path}`")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            header = json.loads(str(data["header"]))
-            arrays = {name: np.asarray(data[name]) for name in data.files if name != "header"}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
-        raise GalleryError(
-            f"{path} is truncated or not a kshot gallery ({type(error).__name__}: {error}); restore it from a "
-            "copy or enroll again into a new gallery file"
-        ) from error
-    if not isinstance(header, dict) or header.get("kind") != GALLERY_KIND:
-        raise GalleryError(f"{path} is an .npz but not a kshot gallery (no '{GALLERY_KIND}' header)")
-    version = header.get("format_version")
-    if version != GALLERY_FORMAT_VERSION:
-        raise GalleryError(
-            f"{path} is a gallery of format version {version}; this kshot-memory reads version "
-            f"{GALLERY_FORMAT_VERSION}. Enroll the photos again with this version"
-        )
+    header, arrays = read_headed_npz(
+        path, GALLERY_KIND, GALLERY_FORMAT_VERSION, what="kshot gallery", error=GalleryError,
+        remedy="restore it from a copy, or enroll the photos again into a new gallery file with this version",
+    )
     missing = {MEMORY_PREFIX + "header", "calibration_embeddings", "calibration_labels"} - set(arrays)
     if missing:
         raise GalleryError(f"{path} lacks the arrays {sorted(missing)}; the file is damaged, enroll again")

@@ -147,7 +147,7 @@ def _rewrite_header(path, **changes):
 
 def test_another_format_version_is_refused(tmp_path, saved):
     _rewrite_header(tmp_path / "g.npz", format_version=99)
-    with pytest.raises(GalleryError, match="format version 99.*reads version 1"):
+    with pytest.raises(GalleryError, match="format_version 99.*reads version 1"):
         Gallery.load(tmp_path / "g.npz")
 
 

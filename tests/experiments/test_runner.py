@@ -138,7 +138,7 @@ def test_embeddings_file_other_problems(tmp_path):
     with pytest.raises(ValueError, match=r"nan\.npz: 1 row\(s\) of `embeddings` hold NaN or infinity \(first: row 4\)"):
         load_embeddings_file(tmp_path / "nan.npz", cfg.DataSection())
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match=r"junk\.npz cannot be read as an npz"):
+    with pytest.raises(ValueError, match=r"junk\.npz is truncated or not a `kshot embed` file"):
         load_embeddings_file(tmp_path / "junk.npz", cfg.DataSection())
     with pytest.raises(FileNotFoundError, match="missing.npz does not exist"):
         load_embeddings_file(tmp_path / "missing.npz", cfg.DataSection())

@@ -138,7 +138,7 @@ def test_state_file_refuses_another_size_dim_dtype_kind_or_version(tmp_path):
         (KaiserMemory(16, D + 1), "key_dim=8"),
         (KaiserMemory(16, D, dtype=tf.float64), "dtype='float32'"),
         (KaiserMemory(16, D, running_mean=True), "running_mean"),
-        (StoreAllNearestNeighbour(D), "KaiserMemory state"),
+        (StoreAllNearestNeighbour(D), "'KaiserMemory' file, not a StoreAllNearestNeighbour state file"),
     ]:
         before = _state(other)
         with pytest.raises(ValueError, match=word):

@@ -1,4 +1,4 @@
-"""Memory edge cases users of the Kaiser TF1 code hit (issue 8) and bad inputs (issue 7)."""
+"""Memory edge cases users of the Kaiser TF1 code hit, and bad inputs."""
 
 import numpy as np
 import pytest
@@ -21,7 +21,7 @@ def _state(memory):
     return [v.numpy().copy() for v in list(memory.variables) + noise]
 
 
-# ---------------------------------------------------------------- sizes (issue 8)
+# ---------------------------------------------------------------- sizes
 
 
 def test_memory_size_one_holds_the_latest_example():
@@ -122,7 +122,7 @@ def test_label_never_seen_before_at_query_time():
     assert label_map.decode(memory.lookup(EYE[2:3]).labels) == ["fox"]
 
 
-# ---------------------------------------------------------------- bad inputs (issue 7)
+# ---------------------------------------------------------------- bad inputs
 
 
 @pytest.mark.parametrize("make", [lambda: KaiserMemory(8, D), lambda: StoreAllNearestNeighbour(D)])

@@ -1,4 +1,4 @@
-"""The write policies of issue 14 against the independent NumPy reference.
+"""The write policies beyond the paper against the independent NumPy reference.
 
 Scripted sequences with the age noise off pin down each policy's exact choice of slot
 (the cases worth reading); hypothesis then checks every combination of policies, with
