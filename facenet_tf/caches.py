@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from facenet_tf.align import AlignSettings
+from facenet_tf.errors import ImageSkipError, UnreadableImageError
 from kshot_io import atomic_write, cache_root
 from kshot_io.cache import CACHE_ENV_VAR
 
@@ -69,6 +70,26 @@ class CropCache:
                 return ("skip", str(data["kind"]), str(data["reason"]))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             return None   # unreadable or half-written by an old crash: recomputed and rewritten
+
+    def aligned(self, aligner, path, sha: str) -> tuple[np.ndarray | None, str]:
+        """(uint8 crop, "") of the image at `path` (content hash `sha`), or (None, why it has no usable face).
+
+        The one rule for going through the cache: a hit is used as it is; a miss is
+        aligned and its outcome stored, a face's crop or the reason there is none.
+        An unreadable file is not stored: it is a fact about the file, not the face,
+        and may be fixed in place.
+        """
+        hit = self.get(sha)
+        if hit is None:
+            try:
+                crop = aligner.align(path)
+            except ImageSkipError as error:
+                if not isinstance(error, UnreadableImageError):
+                    self.put_skip(sha, type(error).__name__, error.reason)
+                return None, error.reason
+            self.put_crop(sha, crop)
+            return crop, ""
+        return (hit[1], "") if hit[0] == "crop" else (None, hit[2])
 
     def put_crop(self, sha: str, crop: np.ndarray) -> None:
         self._put(sha, status="crop", crop=np.asarray(crop, dtype=np.uint8), kind="", reason="")

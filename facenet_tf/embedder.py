@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from facenet_tf.align import AlignSettings, FaceAligner, prewhiten
 from facenet_tf.caches import CropCache, EmbeddingCache
-from facenet_tf.errors import ImageSkipError, UnreadableImageError
+from facenet_tf.errors import ImageSkipError
 from facenet_tf.weights import PretrainedFaceNet
 from kshot_io import sha256_of_file
 
@@ -95,22 +95,17 @@ def prepare_crops(paths: Sequence[str | os.PathLike], aligned: bool = False,
         except OSError as error:
             skipped.append((path, f"cannot read the file ({error.strerror or error})"))
             continue
-        hit = cache.get(sha) if cache else None
-        if hit is None:
+        if cache:
+            crop, reason = cache.aligned(aligner, path, sha)
+        else:
             try:
-                crop = aligner.align(path)
+                crop, reason = aligner.align(path), ""
             except ImageSkipError as error:
-                if cache and not isinstance(error, UnreadableImageError):   # cache face outcomes only
-                    cache.put_skip(sha, type(error).__name__, error.reason)
-                skipped.append((path, error.reason))
-                continue
-            if cache:
-                cache.put_crop(sha, crop)
-            hit = ("crop", crop)
-        if hit[0] == "skip":
-            skipped.append((path, hit[2]))
+                crop, reason = None, error.reason
+        if crop is None:
+            skipped.append((path, reason))
             continue
-        crops.append(hit[1])
+        crops.append(crop)
         kept.append(path)
         hashes.append(sha)
     size = aligner.settings.image_size

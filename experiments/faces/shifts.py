@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 
 from facenet_tf import AlignSettings, FaceAligner
 from facenet_tf.caches import CropCache
-from facenet_tf.errors import ImageSkipError, UnreadableImageError
 from facenet_tf.fetch import ensure_celebrities
 from kshot_io import atomic_write, cache_root, sha256_of_file, write_text_atomic
 
@@ -62,23 +61,6 @@ VARIANTS = {
 }
 
 
-def _aligned_crop(aligner, cache, path: Path):
-    """uint8 aligned crop of `path` through the crop cache, or (None, reason) when it has no usable face."""
-
-    sha = sha256_of_file(path)
-    hit = cache.get(sha)
-    if hit is None:
-        try:
-            crop = aligner.align(path)
-        except ImageSkipError as error:
-            if not isinstance(error, UnreadableImageError):
-                cache.put_skip(sha, type(error).__name__, error.reason)
-            return None, error.reason
-        cache.put_crop(sha, crop)
-        return crop, ""
-    return (hit[1], "") if hit[0] == "crop" else (None, hit[2])
-
-
 def ensure_variant(variant: str, progress: bool = True) -> tuple[Path, list[tuple[str, str]]]:
     """The folder of celebrity crops transformed by `variant` (made once), and the skipped photos."""
 
@@ -103,7 +85,7 @@ def ensure_variant(variant: str, progress: bool = True) -> tuple[Path, list[tupl
     if progress:
         iterator = tqdm(photos, desc=f"making celebrities_{variant}", leave=False)
     for photo in iterator:
-        crop, reason = _aligned_crop(aligner, cache, photo)
+        crop, reason = cache.aligned(aligner, photo, sha256_of_file(photo))
         if crop is None:
             skipped.append((str(photo), reason))
             continue
