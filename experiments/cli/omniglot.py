@@ -14,6 +14,7 @@ from experiments.cli.options import add_set_option
 from experiments.core.run_dir import read_run_config
 from experiments.core.settings import differences, load_config, with_assignments, with_overrides
 from experiments.episodic.evaluation.curves import curve_markdown, plot_curve, read_curve
+from experiments.episodic.evaluation.task_spec import TaskSpec
 from experiments.episodic.settings import (
     DEFAULT_OMNIGLOT_PRESET,
     HELD_OUT_SPLITS,
@@ -151,13 +152,13 @@ def eval_running_mean(checkpoint: str | None, assignments: list[str]) -> bool:
 
 def handle_eval(args) -> int:
     running_mean = eval_running_mean(args.checkpoint, args.set)
+    tasks = TaskSpec(ways=args.ways, shots=args.shots, episodes=args.episodes, queries=args.queries, seed=args.seed,
+                     split=args.split, within_alphabet=args.within_alphabet, per_shot_episodes=args.per_shot_episodes)
     from experiments.episodic.evaluation.evaluate import evaluate_run, results_markdown  # TensorFlow: after --set is checked
 
     results = evaluate_run(
-        checkpoint_or_shipped(args.checkpoint), sources=args.data, ways=args.ways, shots=args.shots,
-        episodes=args.episodes, queries=args.queries, per_shot_episodes=args.per_shot_episodes, seed=args.seed,
-        untrained=not args.no_untrained, progress=True, by_alphabet=args.by_alphabet,
-        split=args.split, running_mean=running_mean, within_alphabet=args.within_alphabet,
+        checkpoint_or_shipped(args.checkpoint), tasks, sources=args.data, untrained=not args.no_untrained,
+        progress=True, by_alphabet=args.by_alphabet, running_mean=running_mean,
     )
     print(results_markdown(results))
     write_json(args.json, results)
@@ -187,13 +188,12 @@ def add_compare(actions) -> None:
 
 
 def handle_compare(args) -> int:
+    tasks = TaskSpec(ways=args.ways, shots=args.shots, episodes=args.episodes, seed=args.seed, split=args.split,
+                     within_alphabet=args.within_alphabet)
     from experiments.episodic.evaluation.compare import compare_checkpoints, comparison_markdown  # TensorFlow
 
-    results = compare_checkpoints(
-        checkpoint_or_shipped(args.checkpoint), args.reference, sources=args.data, ways=args.ways, shots=args.shots,
-        episodes=args.episodes, readout=args.readout, seed=args.seed, split=args.split,
-        within_alphabet=args.within_alphabet,
-    )
+    results = compare_checkpoints(checkpoint_or_shipped(args.checkpoint), args.reference, tasks, sources=args.data,
+                                  readout=args.readout)
     print(comparison_markdown(results))
     write_json(args.json, results)
     return 0
@@ -290,7 +290,7 @@ def add_embed(actions) -> None:
 
 
 def handle_embed(args) -> int:
-    from experiments.episodic.evaluation.evaluate import export_embeddings  # TensorFlow
+    from experiments.episodic.evaluation.export import export_embeddings  # TensorFlow
 
     done = export_embeddings(args.checkpoint, args.out, sources=args.data, split=args.split)
     print(f"kshot omniglot embed: {done['images']} drawings of {done['characters']} characters ({done['split']} split, "

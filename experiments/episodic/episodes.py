@@ -21,7 +21,7 @@ from typing import Sequence
 
 import numpy as np
 
-from experiments.episodic.omniglot import OmniglotData
+from experiments.episodic.data import EpisodicData
 
 
 def step_rng(seed: int, step: int) -> np.random.Generator:
@@ -29,7 +29,7 @@ def step_rng(seed: int, step: int) -> np.random.Generator:
     return np.random.default_rng([int(seed), int(step)])
 
 
-def alphabet_pools(data: OmniglotData, ways: int) -> list[np.ndarray]:
+def alphabet_pools(data: EpisodicData, ways: int) -> list[np.ndarray]:
     """The class ids of each alphabet with at least `ways` classes (in name order): the pools a
     within-alphabet episode or task draws from; computed once, not per draw."""
     alphabets = np.array(data.alphabets)

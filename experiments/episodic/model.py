@@ -25,14 +25,24 @@ points at 20-way 1-shot over one on average, where one network twice as wide gai
 0.35 for about the same CPU time (docs/OMNIGLOT.md). Each member's keys are normalised
 before the concatenation so that every member has the same say in a cosine.
 With one member the network and its layer names are exactly the single network's.
+
+`embed_images` is the embedder's inference pass over a set of images, compiled once per
+embedder: what training's held-out checks and every evaluation embed with.
 """
 
 from __future__ import annotations
 
+import weakref
+
 import keras
+import numpy as np
+import tensorflow as tf
 
 from experiments.core.memories import build_memory
+from experiments.episodic.data import to_float
 from experiments.episodic.settings import OmniglotConfig
+
+_COMPILED_FORWARD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def build_embedder(
@@ -127,3 +137,31 @@ def build_model(config: OmniglotConfig) -> keras.Model:
 def episodic_memory(config: OmniglotConfig, seed_offset: int = 0):
     """The Kaiser memory of an Omniglot run; each use (training, validation, evaluation) its own seed offset."""
     return build_memory("kaiser", config.model.output_dim, config.memory, seed=config.train.seed + seed_offset)
+
+
+def compiled_forward(embedder):
+    """The embedder's inference pass as one tf.function per embedder, kept while the embedder lives.
+
+    Callers embed the same network many times (every validation of a training stage, the
+    two halves of each of Lake's runs); a function built per call traced the graph again
+    every time, and TensorFlow warned about it. The function reaches the embedder through a
+    weak reference, so the cache never keeps a network alive.
+    """
+    forward = _COMPILED_FORWARD.get(embedder)
+    if forward is None:
+        network = weakref.ref(embedder)
+
+        @tf.function(reduce_retracing=True)
+        def forward(x):
+            return network()(x, training=False)
+
+        _COMPILED_FORWARD[embedder] = forward
+    return forward
+
+
+def embed_images(embedder, images: np.ndarray, batch_size: int = 500) -> np.ndarray:
+    """uint8 [n, s, s] -> float32 [n, d] keys, dropout off."""
+    forward = compiled_forward(embedder)
+    parts = [forward(tf.constant(to_float(images[i : i + batch_size]))).numpy()
+             for i in range(0, len(images), batch_size)]
+    return np.concatenate(parts).astype(np.float32)

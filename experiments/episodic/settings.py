@@ -1,7 +1,9 @@
 """Omniglot's settings (`kshot omniglot`): [data], [model], [memory], [train], [pretrain], [finetune].
 
 The schema is read by experiments.core.settings; the presets (fast, paper, full) are
-TOML files in experiments/configs/.
+TOML files in experiments/configs/. Also here, for the command line and every evaluation:
+the parts of a checkpoint evaluation may read, and the one place that says which memory
+kind each readout label of the results files stands for.
 """
 
 from __future__ import annotations
@@ -17,18 +19,33 @@ from experiments.core.settings import (
     positive,
     setting,
 )
+from experiments.episodic.datasets import DATASETS, DEFAULT_DATASET
 
 OMNIGLOT_PRESETS = ("fast", "paper", "full")
 DEFAULT_OMNIGLOT_PRESET = "full"  # the full background set with the fixed split
 HELD_OUT_SPLITS = ("test", "validation", "unseen")  # what evaluation may read: see experiments.episodic.split
-READOUTS = ("memory", "1-NN", "prototype")  # the Kaiser memory, store-all 1-NN, class means
+
+# Readouts: the label each has in results files, and the memory kind
+# (experiments.core.memories.build_memory) it is built as. In code an idea has one name,
+# its kind; the labels are those docs/results/*.json already carry and the docs render,
+# so they stay. Hence store-all nearest neighbour (kind "store_all") is labelled "1-NN"
+# in the N-way k-shot tables and Lake's runs and "store-all" in the stream's rows, and
+# class means (kind "class_means") are labelled "prototype".
+READOUT_KINDS = {"memory": "kaiser", "1-NN": "store_all", "prototype": "class_means"}
+READOUTS = tuple(READOUT_KINDS)  # the readouts of every N-way k-shot table, in table order
+STREAM_READOUT_KINDS = {"store-all": "store_all", "memory": "kaiser", "fifo": "fifo", "reservoir": "reservoir",
+                        "prototype": "class_means"}
+STREAM_READOUTS = ("store-all", "memory", "fifo")  # the stream's rows unless others are asked for
+
 
 @dataclass(frozen=True)
 class OmniglotDataSection:
+    # the registry name (experiments.episodic.datasets) of the images to train and evaluate on
+    dataset: str = setting(DEFAULT_DATASET, lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}")
     image_size: int = at_least(4, 28)  # the paper's size
     rotations: bool = True  # add 90/180/270-degree rotations of training characters as new classes
     mirrors: bool = False  # add the left-right mirror image of every training class as a new class
-    test_alphabets: tuple[str, ...] = ()  # empty: chosen by omniglot.data.choose_test_alphabets
+    test_alphabets: tuple[str, ...] = ()  # empty: chosen by experiments.episodic.split.choose_test_alphabets
     # used only when test_alphabets is empty and there is no evaluation set
     test_fraction: float = setting(0.2, lambda v: 0 < v < 1, "between 0 and 1")
     validation_alphabets: tuple[str, ...] = ()  # held out from training to choose recipes on; empty: none

@@ -18,8 +18,8 @@ from matplotlib.figure import Figure
 from scipy.stats import binom
 
 from experiments.core.paths import RESULTS_DIR
+from experiments.episodic.evaluation.breakdowns import pool_rivals
 from experiments.episodic.evaluation.compare import verdict
-from experiments.episodic.evaluation.evaluate import pool_rivals
 
 EVAL_FILE = RESULTS_DIR / "omniglot_eval.json"
 
@@ -79,7 +79,6 @@ def rivals_table(results: dict, readout: str = "memory", ways: int = 20, shots: 
     pooled over alphabets and {"estimate", "ci_low", "ci_high"} (fractions); None when
     the file has no breakdown (`--by-alphabet`).
     """
-
 
     selected = [row for row in results.get("by_rivals", [])
                 if (row["readout"], row["ways"], row["shots"]) == (readout, ways, shots)]

@@ -15,14 +15,9 @@ import pytest
 from PIL import Image
 
 from experiments.episodic import omniglot as omniglot_data
-from experiments.episodic.omniglot import (
-    add_mirrors,
-    add_rotations,
-    choose_test_alphabets,
-    default_sources,
-    load_omniglot,
-    split_by_alphabet,
-)
+from experiments.episodic.data import add_mirrors, add_rotations
+from experiments.episodic.omniglot import default_sources, load_omniglot
+from experiments.episodic.split import choose_test_alphabets, split_by_alphabet
 
 
 @pytest.fixture(autouse=True)

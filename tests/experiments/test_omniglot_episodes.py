@@ -6,7 +6,11 @@ import numpy as np
 import pytest
 
 from experiments.core.metrics import shots_seen
-from experiments.episodic.episodes import sample_episodes, sample_task, step_rng
+from experiments.episodic.data import EpisodicData
+from experiments.episodic.episodes import alphabet_pools, sample_episodes, sample_task, step_rng
+from experiments.episodic.evaluation.task_spec import TaskSpec
+from experiments.episodic.evaluation.tasks import accuracy_of_answers, task_answers
+from memory_module import StoreAllNearestNeighbour
 
 
 def fake_classes(n_classes: int, per_class: int = 20) -> list[np.ndarray]:
@@ -67,11 +71,9 @@ def test_impossible_episodes_are_refused_with_what_to_change():
 
 def three_alphabets(per_class: int = 4):
     """13 classes of `per_class` drawings: alphabet A has 6 classes, B 2, C 5; class c's key is axis c."""
-    from experiments.episodic.omniglot import OmniglotData
-
     alphabets = ("A",) * 6 + ("B",) * 2 + ("C",) * 5
     labels = np.repeat(np.arange(13), per_class).astype(np.int32)
-    data = OmniglotData(images=np.zeros((labels.size, 2, 2), np.uint8), labels=labels,
+    data = EpisodicData(images=np.zeros((labels.size, 2, 2), np.uint8), labels=labels,
                         characters=tuple(f"{a}/c{i}" for i, a in enumerate(alphabets)), alphabets=alphabets,
                         drawers=tuple(f"{i}.png" for i in range(labels.size)))
     keys = np.eye(13, dtype=np.float32)[labels] + 0.01 * np.random.default_rng(0).normal(size=(labels.size, 13))
@@ -79,8 +81,6 @@ def three_alphabets(per_class: int = 4):
 
 
 def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
-    from experiments.episodic.episodes import alphabet_pools
-
     data, _ = three_alphabets()
     by_class = data.indices_by_class()
     pools = alphabet_pools(data, 4)
@@ -106,19 +106,14 @@ def test_within_alphabet_tasks_and_episodes_keep_to_one_alphabet_large_enough():
 
 
 def test_eval_tasks_within_one_alphabet_are_scored_and_paired_by_seed():
-    from experiments.episodic.evaluation.evaluate import (
-        accuracy_of_answers,
-        task_answers,
-    )
-    from memory_module import StoreAllNearestNeighbour
-
     data, keys = three_alphabets()
     readouts = {"1-NN": StoreAllNearestNeighbour(13)}
-    truth, answered = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5, within_alphabet=True)
+    within = TaskSpec(ways=(4,), shots=(1,), episodes=30, seed=5, within_alphabet=True)
+    truth, answered = task_answers(keys, data, readouts, 4, 1, within)
     for row in truth:
         assert len(row) == 4 and len({data.alphabets[c] for c in row}) == 1
     assert accuracy_of_answers(truth, answered)["1-NN"]["mean"] == 1.0  # every class on its own axis
-    again, _ = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5, within_alphabet=True)
+    again, _ = task_answers(keys, data, readouts, 4, 1, within)
     np.testing.assert_array_equal(again, truth)
-    mixed, _ = task_answers(keys, data, readouts, ways=4, shots=1, episodes=30, seed=5)
+    mixed, _ = task_answers(keys, data, readouts, 4, 1, TaskSpec(ways=(4,), shots=(1,), episodes=30, seed=5))
     assert any(len({data.alphabets[c] for c in row}) > 1 for row in mixed)

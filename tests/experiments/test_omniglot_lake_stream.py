@@ -11,11 +11,7 @@ from support import shared_omniglot_file, write_synthetic_runs
 from experiments.core.memories import build_memory
 from experiments.core.settings import MemorySection
 from experiments.episodic.evaluation.lake import evaluate_runs, load_runs
-from experiments.episodic.evaluation.stream import (
-    stream_evaluation,
-    summarize,
-    window_nearest_answers,
-)
+from experiments.episodic.evaluation.stream import stream_answers, stream_evaluation, summarize
 from experiments.episodic.model import build_model
 from experiments.episodic.settings import OmniglotConfig, OmniglotModelSection
 
@@ -23,8 +19,9 @@ TINY = OmniglotConfig(model=OmniglotModelSection(key_dim=16, channels=(4, 8), ke
                       memory=MemorySection(memory_size=64, choose_k=16))
 
 
-def small_memory(size: int):
-    return build_memory("kaiser", 16, MemorySection(memory_size=size, choose_k=8), seed=0)
+def small_memory(kind: str, size: int):
+    return build_memory(kind, 16, MemorySection(memory_size=size, choose_k=min(8, size)), seed=0, capacity=size,
+                        classes=size)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +77,14 @@ def test_a_broken_runs_layout_is_refused_with_the_file_named(tmp_path, synthetic
         load_runs(broken, 28)
 
 
-def test_window_answers_match_a_direct_search():
+def test_store_all_and_fifo_answer_the_nearest_earlier_drawing_in_their_window():
+    """The memory_module memories the stream feeds answer what a direct search over the window finds."""
     rng = np.random.default_rng(0)
     keys = rng.normal(size=(700, 8)).astype(np.float32)
     labels = rng.integers(0, 30, 700)
-    for window in (None, 1, 50):
-        answers = window_nearest_answers(keys, labels, window)
+    for kind, window in (("store_all", None), ("fifo", 1), ("fifo", 50)):
+        memory = build_memory(kind, 8, MemorySection(memory_size=window or 1), capacity=700)
+        answers = stream_answers(keys, labels, memory)
         assert answers[0] == -1
         unit = keys / np.linalg.norm(keys, axis=1, keepdims=True)
         for t in (1, 2, 51, 600, 699):
@@ -110,7 +109,19 @@ def test_stream_compares_memory_fifo_and_store_all_on_one_order():
     assert rows[("store-all", 72)]["accuracy"]["mean"] == 1.0
     assert rows[("fifo", 12)]["accuracy"]["mean"] < 1.0
     with pytest.raises(ValueError, match="not below"):
-        stream_evaluation(keys, labels, [72], lambda size: None)
+        stream_evaluation(keys, labels, [72], small_memory)
+    with pytest.raises(ValueError, match="unknown"):
+        stream_evaluation(keys, labels, [12], small_memory, readouts=("lru",))
+
+
+def test_the_stream_also_runs_the_reservoir_and_class_means_on_request():
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(8), 5)
+    keys = (rng.normal(size=(8, 16))[labels] + 0.2 * rng.normal(size=(40, 16))).astype(np.float32)
+    results = stream_evaluation(keys, labels, [8], small_memory, readouts=("store-all", "prototype", "reservoir"))
+    assert [(r["readout"], r["size"]) for r in results["rows"]] == [("store-all", 40), ("prototype", 8), ("reservoir", 8)]
+    for row in results["rows"]:
+        assert row["by_shot"][0]["mean"] == 0.0 and row["accuracy"]["mean"] > 0.5
 
 
 def test_summary_counts_shots_within_the_stream():

@@ -88,7 +88,7 @@ def test_embedding_reuses_one_compiled_pass_per_network_and_never_keeps_the_netw
 
     import keras
 
-    from experiments.episodic.evaluation.evaluate import compiled_forward, embed_images
+    from experiments.episodic.model import compiled_forward, embed_images
 
     network = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)

@@ -1,5 +1,5 @@
 """The full-background recipe: the fixed split, classifier pre-training then memory-loss training,
-the shipped checkpoint and its layout, the prototype readout and Wilson intervals.
+the shipped checkpoint and its layout, and Wilson intervals.
 
 Training here runs a handful of steps on the two small subsets; only the shipped
 checkpoint's test reads the full background zip.
@@ -13,13 +13,11 @@ import zipfile
 
 import numpy as np
 import pytest
-import tensorflow as tf
 from support import shared_omniglot_file
 
 from experiments.cli import main
 from experiments.core.metrics import proportion
 from experiments.episodic.checkpoints import export_run, load_shipped, restore_embedder
-from experiments.episodic.evaluation.readouts import PrototypeReadout
 from experiments.episodic.settings import OmniglotPretrainSection
 from experiments.episodic.split import TEST_ALPHABETS, VALIDATION_ALPHABETS, rule_split
 from experiments.episodic.training.pretrain import (
@@ -159,18 +157,6 @@ def test_a_shipped_export_matches_its_run_and_refuses_damage(trained_run, tmp_pa
         load_shipped(shipped)
 
 
-def test_prototype_readout_averages_the_shots_of_a_class():
-    readout = PrototypeReadout(key_dim=2, max_labels=4)
-    assert int(readout.lookup(tf.constant([[1.0, 0.0]])).labels[0]) < 0  # empty: unknown
-    readout.write(tf.constant([[1.0, 0.0], [0.0, 1.0]]), tf.constant([0, 1], tf.int64))
-    readout.write(tf.constant([[0.0, 1.0], [0.0, 1.0]]), tf.constant([0, 1], tf.int64))
-    # class 0's mean points at 45 degrees, class 1's straight up
-    answers = readout.lookup(tf.constant([[1.0, 0.2], [0.1, 1.0]])).labels.numpy()
-    assert answers.tolist() == [0, 1]
-    readout.reset()
-    assert int(readout.lookup(tf.constant([[1.0, 0.0]])).labels[0]) < 0
-
-
 def test_pooled_proportions_stay_within_zero_and_one():
     for correct, total in ((1000, 1000), (0, 50), (985, 1000), (1, 3)):
         row = proportion(correct, total)
@@ -251,7 +237,7 @@ def test_a_three_member_embedder_trains_both_stages_ships_evaluates_and_compares
 def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
     from types import SimpleNamespace
 
-    from experiments.episodic.evaluation.evaluate import accuracy_by_alphabet
+    from experiments.episodic.evaluation.breakdowns import accuracy_by_alphabet
 
     data = SimpleNamespace(alphabets=("A", "A", "B", "B"), alphabet_names=lambda: ["A", "B"])
     truth = np.array([[0, 1, 2, 3], [0, 1, 2, 3]])
@@ -266,7 +252,7 @@ def test_accuracy_by_alphabet_counts_look_alikes_from_the_same_script():
 def test_accuracy_by_rivals_counts_the_other_task_characters_of_the_query_alphabet():
     from types import SimpleNamespace
 
-    from experiments.episodic.evaluation.evaluate import accuracy_by_rivals
+    from experiments.episodic.evaluation.breakdowns import accuracy_by_rivals
 
     data = SimpleNamespace(alphabets=("A", "A", "A", "B", "C"))
     # Task 1 holds classes 0, 1, 3: queries 0 and 1 (alphabet A) have one rival each, query 3 none.
@@ -377,7 +363,7 @@ def test_eval_can_score_the_memory_with_running_mean_merges(trained_run, tmp_pat
               "--episodes", "20", "--per-shot-episodes", "0", "--no-untrained"]
     assert main([*common, "--json", str(tmp_path / "paper.json")]) == 0
     capsys.readouterr()
-    assert main([*common, "--running-mean", "--json", str(tmp_path / "mean.json")]) == 0
+    assert main([*common, "--set", "memory.running_mean=true", "--json", str(tmp_path / "mean.json")]) == 0
     assert "The Kaiser memory merges by running mean" in capsys.readouterr().out
     paper, mean = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("paper", "mean"))
     assert mean["memory_running_mean"] is True and paper["memory_running_mean"] is False

@@ -19,14 +19,12 @@ import pytest
 
 from experiments.core import settings as core_settings
 from experiments.episodic.checkpoints import restore_embedder
-from experiments.episodic.evaluation.evaluate import (
-    accuracy_of_answers,
-    embed_images,
-    task_answers,
-)
-from experiments.episodic.model import build_model, episodic_memory
-from experiments.episodic.omniglot import default_sources, prepare_split
+from experiments.episodic.evaluation.task_spec import TaskSpec
+from experiments.episodic.evaluation.tasks import accuracy_of_answers, task_answers
+from experiments.episodic.model import build_model, embed_images, episodic_memory
+from experiments.episodic.omniglot import default_sources
 from experiments.episodic.settings import OmniglotConfig, load_omniglot_preset
+from experiments.episodic.split import prepare_split
 from experiments.episodic.training.train import train
 from experiments.faces import settings as cfg
 from memory_module import KaiserMemory, StoreAllNearestNeighbour
@@ -67,7 +65,8 @@ def test_training_lifts_heldout_5way_1shot_well_above_chance_and_the_untrained_f
     for name, embedder in (("trained", trained), ("untrained", untrained)):
         keys = embed_images(embedder, data.test.images)
         readouts = {"1-NN": StoreAllNearestNeighbour(32), "memory": KaiserMemory(128, 32)}
-        measured = accuracy_of_answers(*task_answers(keys, data.test, readouts, ways=5, shots=1, episodes=300, seed=0))
+        tasks = TaskSpec(ways=(5,), shots=(1,), episodes=300, seed=0)
+        measured = accuracy_of_answers(*task_answers(keys, data.test, readouts, 5, 1, tasks))
         # With one shot the memory holds the same 5 keys as store-all 1-NN: identical answers.
         assert measured["memory"]["mean"] == measured["1-NN"]["mean"]
         accuracy[name] = measured["1-NN"]["mean"]

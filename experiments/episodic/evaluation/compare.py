@@ -16,45 +16,38 @@ compare the alphabets as much as the embedders.
 from __future__ import annotations
 
 import os
-from typing import Sequence
 
 import numpy as np
 
 from experiments.core.metrics import PAIRED_METHOD, paired_difference, proportion
-from experiments.episodic.evaluation.evaluate import (
-    embed_images,
-    make_readouts,
-    task_answers,
-)
 from experiments.episodic.evaluation.heldout import restore_held_out
+from experiments.episodic.evaluation.task_spec import TaskSpec
+from experiments.episodic.evaluation.tasks import build_readout, task_answers
+from experiments.episodic.model import embed_images
 from experiments.episodic.settings import READOUTS
 
 
 def compare_checkpoints(
     checkpoint: str | os.PathLike,
     reference: str | os.PathLike,
+    tasks: TaskSpec,
     sources=None,
-    ways: Sequence[int] = (5, 20),
-    shots: Sequence[int] = (1, 5),
-    episodes: int = 1000,
     readout: str = "memory",
-    seed: int = 0,
-    split: str = "test",
-    within_alphabet: bool = False,
 ) -> dict:
-    """(checkpoint - reference) accuracy per (ways, shots) cell on the same tasks; a JSON-ready dict.
+    """(checkpoint - reference) accuracy per (ways, shots) cell of `tasks` on the same tasks; a JSON-ready dict.
 
-    `split="validation"` compares on the validation alphabets: the way to choose between
-    two recipes without looking at the test alphabets; `split="unseen"` on every drawing of
-    `sources`, a character set neither checkpoint had (heldout.py). `within_alphabet` draws
-    the classes of each task from one alphabet (evaluate.task_answers): harder tasks, so
-    a difference that mixed tasks hide near 99% can show."""
-
+    `tasks.split` "validation" compares on the validation alphabets: the way to choose between
+    two recipes without looking at the test alphabets; "unseen" on every drawing of
+    `sources`, a character set neither checkpoint had (heldout.py). `tasks.within_alphabet`
+    draws the classes of each task from one alphabet (tasks.task_answers): harder tasks, so
+    a difference that mixed tasks hide near 99% can show. Per-shot episodes are not compared, and
+    the results record no `tasks.queries` (the command line compares with one query per class)."""
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {', '.join(READOUTS)}, got {readout!r}")
+    split, ways, episodes = tasks.split, tasks.ways, tasks.episodes
     loaded = {}
     for role, path in (("checkpoint", checkpoint), ("reference", reference)):
-        loaded[role] = restore_held_out(path, sources, split, ways, within_alphabet)[:5]
+        loaded[role] = restore_held_out(path, sources, split, ways, tasks.within_alphabet)[:5]
     held_out = {role: entry[4] for role, entry in loaded.items()}
     if held_out["checkpoint"] != held_out["reference"]:
         raise ValueError(
@@ -65,29 +58,28 @@ def compare_checkpoints(
     hits = {}  # role -> (ways, shots) -> correct answers per task [episodes]
     for role, (config, embedder, _, part, _) in loaded.items():
         keys = embed_images(embedder, part.images)
-        scored = {readout: make_readouts(config, max(ways))[readout]}  # the readout `eval` builds
+        scored = {readout: build_readout(readout, config, seed_offset=2, classes=max(ways))}  # as `eval` builds it
         hits[role] = {}
-        for n in ways:
-            for k in shots:
-                truth, answered = task_answers(keys, part, scored, n, k, episodes, 1, seed, within_alphabet)
-                hits[role][(n, k)] = np.sum(answered[readout] == truth, axis=1)
+        for n, k in tasks.cells:
+            truth, answered = task_answers(keys, part, scored, n, k, tasks)
+            hits[role][(n, k)] = np.sum(answered[readout] == truth, axis=1)
     cells = []
-    for n in ways:
-        for k in shots:
-            model, base = hits["checkpoint"][(n, k)] / n, hits["reference"][(n, k)] / n
-            difference = paired_difference(model, base)
-            cells.append({
-                "ways": n, "shots": k, "episodes": episodes,
-                "checkpoint": proportion(int(hits["checkpoint"][(n, k)].sum()), episodes * n),
-                "reference": proportion(int(hits["reference"][(n, k)].sum()), episodes * n),
-                "difference": difference.mean, "ci_low": difference.low, "ci_high": difference.high,
-                "p_value": difference.p_value, "resolved": difference.resolved,
-            })
+    for n, k in tasks.cells:
+        answers = n * tasks.queries  # per task
+        model, base = hits["checkpoint"][(n, k)] / answers, hits["reference"][(n, k)] / answers
+        difference = paired_difference(model, base)
+        cells.append({
+            "ways": n, "shots": k, "episodes": episodes,
+            "checkpoint": proportion(int(hits["checkpoint"][(n, k)].sum()), episodes * answers),
+            "reference": proportion(int(hits["reference"][(n, k)].sum()), episodes * answers),
+            "difference": difference.mean, "ci_low": difference.low, "ci_high": difference.high,
+            "p_value": difference.p_value, "resolved": difference.resolved,
+        })
     return {
         "checkpoint": str(checkpoint), "reference": str(reference),
         "steps": {role: entry[2] for role, entry in loaded.items()},
-        "evaluated": split, "alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": seed,
-        "within_alphabet": within_alphabet,
+        "evaluated": split, "alphabets": list(held_out["checkpoint"]), "readout": readout, "seed": tasks.seed,
+        "within_alphabet": tasks.within_alphabet,
         "method": PAIRED_METHOD.replace("repeat", "task"), "cells": cells,
     }
 

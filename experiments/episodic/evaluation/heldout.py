@@ -22,18 +22,14 @@ from typing import Sequence
 
 from experiments.core.run_files import SPLIT_FILE
 from experiments.episodic.checkpoints import restore_embedder
+from experiments.episodic.datasets import load_dataset
 from experiments.episodic.episodes import alphabet_pools
-from experiments.episodic.omniglot import (
-    AlphabetsNotInData,
-    load_omniglot,
-    prepare_split,
-)
 from experiments.episodic.settings import HELD_OUT_SPLITS
+from experiments.episodic.split import AlphabetsNotInData, prepare_split
 
 
 def restore_with_data(run_dir: str | os.PathLike, sources=None):
-    """(config, trained embedder, step, OmniglotSplit) with exactly the alphabets the run held out (its split.json)."""
-
+    """(config, trained embedder, step, split.EpisodicSplit) with exactly the alphabets the run held out (its split.json)."""
     config, embedder, step = restore_embedder(run_dir)
     data_settings = config.data
     saved = _saved_split(run_dir)
@@ -78,26 +74,23 @@ def restore_held_out(run_dir: str | os.PathLike, sources=None, split: str = "tes
                 f"({', '.join(alphabets)}) have {part.num_classes}"
             )
     if within_alphabet and ways:
-
-        alphabet_pools(part, max(ways))
+        alphabet_pools(part, max(ways))  # refuses, naming the largest alphabet, when none is wide enough
     return config, embedder, step, part, alphabets, description
 
 
 def _saved_split(run_dir) -> dict | None:
-
     path = Path(run_dir) / SPLIT_FILE
     return json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
 
 
 def _restore_unseen(run_dir, sources) -> tuple:
     """Every drawing of `sources`, refusing alphabets the run trained or validated on."""
-
     saved = _saved_split(run_dir)
     if saved is None or "train_alphabets" not in saved:
         raise ValueError(f"{run_dir} has no {SPLIT_FILE} naming its training alphabets, so it cannot be checked that "
                          "--data is unseen; use --split test")
     config, embedder, step = restore_embedder(run_dir)
-    data, _ = load_omniglot(sources, image_size=config.data.image_size)
+    data, _ = load_dataset(config.data.dataset, sources, image_size=config.data.image_size)
     seen = {"trained on": saved["train_alphabets"], "validated on": saved.get("validation_alphabets", [])}
     for role, names in seen.items():
         overlap = sorted(set(names) & set(data.alphabets))

@@ -24,12 +24,12 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import tensorflow as tf
 
-from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion
-from experiments.episodic.evaluation.evaluate import embed_images, make_task_runner
-from experiments.episodic.model import episodic_memory
+from experiments.episodic.evaluation.tasks import build_readout, make_task_runner
+from experiments.episodic.model import embed_images
 from experiments.episodic.omniglot import decode_drawing
 
+LAKE_READOUTS = ("memory", "1-NN")  # labels of settings.READOUT_KINDS
 RUN_NAME = re.compile(r"^run\d+$")
 LABELS_FILE = "class_labels.txt"
 LAYOUT_HELP = ("expected runNN/training/classMM.png, runNN/test/itemKK.png and runNN/class_labels.txt "
@@ -119,9 +119,7 @@ def load_runs(path: str | os.PathLike, image_size: int) -> list[OneShotRun]:
 
 def evaluate_runs(embedder, config, runs: list[OneShotRun]) -> dict:
     """Per-run accuracy of the memory and 1-NN readouts, and their mean / error rate over runs."""
-
-
-    readouts = {"memory": episodic_memory(config, seed_offset=3), "1-NN": build_memory("store_all", config.model.output_dim)}
+    readouts = {name: build_readout(name, config, seed_offset=3) for name in LAKE_READOUTS}
     runners = {name: make_task_runner(readout) for name, readout in readouts.items()}
     per_run = {name: [] for name in readouts}
     for run in runs:

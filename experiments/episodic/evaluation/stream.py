@@ -3,38 +3,42 @@
 This is where Kaiser et al. say a memory matters: it never gets cleared, holds fewer
 slots than there are drawings, and must decide what to keep. All drawings of the test
 alphabets go through one memory in a seeded random order; each is looked up (the
-answer), then written with its label. Three readouts see the same stream:
+answer), then written with its label. The readouts see the same stream, each a
+memory_module memory built by experiments.core.memories.build_memory and fed by
+sequences.make_sequence_runner (rows are labelled as settings.STREAM_READOUT_KINDS says):
 
 - `memory`: the Kaiser memory with `size` slots (it merges a drawing into its class's
   slot when that slot answered correctly, else overwrites an old slot);
 - `fifo`: 1-NN over the last `size` drawings (a buffer that forgets the oldest);
-- `store-all`: 1-NN over every earlier drawing (what unbounded storage gives).
+- `store-all`: 1-NN over every earlier drawing (what unbounded storage gives);
+- on request, `reservoir` (`size` slots kept class-balanced) and `prototype` (one
+  running mean per character).
 
 Accuracy is reported by shot (how many drawings of that character came earlier; at
 0 shots no readout can know the label, so those items are reported but always wrong)
 and by position in the stream (items with at least one earlier drawing), with 95%
 Wilson intervals over items.
-
-The FIFO and store-all readouts are the same computation with different windows, done
-here in numpy on a similarity matrix; no FIFO buffer class was in memory_module when
-this was written.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
 
 from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion, shots_seen
-from experiments.episodic.evaluation.evaluate import embed_images, make_sequence_runner
 from experiments.episodic.evaluation.heldout import restore_held_out
+from experiments.episodic.evaluation.sequences import make_sequence_runner
+from experiments.episodic.model import embed_images
+from experiments.episodic.settings import STREAM_READOUT_KINDS, STREAM_READOUTS
 
 POSITION_BINS = 10
 MAX_SHOT_REPORTED = 10
+# Kinds whose size is not a setting: store-all holds the whole stream, class means one key per character.
+UNSIZED_KINDS = ("store_all", "class_means")
 
 
 def proportion_interval(correct: int, total: int) -> tuple[float, float, float]:
@@ -45,31 +49,8 @@ def proportion_interval(correct: int, total: int) -> tuple[float, float, float]:
     return pooled["mean"], pooled["ci_low"], pooled["ci_high"]
 
 
-def window_nearest_answers(keys: np.ndarray, labels: np.ndarray, window: int | None) -> np.ndarray:
-    """For each item t, the label of the most similar of items max(0, t - window) .. t-1 (-1 for t = 0).
-
-    window None: every earlier item (store-all). Keys are compared by cosine similarity.
-    """
-    unit = keys / np.maximum(np.linalg.norm(keys, axis=1, keepdims=True), 1e-12)
-    n = len(unit)
-    answers = np.full(n, -1, dtype=np.int64)
-    block = 512
-    for start in range(1, n, block):
-        rows = np.arange(start, min(start + block, n))
-        sims = unit[rows] @ unit[: rows[-1]].T  # earlier items only
-        cols = np.arange(rows[-1])[None, :]
-        visible = cols < rows[:, None]
-        if window is not None:
-            visible &= cols >= rows[:, None] - window
-        sims = np.where(visible, sims, -np.inf)
-        answers[rows] = labels[np.argmax(sims, axis=1)]
-    return answers
-
-
-def memory_answers(keys: np.ndarray, labels: np.ndarray, memory) -> np.ndarray:
-    """The Kaiser memory's answer to each item before it is written, one item at a time."""
-
-
+def stream_answers(keys: np.ndarray, labels: np.ndarray, memory) -> np.ndarray:
+    """The memory's answer to each item before it is written, one item at a time (-1 while it is empty)."""
     memory.reset()
     run = make_sequence_runner(memory)
     return run(tf.constant(keys), tf.constant(labels.astype(np.int64))).numpy()
@@ -98,37 +79,55 @@ def summarize(answers: np.ndarray, labels: np.ndarray) -> dict:
     return out
 
 
-def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int], make_memory, seed: int = 0) -> dict:
-    """Every readout on one seeded order of (keys, labels); `make_memory(size)` builds a Kaiser memory."""
+def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int], make_memory: Callable,
+                      seed: int = 0, readouts: Sequence[str] = STREAM_READOUTS) -> dict:
+    """Every readout on one seeded order of (keys, labels); `make_memory(kind, size)` builds the memory of a
+    kind with `size` slots.
+
+    The unsized readouts (store-all, prototype) come first, built once with the stream's length
+    or its number of characters as their size; then, for each of `sizes`, the sized ones, in
+    the order of `readouts`.
+    """
+    unknown = [name for name in readouts if name not in STREAM_READOUT_KINDS]
+    if unknown:
+        raise ValueError(f"stream readouts {unknown} unknown; choose from {', '.join(STREAM_READOUT_KINDS)}")
     order = np.random.default_rng([seed, 424242]).permutation(len(labels))
     keys, labels = keys[order], labels[order].astype(np.int64)
     too_big = [s for s in sizes if s >= len(labels)]
     if too_big:
         raise ValueError(f"memory sizes {too_big} are not below the {len(labels)} drawings store-all would hold")
-    rows = [{"readout": "store-all", "size": len(labels), **summarize(window_nearest_answers(keys, labels, None), labels)}]
-    for size in sizes:
-        rows.append({"readout": "memory", "size": int(size), **summarize(memory_answers(keys, labels, make_memory(size)), labels)})
-        rows.append({"readout": "fifo", "size": int(size), **summarize(window_nearest_answers(keys, labels, size), labels)})
-    return {"items": int(len(labels)), "classes": int(len(np.unique(labels))), "seed": seed, "rows": rows}
+    classes = int(len(np.unique(labels)))
+    kinds = {name: STREAM_READOUT_KINDS[name] for name in readouts}
+
+    def row(name: str, size: int) -> dict:
+        answers = stream_answers(keys, labels, make_memory(kinds[name], size))
+        return {"readout": name, "size": int(size), **summarize(answers, labels)}
+
+    rows = [row(name, len(labels) if kind == "store_all" else classes)
+            for name, kind in kinds.items() if kind in UNSIZED_KINDS]
+    rows += [row(name, size) for size in sizes for name, kind in kinds.items() if kind not in UNSIZED_KINDS]
+    return {"items": int(len(labels)), "classes": classes, "seed": seed, "rows": rows}
 
 
-def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0, split: str = "test") -> dict:
+def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0, split: str = "test",
+               readouts: Sequence[str] = STREAM_READOUTS) -> dict:
     """The stream evaluation of a run directory or shipped checkpoint on its test alphabets
     (or, with `split="unseen"`, on every drawing of `sources`: heldout.py).
 
     Default sizes: 1, 2, 4 and 8 slots per held-out character, all below the 20 drawings
-    per character that store-all ends up holding.
+    per character that store-all ends up holding. Every memory gets the run's [memory]
+    settings with `size` slots (the Kaiser memory's choose_k at most `size`) and the
+    seed [train] seed + 4.
     """
-
-
     config, embedder, step, test, alphabets, _ = restore_held_out(run_dir, sources, split)
     sizes = list(sizes) if sizes else [test.num_classes * m for m in (1, 2, 4, 8)]
 
-    def make_memory(size: int):
+    def make_memory(kind: str, size: int):
         memory = dataclasses.replace(config.memory, memory_size=size, choose_k=min(config.memory.choose_k, size))
-        return build_memory("kaiser", config.model.output_dim, memory, seed=config.train.seed + 4)
+        return build_memory(kind, config.model.output_dim, memory, seed=config.train.seed + 4, capacity=size,
+                            classes=size)
 
-    results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed)
+    results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed, readouts)
     return {"run": str(run_dir), "step": step, "evaluated": split, "alphabets": list(alphabets), **results}
 
 

@@ -40,6 +40,7 @@ from experiments.episodic.training.stages import (
     heldout_summary,
     last_logged_seconds,
     log_stage_step,
+    rounded_mean,
     run_stage,
     stage_checkpoint,
 )
@@ -71,11 +72,10 @@ def prototype_loss(keys, ways: int, shots: int, scale: float):
 def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str], None] = print,
              progress: bool = True) -> Path | None:
     """Run (or finish) the episodic stage from the checkpoint prefix `start_from`; returns its
-    checkpoint prefix, or None with `[finetune] steps = 0`. `data` is data.OmniglotSplit."""
+    checkpoint prefix, or None with `[finetune] steps = 0`. `data` is split.EpisodicSplit."""
     settings, seed = config.finetune, config.train.seed
     if settings.steps == 0:
         return None
-
 
     train = data.train
     if settings.ways > train.num_classes:
@@ -129,7 +129,8 @@ def finetune(config, out_dir, data, start_from: Path | None, log: Callable[[str]
         rows = episode_rows(by_class, classes, rng, per_class).reshape(-1)
         return (tf.constant(augmented(train.images[rows], rng, augment)),)
 
-    def on_validate(done, loss, hit, seconds):
+    def on_validate(done, losses, hits, seconds):
+        loss, hit = rounded_mean(losses), rounded_mean(hits)
         record = log_stage_step(log_path, checkpoint, embedder, data.monitor, seed, {
             "stage": "finetune", "step": done, "train_loss": loss, "train_accuracy": hit, "seconds": seconds})
         log(f"finetune step {done}: loss {loss:.3f}, query acc {hit:.3f}, held-out 1-NN {heldout_summary(record)}")

@@ -35,13 +35,14 @@ import tensorflow as tf
 
 from experiments.core.run_dir import latest_checkpoint
 from experiments.core.run_files import LOG_FILE, PRETRAIN_DIR
+from experiments.episodic.data import to_float
 from experiments.episodic.episodes import step_rng
 from experiments.episodic.model import build_model
-from experiments.episodic.omniglot import to_float
 from experiments.episodic.training.stages import (
     heldout_summary,
     last_logged_seconds,
     log_stage_step,
+    rounded_mean,
     run_stage,
     stage_checkpoint,
 )
@@ -132,12 +133,11 @@ def classifier_loss(logits, labels):
 def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress: bool = True) -> Path | None:
     """Run (or finish) the classifier stage; returns the checkpoint prefix holding the embedder, or None.
 
-    `data` is data.OmniglotSplit. With `[pretrain] steps = 0` nothing is done.
+    `data` is split.EpisodicSplit. With `[pretrain] steps = 0` nothing is done.
     """
     settings, seed, key_dim = config.pretrain, config.train.seed, config.model.key_dim
     if settings.steps == 0:
         return None
-
 
     stage_dir = Path(out_dir) / PRETRAIN_DIR
     found = stage_checkpoint(stage_dir)
@@ -182,7 +182,8 @@ def pretrain(config, out_dir, data, log: Callable[[str], None] = print, progress
         images = augmented(train.images[rows], rng, settings)
         return tf.constant(images), tf.constant(train.labels[rows].astype(np.int64))
 
-    def on_validate(done, loss, hit, seconds):
+    def on_validate(done, losses, hits, seconds):
+        loss, hit = rounded_mean(losses), rounded_mean(hits)
         record = log_stage_step(log_path, checkpoint, embedder, data.monitor, seed, {
             "stage": "pretrain", "step": done, "images": done * settings.batch_size,
             "train_loss": loss, "train_accuracy": hit, "seconds": seconds})

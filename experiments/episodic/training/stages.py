@@ -1,16 +1,18 @@
-"""What the training stages share: held-out monitoring, logs on one clock, the update loop.
+"""The skeleton every training stage runs on, and what the stages share around it.
 
-The classifier stage (pretrain.py) and the episodic fine-tuning stage (finetune.py)
-differ in what a step draws and which loss it minimises; everything around that - the
-progress bar, the training clock that excludes measurements and survives a resume, the
-store-all 1-NN check on the monitored held-out split every `validate_every` steps, the
-checkpoint and the log line written with it - is here once, so their logs stay alike
-for curves.py and for resuming. The memory-loss stage (train.py) uses the monitoring
-and the clock.
+The three stages - the classifier (pretrain.py), episodic fine-tuning (finetune.py) and
+the memory loss (train.py) - differ in what a step draws, which loss it minimises and
+what their log lines hold; everything around that is here once: the update loop with
+its progress bar, the training clock that excludes measurements and survives a resume
+(run_stage), the store-all 1-NN check on the monitored held-out split that every stage
+logs (monitor_accuracy), and, for the two stages that checkpoint at every validation,
+the checkpoint and the log line written with it (log_stage_step). So their logs stay
+alike for curves.py and for resuming.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -21,35 +23,38 @@ from tqdm import tqdm
 
 from experiments.core.memories import build_memory
 from experiments.core.run_dir import latest_checkpoint, save_checkpoint
-from experiments.episodic.evaluation.evaluate import (
-    accuracy_of_answers,
-    embed_images,
-    task_answers,
-)
-from experiments.episodic.omniglot import OmniglotData
+from experiments.episodic.data import EpisodicData
+from experiments.episodic.evaluation.task_spec import TaskSpec
+from experiments.episodic.evaluation.tasks import accuracy_of_answers, task_answers
+from experiments.episodic.model import embed_images
 
-MONITOR_TASKS = 200  # held-out tasks per logged 1-NN measurement
-MONITOR_SETTINGS = ((5, 1), (20, 1))
+# Held-out tasks of every logged 1-NN measurement: 5- and 20-way 1-shot, 200 tasks each.
+MONITOR_TASKS = TaskSpec(ways=(5, 20), shots=(1,), episodes=200)
 
 
-def monitor_accuracy(embedder, data: OmniglotData, seed: int, tasks: int = MONITOR_TASKS) -> dict:
-    """Store-all 1-NN accuracy on `tasks` N-way 1-shot tasks of `data`, keyed like "5w1s" (the readout
-    takes the keys' width from the embedder's output, so one or several members need no argument)."""
-
-
+def monitor_accuracy(embedder, data: EpisodicData, seed: int) -> dict:
+    """Store-all 1-NN accuracy on the MONITOR_TASKS of `data` (seeded with `seed`), keyed like "5w1s";
+    a cell wider than `data` is skipped. The readout takes the keys' width from the embedder's
+    output, so one or several members need no argument."""
     keys = embed_images(embedder, data.images)
     key_dim = keys.shape[1]
+    tasks = dataclasses.replace(MONITOR_TASKS, seed=seed)
     out = {}
-    for ways, shots in MONITOR_SETTINGS:
+    for ways, shots in tasks.cells:
         if ways > data.num_classes:
             continue
-        measured = accuracy_of_answers(*task_answers(keys, data, {"1-NN": build_memory("store_all", key_dim)}, ways,
-                                                     shots, tasks, seed=seed))
+        nearest = {"1-NN": build_memory("store_all", key_dim)}
+        measured = accuracy_of_answers(*task_answers(keys, data, nearest, ways, shots, tasks))
         out[f"{ways}w{shots}s"] = round(measured["1-NN"]["mean"], 4)
     return out
 
 
-def log_stage_step(log_path: Path, checkpoint, embedder, monitor: OmniglotData, seed: int, record: dict) -> dict:
+def rounded_mean(values) -> float:
+    """The mean of per-update values (floats or scalar tensors), rounded to 4 places as the stage logs keep it."""
+    return round(float(np.mean([float(v) for v in values])), 4)
+
+
+def log_stage_step(log_path: Path, checkpoint, embedder, monitor: EpisodicData, seed: int, record: dict) -> dict:
     """Add the held-out 1-NN accuracies to a stage's `record`, save the stage's checkpoint at
     record["step"] and append the record to `log_path` (the stage's log.jsonl); returns the record."""
     record = {**record, **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, monitor, seed).items()}}
@@ -86,30 +91,38 @@ def last_logged_seconds(*log_paths: Path) -> float:
 
 
 def run_stage(name: str, unit: str, start: int, steps: int, validate_every: int, draw: Callable[[int], tuple],
-              update: Callable, step_var, clock_offset: float, on_validate: Callable, progress: bool) -> None:
-    """Updates `start` .. `steps`-1 of one stage: update(*draw(step)) -> (loss, hit rate) per step
-    (`name` and `unit`, "batch" or "episode", label the progress bar).
+              update: Callable, step_var, clock_offset: float, on_validate: Callable, progress: bool, *,
+              checkpoint_every: int | None = None, on_checkpoint: Callable[[int], None] | None = None,
+              loss_format: str = ".3f") -> float:
+    """Updates `start` .. `steps`-1 of one stage: update(*draw(step)) -> (loss, outcome) per step
+    (`name` and `unit`, "batch" or "episode", label the progress bar, which shows the recent
+    loss in `loss_format`).
 
-    After every `validate_every`-th update and the last, on_validate(done, mean loss, mean hit
-    rate, seconds) with the means over the updates since the previous call, rounded to 4
-    places, and the training seconds so far (`clock_offset` plus the time spent in updates:
-    whatever on_validate measures is left out)."""
-
+    After every `validate_every`-th update and the last, on_validate(done, losses, outcomes,
+    seconds) with the losses (floats) and outcomes of the updates since the previous call,
+    and the training seconds so far, rounded to 0.1 (`clock_offset` plus the time spent in
+    updates: whatever on_validate measures is left out). With `on_checkpoint`, after every
+    `checkpoint_every`-th update and the last, on_checkpoint(done), counted as training time.
+    Returns the training seconds at the end.
+    """
     started = time.time()
-    losses, hits = [], []
+    losses, outcomes = [], []
     bar = tqdm(range(start, steps), initial=start, total=steps, disable=not progress, desc=f"omniglot {name}",
                unit=unit, dynamic_ncols=True)
     for step in bar:
-        loss, hit = update(*draw(step))
+        loss, outcome = update(*draw(step))
         step_var.assign(step + 1)
         losses.append(float(loss))
-        hits.append(float(hit))
+        outcomes.append(outcome)
         done = step + 1
         if progress:
-            bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+            bar.set_postfix(loss=format(np.mean(losses[-20:]), loss_format))
         if done % validate_every == 0 or done == steps:
             seconds = clock_offset + time.time() - started
-            on_validate(done, round(float(np.mean(losses)), 4), round(float(np.mean(hits)), 4), round(seconds, 1))
-            losses, hits = [], []
+            on_validate(done, losses, outcomes, round(seconds, 1))
+            losses, outcomes = [], []
             clock_offset, started = seconds, time.time()
+        if on_checkpoint is not None and (done % checkpoint_every == 0 or done == steps):
+            on_checkpoint(done)
     bar.close()
+    return clock_offset + time.time() - started

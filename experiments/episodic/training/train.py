@@ -26,14 +26,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
-from tqdm import tqdm
 
 from experiments.core.metrics import accuracy_by_shot, shots_seen
 from experiments.core.run_dir import latest_checkpoint, open_run_dir, save_checkpoint
@@ -44,13 +42,18 @@ from experiments.core.run_files import (
     PRETRAIN_DIR,
     SPLIT_FILE,
 )
+from experiments.episodic.data import EpisodicData, to_float
 from experiments.episodic.episodes import sample_episodes, step_rng
 from experiments.episodic.model import build_model, episodic_memory
-from experiments.episodic.omniglot import OmniglotData, prepare_split, to_float
 from experiments.episodic.settings import OmniglotConfig
+from experiments.episodic.split import prepare_split
 from experiments.episodic.training.finetune import finetune
 from experiments.episodic.training.pretrain import pretrain
-from experiments.episodic.training.stages import last_logged_seconds, monitor_accuracy
+from experiments.episodic.training.stages import (
+    last_logged_seconds,
+    monitor_accuracy,
+    run_stage,
+)
 from kshot_io import write_text_atomic
 
 
@@ -105,7 +108,7 @@ def make_episode_runner(embedder, memory, optimizer=None):
 # ---------------------------------------------------------------- validation
 
 
-def validate(embedder, memory, data: OmniglotData, config: OmniglotConfig, episodes: int, seed: int,
+def validate(embedder, memory, data: EpisodicData, config: OmniglotConfig, episodes: int, seed: int,
              run=None) -> dict:
     """Per-shot accuracy of the memory readout on `episodes` held-out episodes, one at a time.
 
@@ -204,56 +207,50 @@ def train(
     eval_memory = episodic_memory(config, seed_offset=1)
     validation_run = make_episode_runner(embedder, eval_memory)  # traced once, reused
     history = []
-    recent_loss, recent_correct, recent_shots = [], [], []
-    started = time.time()
-    bar = tqdm(range(start, train_settings.steps), initial=start, total=train_settings.steps, disable=not progress,
-               desc="omniglot train", unit="batch", dynamic_ncols=True)
-    for step in bar:
+
+    def draw(step):
         batch = sample_episodes(by_class, step_rng(train_settings.seed, step), train_settings.episode_width,
                                 train_settings.episode_length, train_settings.batch_size)
         ids = memory_labels(batch.labels, batch.classes, train_settings.episode_width, train_settings.lifelong)
-        images = to_float(data.train.images[batch.indices.reshape(-1)])
+        return to_float(data.train.images[batch.indices.reshape(-1)]), ids, batch.labels
+
+    def update(images, ids, episode_labels):
         if not train_settings.lifelong:
             memory.reset()
         loss, predictions = run(tf.constant(images), tf.constant(ids))
-        step_var.assign(step + 1)
-        recent_loss.append(float(loss))
-        recent_correct.append(predictions.numpy() == ids)
-        recent_shots.append(shots_seen(batch.labels))
-        done = step + 1
-        if progress:
-            bar.set_postfix(loss=f"{np.mean(recent_loss[-20:]):.4f}")
-        if done % train_settings.validate_every == 0 or done == train_settings.steps:
-            correct = np.concatenate(recent_correct, axis=1)
-            shots = np.concatenate(recent_shots, axis=1)
-            max_shot = int(shots.max())
-            seconds = clock_offset + time.time() - started  # training time; measurements excluded
-            valid = validate(embedder, eval_memory, data.monitor, config, train_settings.validation_episodes,
-                             train_settings.seed, run=validation_run)
-            record = {
-                "stage": "memory",
-                "step": done,
-                "train_loss": float(np.mean(recent_loss)),
-                "train_per_shot": accuracy_by_shot(correct, shots, max_shot),
-                "heldout_accuracy": valid["accuracy"],
-                "heldout_per_shot": valid["per_shot"],
-                "seconds": round(seconds, 1),
-                **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, train_settings.seed).items()},
-            }
-            history.append(record)
-            with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(record) + "\n")
-            log(
-                f"step {done}: train loss {record['train_loss']:.4f}; train {format_per_shot(record['train_per_shot'])}"
-                f"\n  held-out ({train_settings.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
-            )
-            recent_loss, recent_correct, recent_shots = [], [], []
-            clock_offset, started = seconds, time.time()
-        if done % train_settings.checkpoint_every == 0 or done == train_settings.steps:
-            save_checkpoint(out_dir, done, lambda prefix: _write_checkpoint(prefix, checkpoint, memory, train_settings.lifelong))
-    bar.close()
+        return loss, (predictions.numpy() == ids, shots_seen(episode_labels))
+
+    def on_validate(done, losses, outcomes, seconds):
+        correct = np.concatenate([hits for hits, _ in outcomes], axis=1)
+        shots = np.concatenate([seen for _, seen in outcomes], axis=1)
+        valid = validate(embedder, eval_memory, data.monitor, config, train_settings.validation_episodes,
+                         train_settings.seed, run=validation_run)
+        record = {
+            "stage": "memory",
+            "step": done,
+            "train_loss": float(np.mean(losses)),
+            "train_per_shot": accuracy_by_shot(correct, shots, int(shots.max())),
+            "heldout_accuracy": valid["accuracy"],
+            "heldout_per_shot": valid["per_shot"],
+            "seconds": seconds,
+            **{f"heldout_1nn_{k}": v for k, v in monitor_accuracy(embedder, data.monitor, train_settings.seed).items()},
+        }
+        history.append(record)
+        with open(out_dir / LOG_FILE, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        log(
+            f"step {done}: train loss {record['train_loss']:.4f}; train {format_per_shot(record['train_per_shot'])}"
+            f"\n  held-out ({train_settings.validation_episodes} episodes) {format_per_shot(valid['per_shot'])}"
+        )
+
+    def on_checkpoint(done):
+        save_checkpoint(out_dir, done, lambda prefix: _write_checkpoint(prefix, checkpoint, memory, train_settings.lifelong))
+
+    seconds = run_stage("train", "batch", start, train_settings.steps, train_settings.validate_every, draw, update,
+                        step_var, clock_offset, on_validate, progress, checkpoint_every=train_settings.checkpoint_every,
+                        on_checkpoint=on_checkpoint, loss_format=".4f")
     return {"steps": int(step_var.numpy()), "started_at": start, "history": history, "split": data.describe(),
-            "seconds": round(clock_offset + time.time() - started, 1)}
+            "seconds": round(seconds, 1)}
 
 
 def _write_checkpoint(prefix: Path, checkpoint, memory, lifelong: bool) -> None:

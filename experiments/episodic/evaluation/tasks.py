@@ -1,0 +1,106 @@
+"""N-way k-shot tasks as a TaskSpec draws them, and every readout's answers to them.
+
+A task is N held-out classes, k labelled drawings of each written into a cleared
+readout, then `queries` unseen drawings of each classified by a lookup. The Kaiser
+memory is written one round per shot (one drawing of every class per write), so from
+the second shot on it merges a drawing into its class's slot when that slot answers
+correctly, as in the paper; store-all keeps every drawing, and class means average
+them. With k = 1 the three therefore hold the same N keys and give the same answers.
+
+The tasks depend only on the drawings and the TaskSpec, never on the embedder or the
+readout, so two embedders (compare.py) or two readouts answer exactly the same tasks
+and pair task by task.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from experiments.core.memories import build_memory
+from experiments.core.metrics import proportion
+from experiments.episodic.data import EpisodicData
+from experiments.episodic.episodes import alphabet_pools, sample_task
+from experiments.episodic.evaluation.task_spec import TaskSpec
+from experiments.episodic.settings import READOUT_KINDS
+
+
+def build_readout(name: str, config, seed_offset: int, classes: int | None = None):
+    """The readout labelled `name` in results (settings.READOUT_KINDS) on the config's key width.
+
+    The Kaiser memory takes the run's [memory] settings and the seed [train] seed + seed_offset
+    (each use its own offset, as model.episodic_memory); class means get room for `classes`
+    labels, the most any task asks of them.
+    """
+    if name not in READOUT_KINDS:
+        raise ValueError(f"readout must be one of {', '.join(READOUT_KINDS)}, got {name!r}")
+    return build_memory(READOUT_KINDS[name], config.model.output_dim, config.memory,
+                        seed=config.train.seed + seed_offset, classes=classes)
+
+
+def make_readouts(config, max_ways: int) -> dict:
+    """The readouts every N-way k-shot table compares, by label ("memory", "1-NN", "prototype").
+    One builder, so eval and compare score with the same ones."""
+    return {name: build_readout(name, config, seed_offset=2, classes=max_ways) for name in READOUT_KINDS}
+
+
+def make_task_runner(memory):
+    """A tf.function running one task on a cleared memory: write the support round by round, answer the queries.
+
+    support [shots, ways, d] (round r = the r-th drawing of every class), labels [ways],
+    queries [m, d] -> answers [m]. Compiled, because eager dispatch of the memory's many
+    small ops dominates thousands of tasks.
+    """
+
+    @tf.function(reduce_retracing=True)
+    def run(support, labels, queries):
+        memory.reset()
+        for r in range(support.shape[0]):  # unrolled: shots is fixed per setting
+            memory.write(support[r], labels)
+        return memory.lookup(queries).labels
+
+    return run
+
+
+def accuracy_of_answers(truth: np.ndarray, answered: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Pooled accuracy with its Wilson interval of each readout's answers:
+    `accuracy_of_answers(*task_answers(...))` is the N-way k-shot accuracy of each readout."""
+    return {name: {**proportion(int(np.sum(a == truth)), truth.size), "episodes": truth.shape[0]}
+            for name, a in answered.items()}
+
+
+def task_answers(
+    keys: np.ndarray,
+    data: EpisodicData,
+    readouts: dict,
+    ways: int,
+    shots: int,
+    tasks: TaskSpec,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(true class ids [episodes, ways*queries], {readout: answered class ids, same shape}) of one cell.
+
+    Class ids index `data.characters`, so answers can be grouped by the query's alphabet.
+    With `tasks.within_alphabet` the N classes of each task come from one alphabet
+    (alphabets drawn uniformly among those with >= N characters).
+    """
+    episodes, queries = tasks.episodes, tasks.queries
+    by_class = data.indices_by_class()
+    pools = alphabet_pools(data, ways) if tasks.within_alphabet else None
+    rng = np.random.default_rng([tasks.seed, ways, shots, queries])
+    runners = {name: make_task_runner(memory) for name, memory in readouts.items()}
+    labels = tf.constant(np.arange(ways, dtype=np.int64))
+    truth = np.zeros((episodes, ways * queries), np.int64)
+    answered = {name: np.zeros((episodes, ways * queries), np.int64) for name in readouts}
+    for episode in range(episodes):
+        task = sample_task(by_class, rng, ways, shots, queries, pools)
+        truth[episode] = data.labels[task.query]
+        class_of_label = data.labels[task.query[::queries]]  # queries are grouped by label 0..ways-1
+        # [shots, ways]: round r holds the r-th support drawing of every class, in label order
+        rounds = task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
+        support = tf.constant(keys[rounds])
+        query_keys = tf.constant(keys[task.query])
+        for name, run in runners.items():
+            predicted = run(support, labels, query_keys).numpy()
+            known = (predicted >= 0) & (predicted < ways)  # an empty memory answers -1
+            answered[name][episode] = np.where(known, class_of_label[np.clip(predicted, 0, ways - 1)], -1)
+    return truth, answered
