@@ -1,4 +1,4 @@
-"""`kshot omniglot train | eval | compare | lake | stream | curve | ship | embed`: the memory on Omniglot.
+"""`kshot omniglot train | eval | compare | lake | stream | benchmark | curve | ship | embed`: the memory on Omniglot.
 
 Every action but train reads a checkpoint: a run directory of `omniglot train`, or,
 by default, the one shipped in the repository. The settings a checkpoint was trained
@@ -20,6 +20,8 @@ from experiments.episodic.settings import (
     HELD_OUT_SPLITS,
     OMNIGLOT_PRESETS,
     READOUTS,
+    STREAM_READOUT_KINDS,
+    STREAM_READOUTS,
     OmniglotConfig,
     load_omniglot_preset,
 )
@@ -47,7 +49,7 @@ def add_commands(subparsers) -> None:
         "omniglot", help="train and evaluate the memory on Omniglot (Kaiser et al. 2017)", description=DESCRIPTION)
     actions = parser.add_subparsers(dest="omniglot_command", metavar="ACTION")
     parser.set_defaults(handler=lambda args: parser.print_help() or 2)
-    for add in (add_train, add_eval, add_compare, add_lake, add_stream, add_curve, add_ship, add_embed):
+    for add in (add_train, add_eval, add_compare, add_lake, add_stream, add_benchmark, add_curve, add_ship, add_embed):
         add(actions)
 
 
@@ -225,8 +227,13 @@ def add_stream(actions) -> None:
     stream = actions.add_parser("stream", help="every held-out drawing streamed once through fixed-size memories")
     stream.add_argument("--checkpoint", default=None, metavar="DIR", help=CHECKPOINT_HELP)
     stream.add_argument("--data", nargs="+", default=None, metavar="PATH", help=DATA_HELP)
-    stream.add_argument("--sizes", type=int, nargs="+", default=None, metavar="SLOTS",
-                        help="memory / FIFO sizes (default: 1, 2, 4 and 8 slots per held-out character)")
+    sizes = stream.add_mutually_exclusive_group()
+    sizes.add_argument("--sizes", type=int, nargs="+", default=None, metavar="SLOTS",
+                       help="memory / FIFO sizes (default: 1, 2, 4 and 8 slots per held-out character)")
+    sizes.add_argument("--per-character", type=float, nargs="+", default=None, metavar="M",
+                       help="sizes as slots per held-out character, e.g. 0.5 1 2 4 (rounded half up)")
+    stream.add_argument("--readouts", nargs="+", choices=tuple(STREAM_READOUT_KINDS), default=list(STREAM_READOUTS),
+                        help=f"the stream's readouts (default: {' '.join(STREAM_READOUTS)})")
     stream.add_argument("--seed", type=int, default=0, help="seed of the stream order")
     stream.add_argument("--split", choices=("test", "unseen"), default="test", help=SPLIT_HELP)
     stream.add_argument("--json", metavar="FILE", help=JSON_HELP)
@@ -237,9 +244,36 @@ def handle_stream(args) -> int:
     from experiments.episodic.evaluation.stream import run_stream, stream_markdown  # TensorFlow
 
     results = run_stream(checkpoint_or_shipped(args.checkpoint), sources=args.data, sizes=args.sizes, seed=args.seed,
-                         split=args.split)
+                         split=args.split, readouts=tuple(args.readouts), slots_per_character=args.per_character)
     print(stream_markdown(results))
     write_json(args.json, results)
+    return 0
+
+
+def add_benchmark(actions) -> None:
+    bench = actions.add_parser(
+        "benchmark", help="the official benchmark: the evaluation alphabets, Lake's runs and the life-long stream")
+    bench.add_argument("--data", default=None, metavar="DIR",
+                       help="folder holding images_evaluation.zip and all_runs.zip (default: the default Omniglot "
+                            "folder, $KSHOT_OMNIGLOT or ../shared/omniglot)")
+    bench.add_argument("--checkpoint", default=None, metavar="DIR", help=CHECKPOINT_HELP)
+    bench.add_argument("--out", default="docs/results", metavar="DIR", help="where the JSON files go (default: docs/results)")
+    bench.add_argument("--no-stream", action="store_true", help="skip the life-long stream (the longest part)")
+    bench.set_defaults(handler=handle_benchmark)
+
+
+def handle_benchmark(args) -> int:
+    from experiments.episodic.evaluation import benchmark  # TensorFlow
+    from experiments.episodic.evaluation.evaluate import results_markdown  # TensorFlow
+    from experiments.episodic.evaluation.lake import lake_markdown  # TensorFlow
+    from experiments.episodic.evaluation.stream import stream_markdown  # TensorFlow
+
+    checkpoint = checkpoint_or_shipped(args.checkpoint)
+    show = {benchmark.OFFICIAL_FILE: results_markdown, benchmark.LAKE_FILE: lambda r: lake_markdown(r, checkpoint),
+            benchmark.STREAM_FILE: stream_markdown}
+    # A checkpoint that had an evaluation alphabet raises benchmark.BenchmarkRefused (a ValueError): one line, exit 2.
+    benchmark.run_benchmark(checkpoint, args.data or benchmark.default_folder(), args.out, stream=not args.no_stream,
+                            progress=True, report=lambda name, r: print(show[name](r) + f"(written: {Path(args.out) / name})\n"))
     return 0
 
 

@@ -9,6 +9,6 @@
     model.py        the convolutional embedder, its inference pass, and the episodic memory
     checkpoints.py  restoring a run or the shipped checkpoint; exporting one
     training/       the three stages (classifier, episodic fine-tuning, memory loss)
-    evaluation/     N-way k-shot tasks, checkpoints compared, Lake's runs, the stream
+    evaluation/     N-way k-shot tasks, checkpoints compared, Lake's runs, the stream, the official benchmark
     views.py        tables and figures the notebook shows
 """

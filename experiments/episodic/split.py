@@ -7,10 +7,11 @@ and the validation alphabets, and adds rotated and mirrored copies of the traini
 classes as configured.
 
 Omniglot's presets name a fixed split of its 30 background alphabets (TEST_ALPHABETS and
-VALIDATION_ALPHABETS below). The evaluation alphabets of Lake et al. are not part of the
-shared data, so results on "held-out alphabets" mean background alphabets that training
-never sees. The split is fixed by a rule on the sorted alphabet names, so anyone can
-recompute it:
+VALIDATION_ALPHABETS below): "held-out alphabets" are background alphabets that training
+never sees, where the recipe was chosen and first measured. Omniglot's 20 evaluation
+alphabets are never part of it; they are read only to report (`--split unseen`,
+evaluation/benchmark.py). The split is fixed by a rule on the sorted alphabet names, so
+anyone can recompute it:
 
 - test: every sixth alphabet from position 3 (positions 3, 9, 15, 21, 27): Armenian,
   Burmese, Gujarati, Latin, Syriac - 172 characters. The reported tables use these only.

@@ -15,13 +15,14 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from experiments.publish import faces, omniglot, readme
+from experiments.publish import faces, omniglot, omniglot_official, readme
 
 README = "README.md"
 BLOG = "docs/BLOG_SETTING.md"
 FINETUNING = "docs/FINETUNING.md"
 POLICIES = "docs/MEMORY_POLICIES.md"
 OMNIGLOT = "docs/OMNIGLOT.md"
+OMNIGLOT_DEV = "docs/OMNIGLOT_DEVELOPMENT.md"
 GALLERY = "docs/GALLERY.md"
 OMNIGLOT_LAB = "docs/lab/2026-11-omniglot-rounds.md"
 
@@ -58,25 +59,33 @@ BLOCKS: dict[str, Block] = {
     "gallery-summary": Block((faces.GALLERY_RESULTS,), faces.gallery_summary, (README,)),
     "gallery-results": Block((faces.GALLERY_RESULTS,), faces.gallery_results, (GALLERY,)),
     "open-set": Block((faces.OPEN_SET_SUMMARY, faces.OPEN_SET_CONFIG), faces.open_set, (GALLERY,)),
-    # ---- Omniglot: the shipped checkpoint
-    "omniglot-dev": Block((omniglot.EVAL, omniglot.REFERENCES), omniglot.omniglot_dev, (README,)),
+    # ---- Omniglot: the official benchmark (kshot omniglot benchmark)
+    "omniglot-official": Block((omniglot_official.OFFICIAL, omniglot_official.LAKE_OFFICIAL, omniglot.REFERENCES),
+                               omniglot_official.omniglot_official, (README, OMNIGLOT)),
+    "omniglot-official-targets": Block((omniglot_official.OFFICIAL, omniglot.REFERENCES),
+                                       omniglot_official.omniglot_official_targets, (OMNIGLOT,)),
+    "omniglot-lake-official": Block((omniglot_official.LAKE_OFFICIAL, omniglot.REFERENCES),
+                                    omniglot_official.omniglot_lake_official, (OMNIGLOT,)),
+    "omniglot-stream-official": Block((omniglot_official.STREAM_OFFICIAL,), omniglot_official.omniglot_stream_official,
+                                      (OMNIGLOT,)),
+    # ---- Omniglot: the shipped checkpoint on the held-out background alphabets (the development tables)
+    "omniglot-dev": Block((omniglot.EVAL,), omniglot.omniglot_dev, (OMNIGLOT,)),
     "omniglot-split": Block((omniglot.EVAL,), omniglot.omniglot_split, (OMNIGLOT,)),
     "omniglot-test-readouts": Block((omniglot.EVAL, omniglot.COMPARE_PREVIOUS, omniglot.COMPARE_FINETUNE, omniglot.REFERENCES),
-                                    omniglot.omniglot_test_readouts, (OMNIGLOT,)),
-    "omniglot-targets": Block((omniglot.EVAL, omniglot.REFERENCES), omniglot.omniglot_targets, (OMNIGLOT,)),
+                                    omniglot.omniglot_test_readouts, (OMNIGLOT_DEV,)),
     "omniglot-stage-gains": Block((omniglot.COMPARE_PREVIOUS, omniglot.COMPARE_PREVIOUS_WITHIN, omniglot.COMPARE_FINETUNE,
-                                   omniglot.COMPARE_FINETUNE_WITHIN), omniglot.omniglot_stage_gains, (OMNIGLOT,)),
+                                   omniglot.COMPARE_FINETUNE_WITHIN), omniglot.omniglot_stage_gains, (OMNIGLOT_DEV,)),
     "omniglot-running-mean": Block((omniglot.EVAL, omniglot.EVAL_RUNNING_MEAN, omniglot.REFERENCES),
-                                   omniglot.omniglot_running_mean, (OMNIGLOT,)),
-    "omniglot-by-alphabet": Block((omniglot.EVAL,), omniglot.omniglot_by_alphabet, (OMNIGLOT,)),
-    "omniglot-rivals": Block((omniglot.EVAL,), omniglot.omniglot_rivals, (OMNIGLOT,)),
-    "omniglot-rivals-estimate": Block((omniglot.EVAL,), omniglot.omniglot_rivals_estimate, (README, OMNIGLOT)),
+                                   omniglot.omniglot_running_mean, (OMNIGLOT_DEV,)),
+    "omniglot-by-alphabet": Block((omniglot.EVAL,), omniglot.omniglot_by_alphabet, (OMNIGLOT_DEV,)),
+    "omniglot-rivals": Block((omniglot.EVAL,), omniglot.omniglot_rivals, (OMNIGLOT_DEV,)),
+    "omniglot-rivals-estimate": Block((omniglot.EVAL,), omniglot.omniglot_rivals_estimate, (OMNIGLOT_DEV,)),
     "omniglot-within-alphabet": Block((omniglot.EVAL, omniglot.EVAL_WITHIN, omniglot.EVAL_WITHIN_VALIDATION),
-                                      omniglot.omniglot_within_alphabet, (OMNIGLOT,)),
+                                      omniglot.omniglot_within_alphabet, (OMNIGLOT_DEV,)),
     "omniglot-learning-curve": Block(omniglot.LOGS, omniglot.omniglot_learning_curve, (OMNIGLOT,)),
     "omniglot-shipped": Block((omniglot.MANIFEST,), omniglot.omniglot_shipped, (OMNIGLOT,)),
-    "omniglot-lake": Block((omniglot.LAKE,), omniglot.omniglot_lake, (OMNIGLOT,)),
-    "omniglot-stream": Block((omniglot.STREAM,), omniglot.omniglot_stream, (OMNIGLOT,)),
+    "omniglot-lake": Block((omniglot.LAKE,), omniglot.omniglot_lake, (OMNIGLOT_DEV,)),
+    "omniglot-stream": Block((omniglot.STREAM,), omniglot.omniglot_stream, (OMNIGLOT_DEV,)),
     # ---- Omniglot: how the recipe was chosen (the lab notebook), every comparison that has a file
     "lab-members": _compare(f"{_R}/omniglot_compare_members_validation.json", "three members", "one network"),
     "lab-mirrors-margin": _compare(f"{_R}/omniglot_compare_mirrors_margin_validation.json", "mirrors + margin 0.25",

@@ -9,6 +9,7 @@
     compare.py     two checkpoints on the same tasks, paired
     lake.py        Lake et al.'s 20 one-shot runs
     stream.py      every drawing streamed once through fixed-size memories
+    benchmark.py   `benchmark`: the official evaluation set, Lake's runs and the stream, refusing seen alphabets
     curves.py      held-out accuracy against training time
     export.py      a checkpoint's keys as a `kshot run --embeddings` npz
 """

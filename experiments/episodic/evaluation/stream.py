@@ -110,16 +110,22 @@ def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int]
 
 
 def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0, split: str = "test",
-               readouts: Sequence[str] = STREAM_READOUTS) -> dict:
+               readouts: Sequence[str] = STREAM_READOUTS,
+               slots_per_character: Sequence[float] | None = None) -> dict:
     """The stream evaluation of a run directory or shipped checkpoint on its test alphabets
     (or, with `split="unseen"`, on every drawing of `sources`: heldout.py).
 
-    Default sizes: 1, 2, 4 and 8 slots per held-out character, all below the 20 drawings
-    per character that store-all ends up holding. Every memory gets the run's [memory]
-    settings with `size` slots (the Kaiser memory's choose_k at most `size`) and the
-    seed [train] seed + 4.
+    Sizes: `sizes` slots, or `slots_per_character` times the characters measured (rounded
+    half up: 0.5 x 659 = 330), not both. Default: 1, 2, 4 and 8 slots per held-out
+    character, all below the 20 drawings per character that store-all ends up holding.
+    Every memory gets the run's [memory] settings with `size` slots (the Kaiser memory's
+    choose_k at most `size`) and the seed [train] seed + 4.
     """
+    if sizes and slots_per_character:
+        raise ValueError("give the stream's memory sizes in slots or in slots per character, not both")
     config, embedder, step, test, alphabets, _ = restore_held_out(run_dir, sources, split)
+    if slots_per_character:
+        sizes = [int(test.num_classes * m + 0.5) for m in slots_per_character]
     sizes = list(sizes) if sizes else [test.num_classes * m for m in (1, 2, 4, 8)]
 
     def make_memory(kind: str, size: int):
@@ -128,7 +134,10 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
                             classes=size)
 
     results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed, readouts)
-    return {"run": str(run_dir), "step": step, "evaluated": split, "alphabets": list(alphabets), **results}
+    found = {"run": str(run_dir), "step": step, "evaluated": split, "alphabets": list(alphabets), **results}
+    if slots_per_character:
+        found["slots_per_character"] = [float(m) for m in slots_per_character]
+    return found
 
 
 def stream_markdown(results: dict) -> str:
