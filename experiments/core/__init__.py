@@ -6,8 +6,9 @@
     run_dir.py    open, check and resume a run directory; training checkpoints
     metrics.py    intervals (Wilson, bootstrap), paired differences, k-shot accuracy
     figures.py    saving figures and the font and layout rules they share
-    npz.py        the one reader of this project's npz files (kind and version checked)
     paths.py      the repository's own folders
 
-Nothing here imports the experiments (tests/test_architecture.py checks it).
+Nothing here imports the experiments (tests/test_architecture.py checks it). The one
+reader of this project's npz files (kind and version checked) is kshot_io.npz, below
+every package.
 """
