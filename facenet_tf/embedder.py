@@ -224,7 +224,6 @@ class Embedder:
                              prepared.crops if keep_crops else None)
 
     def _embed_paths_in_chunks(self, paths, settings, use_cache, keep_crops) -> EmbeddedPaths:
-
         parts = []
         show = self.progress
         try:

@@ -124,7 +124,6 @@ class FrozenFeatures:
         self._forward = tf.function(lambda x: bottom(x, training=False), input_signature=[spec])
 
     def _key(self) -> str:
-
         text = (f"{_weights_digest(self.split.bottom)}|scope={self.split.scope}|tf={tf.__version__}"
                 f"|keras={keras.__version__}|recipe={FEATURE_RECIPE_VERSION}|batch={self.batch_size}")
         return hashlib.sha256(text.encode()).hexdigest()[:20]

@@ -157,7 +157,6 @@ def roc_figure(genuine: np.ndarray, impostor: np.ndarray, calibration: Calibrati
 
 
 def plot_roc(genuine, impostor, calibration: Calibration, stem: Path) -> list[Path]:
-
     return save_figure(roc_figure(genuine, impostor, calibration), stem)
 
 

@@ -38,7 +38,6 @@ LOWRES_SIDE = 12
 
 
 def _lowres(crop: np.ndarray) -> np.ndarray:
-
     size = crop.shape[0]
     small = Image.fromarray(crop).resize((LOWRES_SIDE, LOWRES_SIDE), Image.Resampling.BOX)
     return np.asarray(small.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)

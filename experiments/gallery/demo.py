@@ -43,7 +43,6 @@ def score(rows, truth: dict[str, str], enrolled: set[str]) -> dict:
 
 
 def run(out_dir: Path, far: float = DEFAULT_FAR) -> dict:
-
     data = load_image_dataset("celebrities")
     people = sorted(set(data.labels))
     enrolled = set(people[:ENROLLED_PEOPLE])

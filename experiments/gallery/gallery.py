@@ -330,5 +330,4 @@ class Gallery:
 
 
 def _default_embedder():
-
     return FaceEmbedder()

@@ -72,7 +72,6 @@ SETTINGS = (
 
 
 def config_for(setting: Setting, repeats: int):
-
     return cfg.from_dict({
         "run": {"repeats": repeats, "max_shots": MAX_SHOTS, "models": ["baseline", "memory", setting.model]},
         "data": {"source": DATA},

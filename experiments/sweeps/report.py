@@ -60,7 +60,6 @@ def _policy(model: str, config_toml: str) -> str:
 
 
 def merged_table(out_dir: Path, sweep: Sweep) -> pd.DataFrame:
-
     rows = []
     for cell in sweep.cells:
         status = read_status(out_dir, cell.name)
