@@ -236,3 +236,10 @@ def paired_differences(results: pd.DataFrame, reference: str = "baseline", model
                          "mean_difference": d.mean, "ci_low": d.low, "ci_high": d.high, "p_value": d.p_value,
                          "verdict": verdict})
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+def interval_verdict(low: float, high: float, difference: float, better: str, worse: str) -> str:
+    """"within noise" when the difference's interval [low, high] holds zero, else `better` or `worse` by its sign."""
+    if low <= 0 <= high:
+        return "within noise"
+    return better if difference > 0 else worse

@@ -19,7 +19,7 @@ from scipy.stats import binom
 
 from experiments.core.paths import RESULTS_DIR
 from experiments.episodic.evaluation.breakdowns import pool_rivals
-from experiments.episodic.evaluation.compare import verdict
+from experiments.episodic.evaluation.verdicts import verdict
 
 EVAL_FILE = RESULTS_DIR / "omniglot_eval.json"
 

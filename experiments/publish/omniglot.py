@@ -7,9 +7,11 @@ from pathlib import Path
 
 from scipy.stats import binom
 
+from experiments.core.metrics import interval_verdict
+from experiments.episodic.views import rivals_table
+
 from experiments.publish.tables import (
     markdown_table,
-    noise_verdict,
     pct,
     pct_ci,
     points_ci,
@@ -163,8 +165,6 @@ def omniglot_by_alphabet(root: Path, ways: int = 20, shots: int = 1) -> str:
 
 
 def _rivals(root: Path, shots: int):
-    from experiments.episodic.views import rivals_table  # it loads TensorFlow: only the rival blocks need it
-
     found = rivals_table(read_json(root, EVAL), ways=20, shots=shots)
     if found is None:
         raise ValueError(f"{EVAL} has no breakdown by rivals; write it with `kshot omniglot eval --by-alphabet`")
@@ -291,25 +291,39 @@ def omniglot_lake(root: Path) -> str:
 STREAM_SHOTS = (1, 2, 5, 10)
 
 
-def omniglot_stream(root: Path) -> str:
-    results = read_json(root, STREAM)
+def stream_table(results: dict, labels: dict[str, str] | None = None, per_character: str = "g",
+                 first_items: bool = False) -> str:
+    """A `kshot omniglot stream` JSON's rows as a Markdown table: slots, accuracy with its interval, accuracy
+    by earlier drawings of the character (STREAM_SHOTS), and on the stream's last (and first) items.
+
+    labels: readout name -> label shown (the name itself when absent); per_character: the format of
+    slots per character; first_items: a column for the stream's first items too.
+    """
+    labels = labels or {}
     classes = results["classes"]
     body = []
     for row in results["rows"]:
         shots = {s["shot"]: s for s in row["by_shot"]}
-        last = row["by_position"][-1]
-        per_class = row["size"] / classes
+        positions = row["by_position"]
+        ends = (positions[0], positions[-1]) if first_items else (positions[-1],)
         acc = row["accuracy"]
-        body.append((row["readout"], f"{row['size']:,}", f"{per_class:g}", pct_ci(acc["mean"], acc["ci_low"], acc["ci_high"]),
-                     *(pct(shots[k]["mean"]) for k in STREAM_SHOTS), pct(last["mean"])))
+        body.append((labels.get(row["readout"], row["readout"]), f"{row['size']:,}",
+                     format(row["size"] / classes, per_character), pct_ci(acc["mean"], acc["ci_low"], acc["ci_high"]),
+                     *(pct(shots[k]["mean"]) for k in STREAM_SHOTS), *(pct(end["mean"]) for end in ends)))
+    ends_header = ("first items", "last items") if first_items else ("last items",)
+    return markdown_table(("readout", "slots", "per character", "accuracy", *(f"{k}-shot" for k in STREAM_SHOTS),
+                           *ends_header), body, "lrrl" + "r" * (len(STREAM_SHOTS) + len(ends_header)))
+
+
+def omniglot_stream(root: Path) -> str:
+    results = read_json(root, STREAM)
     last = results["rows"][0]["by_position"][-1]
     return "\n".join([
-        f"{results['items']:,} drawings of {classes} test characters, one seeded order; accuracy in % on drawings "
-        "whose character was seen before (95% Wilson interval), by earlier drawings of that character, and on "
+        f"{results['items']:,} drawings of {results['classes']} test characters, one seeded order; accuracy in % on "
+        "drawings whose character was seen before (95% Wilson interval), by earlier drawings of that character, and on "
         f"the stream's last items ({last['from']:,} to {last['to']:,}):",
         "",
-        markdown_table(("readout", "slots", "per character", "accuracy", *(f"{k}-shot" for k in STREAM_SHOTS),
-                        "last items"), body, "lrrlrrrrr"),
+        stream_table(results),
     ])
 
 
@@ -323,7 +337,7 @@ def compare_table(root: Path, path: str, checkpoint: str, reference: str) -> str
     for c in data["cells"]:
         body.append((c["ways"], c["shots"], f"{c['episodes']:,}", pct(c["checkpoint"]["mean"]), pct(c["reference"]["mean"]),
                      points_ci(c["difference"], c["ci_low"], c["ci_high"]),
-                     noise_verdict(c["ci_low"], c["ci_high"], c["difference"], f"{checkpoint} better", f"{reference} better")))
+                     interval_verdict(c["ci_low"], c["ci_high"], c["difference"], f"{checkpoint} better", f"{reference} better")))
     where = f"{data['evaluated']} alphabets" + (", one alphabet per task" if data.get("within_alphabet") else ", mixed tasks")
     return "\n".join([
         f"`{path}`: {data['readout']} readout, {where}:",

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from experiments.publish.omniglot import CELL_HEADER, CELLS, REFERENCES, RESULTS, TEST_READOUTS, _cells, _nway
+from experiments.publish.omniglot import (
+    CELL_HEADER,
+    CELLS,
+    REFERENCES,
+    RESULTS,
+    TEST_READOUTS,
+    _cells,
+    _nway,
+    stream_table,
+)
 from experiments.publish.tables import markdown_table, pct, read_json, read_module
 
 OFFICIAL = f"{RESULTS}/omniglot_official.json"
 LAKE_OFFICIAL = f"{RESULTS}/omniglot_lake_official.json"
 STREAM_OFFICIAL = f"{RESULTS}/omniglot_stream_official.json"
 STREAM_FIGURE = f"{RESULTS}/omniglot_stream_official"  # .png and .svg
-STREAM_SHOTS = (1, 2, 5, 10)
 STREAM_LABELS = {"store-all": "store-all 1-NN", "memory": "Kaiser memory", "fifo": "FIFO",
                  "reservoir": "class-balanced reservoir", "prototype": "class means"}
 
@@ -94,24 +102,14 @@ def omniglot_lake_official(root: Path) -> str:
 
 def omniglot_stream_official(root: Path) -> str:
     results = read_json(root, STREAM_OFFICIAL)
-    classes = results["classes"]
-    body = []
-    for row in results["rows"]:
-        shots = {s["shot"]: s for s in row["by_shot"]}
-        first, last = row["by_position"][0], row["by_position"][-1]
-        acc = row["accuracy"]
-        body.append((STREAM_LABELS.get(row["readout"], row["readout"]), f"{row['size']:,}", f"{row['size'] / classes:.2f}",
-                     f"{pct(acc['mean'])} [{pct(acc['ci_low'])}, {pct(acc['ci_high'])}]",
-                     *(pct(shots[k]["mean"]) for k in STREAM_SHOTS), pct(first["mean"]), pct(last["mean"])))
     first, last = results["rows"][0]["by_position"][0], results["rows"][0]["by_position"][-1]
     return "\n".join([
-        f"{results['items']:,} drawings of the {classes} evaluation characters, one seeded order, each answered "
-        "before it is written; accuracy in % on drawings whose character was seen before (95% Wilson interval), "
-        f"by earlier drawings of that character, and on the stream's first ({first['from']:,} to {first['to']:,}) "
-        f"and last ({last['from']:,} to {last['to']:,}) items:",
+        f"{results['items']:,} drawings of the {results['classes']} evaluation characters, one seeded order, each "
+        "answered before it is written; accuracy in % on drawings whose character was seen before (95% Wilson "
+        f"interval), by earlier drawings of that character, and on the stream's first ({first['from']:,} to "
+        f"{first['to']:,}) and last ({last['from']:,} to {last['to']:,}) items:",
         "",
-        markdown_table(("readout", "slots", "per character", "accuracy", *(f"{k}-shot" for k in STREAM_SHOTS),
-                        "first items", "last items"), body, "lrrlrrrrrr"),
+        stream_table(results, STREAM_LABELS, per_character=".2f", first_items=True),
     ])
 
 

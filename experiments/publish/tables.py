@@ -93,12 +93,5 @@ def points_ci(diff: float, low: float, high: float, digits: int = 2) -> str:
     return f"{points(diff, digits)} [{points(low, digits)}, {points(high, digits)}]"
 
 
-def noise_verdict(low: float, high: float, diff: float, better: str, worse: str) -> str:
-    """'within noise' when the interval holds zero, else which side is better."""
-    if low <= 0 <= high:
-        return "within noise"
-    return better if diff > 0 else worse
-
-
 def thousands(value: float) -> str:
     return f"{int(round(float(value))):,}"

@@ -7,6 +7,7 @@
     evaluate.py    `eval`: N-way k-shot and per-shot accuracy with intervals, and their tables
     heldout.py     which drawings a checkpoint may be evaluated on
     compare.py     two checkpoints on the same tasks, paired
+    verdicts.py    a comparison's verdict, read from its JSON without TensorFlow
     lake.py        Lake et al.'s 20 one-shot runs
     stream.py      every drawing streamed once through fixed-size memories
     benchmark.py   `benchmark`: the official evaluation set, Lake's runs and the stream, refusing seen alphabets

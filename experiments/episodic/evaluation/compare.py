@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from experiments.core.metrics import PAIRED_METHOD, paired_difference, proportion
+from experiments.episodic.evaluation.verdicts import verdict
 from experiments.episodic.evaluation.heldout import restore_held_out
 from experiments.episodic.evaluation.task_spec import TaskSpec
 from experiments.episodic.evaluation.tasks import build_readout, task_answers
@@ -82,13 +83,6 @@ def compare_checkpoints(
         "within_alphabet": tasks.within_alphabet,
         "method": PAIRED_METHOD.replace("repeat", "task"), "cells": cells,
     }
-
-
-def verdict(cell: dict) -> str:
-    """'within noise' when the difference's interval includes zero, else which side is better."""
-    if cell["ci_low"] <= 0 <= cell["ci_high"]:
-        return "within noise"
-    return "checkpoint better" if cell["difference"] > 0 else "reference better"
 
 
 def comparison_markdown(results: dict) -> str:
