@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from memory_module.base import MemoryBase, grow_rows, nbytes
 from memory_module.labels import UNKNOWN_LABEL
-from memory_module.readout import LookupResult, answer, nearest_pool
+from memory_module.readout import LookupResult, answer, nearest_pool, unit_rows
 from memory_module.validation import DEFAULT_LABEL_LIMIT, check_dtype, check_labels, check_positive_int, check_queries
 
 
@@ -32,7 +32,7 @@ class NeighbourStore(MemoryBase):
 
     def lookup(self, queries) -> LookupResult:
         q = check_queries(queries, self.key_dim, self.dtype)
-        return self._answer(tf.math.l2_normalize(q, axis=1))
+        return self._answer(unit_rows(q, axis=1))
 
     def loss(self, queries, labels) -> tf.Tensor:
         """Always 0, but connected to `queries` so a gradient is zeros rather than None."""
@@ -44,7 +44,7 @@ class NeighbourStore(MemoryBase):
         """Keep the labelled batch by the store's rule; returns the answers given before the write."""
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
-        unit = tf.stop_gradient(tf.math.l2_normalize(q, axis=1))
+        unit = tf.stop_gradient(unit_rows(q, axis=1))
         before = self._answer(unit)
         self._store(unit, v)
         return before

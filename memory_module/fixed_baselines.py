@@ -22,6 +22,7 @@ import tensorflow as tf
 from memory_module.base import grow_rows, nbytes
 from memory_module.baseline import NeighbourStore
 from memory_module.labels import UNKNOWN_LABEL
+from memory_module.readout import unit_rows
 from memory_module.validation import DEFAULT_LABEL_LIMIT, check_dtype, check_positive_int
 
 
@@ -205,7 +206,7 @@ class ClassMeans(NeighbourStore):
         counts = self.counts.read_value()
         ids = tf.range(tf.size(counts, out_type=tf.int64))
         values = tf.where(counts > 0, ids, tf.constant(UNKNOWN_LABEL, tf.int64))
-        return tf.math.l2_normalize(self.sums.read_value(), axis=1), values
+        return unit_rows(self.sums.read_value(), axis=1), values
 
     def _store(self, unit: tf.Tensor, v: tf.Tensor) -> None:
         needed = tf.reduce_max(v) + 1

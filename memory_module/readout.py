@@ -52,25 +52,64 @@ def read_whole(variable: tf.Variable) -> tf.Tensor:
     return variable.read_value_no_copy()
 
 
+def unit_rows(rows: tf.Tensor, axis: int = -1) -> tf.Tensor:
+    """`rows` scaled to unit length along `axis` (zero rows stay zero), as tf.math.l2_normalize.
+
+    Written with sqrt and a division, both correctly rounded, instead of l2_normalize's
+    rsqrt: CPU kernels compute rsqrt one way in vector registers and another way for the
+    leftover elements, so l2_normalize of a row could change in its last bit with the
+    number of rows around it, and a batched memory would drift from a single one. The
+    division is divide_no_nan (the norm is never 0 here) because TensorFlow's graph
+    optimizer rewrites a plain x / sqrt(y) back into x * rsqrt(y).
+    """
+    square_sum = tf.reduce_sum(tf.square(rows), axis, keepdims=True)
+    return tf.math.divide_no_nan(rows, tf.sqrt(tf.maximum(square_sum, tf.constant(1e-12, rows.dtype))))
+
+
 def nearest_pool(unit_queries: tf.Tensor, keys, values, k: int) -> Pool:
     """One matmul over all keys and one top_k: the only O(N) work of a lookup.
 
     unit_queries [B, d], keys [N, d] unit rows, values [N] int64 (tensors or
-    variables); k <= N.
+    variables); k <= N. It is `batched_pool` on a batch of one state, so a memory and
+    its batched twin (memory_module.batched) give the same similarities to the last bit.
     """
     if isinstance(keys, tf.Variable):
         keys = read_whole(keys)
     if isinstance(values, tf.Variable):
         values = read_whole(values)
-    similarity = tf.matmul(unit_queries, keys, transpose_b=True)  # [B, N]
+    pool = batched_pool(unit_queries[None], keys[None], values[None], k)
+    return Pool(pool.similarity[0], pool.slots[0], pool.values[0])
+
+
+def similarities(rows: tf.Tensor, keys: tf.Tensor) -> tf.Tensor:
+    """[R, B, N] cosine similarities of unit rows [R, B, d] to unit keys [R, N, d].
+
+    Always a batched matmul, even for one state: a plain [B, d] x [d, N] matmul takes
+    another kernel on CPU and can round the last bit differently, while every slice of
+    a batched matmul equals the batch of one (tests/memory_module/test_batched_memory.py).
+    """
+    return tf.matmul(rows, keys, transpose_b=True)
+
+
+def batched_pool(unit_queries: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, k: int) -> Pool:
+    """`nearest_pool` for R independent states: queries [R, B, d], keys [R, N, d], values [R, N]; [R, B, k] each."""
+    similarity = similarities(unit_queries, keys)  # [R, B, N]
     empty_penalty = tf.where(
         values >= 0,
         tf.zeros([], similarity.dtype),
         tf.constant(-float("inf"), similarity.dtype),
-    )  # [N]: empty slots can never win
+    )[:, None, :]  # [R, 1, N]: empty slots can never win
     pool_similarity, pool_slots = tf.math.top_k(similarity + empty_penalty, k=k, sorted=True)
     pool_slots = tf.cast(pool_slots, tf.int64)
-    return Pool(pool_similarity, pool_slots, tf.gather(values, pool_slots))
+    return Pool(pool_similarity, pool_slots, tf.gather(values, pool_slots, batch_dims=1))
+
+
+def batched_answer(pool: Pool, vote_k: int = 1) -> LookupResult:
+    """`answer` for a pool of R states ([R, B, k] each): [R, B] each."""
+    shape = tf.shape(pool.values)
+    flat = Pool(*(tf.reshape(part, [-1, shape[2]]) for part in pool))
+    result = answer(flat, vote_k)
+    return LookupResult(*(tf.reshape(part, shape[:2]) for part in result))
 
 
 def answer(pool: Pool, vote_k: int = 1) -> LookupResult:
