@@ -34,7 +34,7 @@ from tqdm import tqdm
 from experiments.core.run_dir import GROWABLE, config_digest, open_run_dir
 from experiments.core.run_files import SKIPPED_FILE
 from experiments.core.settings import to_toml
-from experiments.faces import methods, open_set, protocol, report
+from experiments.faces import chunks, methods, open_set, protocol, report
 from experiments.faces import settings as cfg
 from experiments.faces.adapters import build_adapter
 from experiments.faces.repeats import finished_repeats, save_repeat
@@ -98,8 +98,12 @@ def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, mod
     ]
 
 
-def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig) -> RepeatResult:
+def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig,
+               iterations: list | None = None) -> RepeatResult:
     """One repeat of the protocol for one model; see experiments.faces.protocol.
+
+    `iterations`: the repeat's schedule when the caller has already drawn it (it is the
+    same list repeat_iterations draws).
 
     In an open-set run ([open_set] strangers > 0) n_eval and n_correct count known items
     only, and each iteration is also scored by experiments.faces.open_set: the threshold a
@@ -107,7 +111,8 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     strangers rejected.
     """
     n_classes = len(data.class_names)
-    iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
+    if iterations is None:
+        iterations = repeat_iterations(data.labels, n_classes, config, model, repeat)
     strangers = held_out_classes(config, n_classes, repeat)
     known = np.setdiff1d(np.arange(n_classes), strangers)
 
@@ -139,7 +144,8 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         is_stranger = np.isin(truth, strangers)
         if strangers.size:
             fed = feed[: i + 1][feed[: i + 1] >= 0]
-            threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], config.open_set.far)
+            threshold[i] = open_set.fed_threshold(adapter.embeddings_of(fed), data.labels[fed], adapter.memory,
+                                                  config.open_set.fpir)
             counts = open_set.open_set_counts(truth, answered, adapter.last_similarity, is_stranger, threshold[i])
             opened["n_known_accepted"][i] = counts["n_known_correct"]
             opened["n_stranger"][i] = counts["n_stranger"]
@@ -163,6 +169,47 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
     )
 
 
+def memory_seed(config: RunConfig, repeat: int, model: str) -> int:
+    """The memory seed of (model, repeat): the first draw of its generator (run_repeat draws it the same way)."""
+    return int(model_generator(config.run.seed, repeat, model).integers(0, 2**31 - 1))
+
+
+def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, config: RunConfig,
+                    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE):
+    """Yield the RepeatResult of every repeat in `todo`, in order.
+
+    A frozen method runs in chunks of `chunk_size` repeats through one batched memory
+    (experiments.faces.chunks); each result is yielded once its whole chunk is computed,
+    so a killed run loses at most one chunk. Other methods, and memories too large for a
+    chunk of chunks.MIN_CHUNK repeats, run one repeat at a time.
+    The results are the same either way.
+    """
+    chunks.check_chunk_size(chunk_size)
+    fitted = chunks.fitting_chunk(chunk_size, len(data.labels), getattr(adapter.memory, "memory_size", 0))
+    if not chunks.batchable(adapter, config) or fitted < min(chunk_size, chunks.MIN_CHUNK):
+        for r in todo:
+            yield run_repeat(adapter, model, r, data, config)
+        return
+    n_classes = len(data.class_names)
+    chunk_size = fitted
+    batched = None
+    for first in range(0, len(todo), chunk_size):
+        chunk = todo[first : first + chunk_size]
+        schedules = [repeat_iterations(data.labels, n_classes, config, model, r) for r in chunk]
+        if not chunks.same_shapes(schedules):
+            for r, schedule in zip(chunk, schedules):
+                yield run_repeat(adapter, model, r, data, config, iterations=schedule)
+            continue
+        if batched is None:
+            batched = chunks.BatchedFrozen(adapter, min(chunk_size, len(todo)))
+        seeds = [memory_seed(config, r, model) for r in chunk]
+        answers = batched.run(seeds, schedules)
+        for r, seed, schedule, steps in zip(chunk, seeds, schedules, answers):
+            replay = chunks.Replay(seed, steps, adapter)
+            result = run_repeat(replay, model, r, data, config, iterations=schedule)
+            yield dataclasses.replace(result, seconds=result.seconds + replay.seconds())
+
+
 def repeat_digest(config: RunConfig, data: PreparedData) -> str:
     """What a stored repeat must have been computed under to be reused: settings and data.
 
@@ -176,6 +223,8 @@ def check_data(data: PreparedData, config: RunConfig, log: Callable[[str], None]
     """Refuse data the protocol cannot use; warn about settings that run but limit the result."""
     methods.check_inputs(config.run.models, has_images=data.crops is not None and data.facenet is not None)
     protocol.check_classes(data.labels, data.class_names)
+    if config.open_set.strangers:
+        open_set.check_strangers(len(data.class_names), config.open_set.strangers)   # before the run dir is made
     sizes = np.bincount(data.labels, minlength=len(data.class_names))
     for model in config.run.models:
         wanted = config.budget(model).max_shots
@@ -220,13 +269,18 @@ def run_experiment(
     progress: bool = True,
     log: Callable[[str], None] = print,
     make_figures: bool = True,
+    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE,
 ) -> dict:
     """Run (or resume) every model x repeat into `out_dir`, then write tables, summary and figures.
+
+    chunk_size: repeats a frozen method runs per batched call (experiments.faces.chunks); it
+    changes the speed, never the results.
 
     Returns {"timing": {model: {"repeats", "computed", "seconds_per_repeat", "shots"}}, "summary": DataFrame}.
     """
 
     out_dir = Path(out_dir)
+    chunks.check_chunk_size(chunk_size)
     check_data(data, config, log)
     open_run_dir(out_dir, config, may_change=GROWABLE)
     digest = repeat_digest(config, data)
@@ -248,10 +302,8 @@ def run_experiment(
             if done:
                 bar.write(f"{model}: resuming, {len(done)} of {repeats} repeats already on disk")
             adapter = build_adapter(model, data, config)
-            for r in range(repeats):
-                if r in done_ids:
-                    continue
-                result = run_repeat(adapter, model, r, data, config)
+            todo = [r for r in range(repeats) if r not in done_ids]
+            for result in compute_repeats(adapter, model, todo, data, config, chunk_size):
                 save_repeat(out_dir, result, digest)
                 computed.append(result)
                 bar.update(1)

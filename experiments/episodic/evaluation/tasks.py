@@ -17,10 +17,12 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+import memory_module
 from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion
 from experiments.episodic.data import EpisodicData
 from experiments.episodic.episodes import alphabet_pools, sample_task
+from experiments.episodic.evaluation.sequences import chunk_that_fits, one_at_a_time
 from experiments.episodic.evaluation.task_spec import TaskSpec
 from experiments.episodic.settings import READOUT_KINDS
 
@@ -69,6 +71,32 @@ def accuracy_of_answers(truth: np.ndarray, answered: dict[str, np.ndarray]) -> d
             for name, a in answered.items()}
 
 
+TASK_CHUNK = 250  # tasks per batched call, at most (sequences.chunk_that_fits bounds their memory)
+
+
+def make_batched_task_runner(memory, tasks: int):
+    """`make_task_runner` for `tasks` tasks at once, through the memory's batched twin.
+
+    support [tasks, shots, ways, d], labels [tasks, ways], queries [tasks, m, d] -> answers
+    [tasks, m], each task's answers those of `make_task_runner(memory)` to the last bit
+    (memory_module.batched). Every task starts from the memory's own seed, as memory.reset().
+    """
+    twin = memory_module.batched(memory, tasks)
+    seeds = [getattr(memory, "seed", 0)] * tasks
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def write_and_answer(support, labels, queries):
+        for r in range(support.shape[1]):  # unrolled: shots is fixed per setting
+            twin(support[:, r], labels, update=True)
+        return twin.lookup(queries).labels
+
+    def run(support, labels, queries):
+        twin.reset(seeds)
+        return write_and_answer(support, labels, queries)
+
+    return run
+
+
 def task_answers(
     keys: np.ndarray,
     data: EpisodicData,
@@ -76,31 +104,52 @@ def task_answers(
     ways: int,
     shots: int,
     tasks: TaskSpec,
+    chunk: int = TASK_CHUNK,
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """(true class ids [episodes, ways*queries], {readout: answered class ids, same shape}) of one cell.
 
     Class ids index `data.characters`, so answers can be grouped by the query's alphabet.
     With `tasks.within_alphabet` the N classes of each task come from one alphabet
-    (alphabets drawn uniformly among those with >= N characters).
+    (alphabets drawn uniformly among those with >= N characters). The tasks are drawn
+    first, then answered `chunk` at a time by each readout's batched twin (one task at a
+    time through make_task_runner for chunk 0 or a memory too large to batch,
+    sequences.one_at_a_time); the answers do not depend on the chunk.
     """
     episodes, queries = tasks.episodes, tasks.queries
     by_class = data.indices_by_class()
     pools = alphabet_pools(data, ways) if tasks.within_alphabet else None
     rng = np.random.default_rng([tasks.seed, ways, shots, queries])
-    runners = {name: make_task_runner(memory) for name, memory in readouts.items()}
-    labels = tf.constant(np.arange(ways, dtype=np.int64))
-    truth = np.zeros((episodes, ways * queries), np.int64)
-    answered = {name: np.zeros((episodes, ways * queries), np.int64) for name in readouts}
-    for episode in range(episodes):
-        task = sample_task(by_class, rng, ways, shots, queries, pools)
-        truth[episode] = data.labels[task.query]
-        class_of_label = data.labels[task.query[::queries]]  # queries are grouped by label 0..ways-1
-        # [shots, ways]: round r holds the r-th support drawing of every class, in label order
-        rounds = task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
-        support = tf.constant(keys[rounds])
-        query_keys = tf.constant(keys[task.query])
-        for name, run in runners.items():
-            predicted = run(support, labels, query_keys).numpy()
-            known = (predicted >= 0) & (predicted < ways)  # an empty memory answers -1
-            answered[name][episode] = np.where(known, class_of_label[np.clip(predicted, 0, ways - 1)], -1)
+    drawn = [sample_task(by_class, rng, ways, shots, queries, pools) for _ in range(episodes)]
+    truth = np.stack([data.labels[task.query] for task in drawn]).astype(np.int64)
+    class_of_label = truth[:, ::queries]  # queries are grouped by label 0..ways-1
+    # [episodes, shots, ways]: round r holds the r-th support drawing of every class, in label order
+    rounds = np.stack([task.support[np.argsort(task.support_labels, kind="stable")].reshape(ways, shots).T
+                       for task in drawn])
+    query_items = np.stack([task.query for task in drawn])
+    predicted = {name: _answers(memory, keys, rounds, query_items, ways, chunk) for name, memory in readouts.items()}
+    answered = {}
+    for name, labels in predicted.items():
+        known = (labels >= 0) & (labels < ways)  # an empty memory answers -1
+        picked = np.take_along_axis(class_of_label, np.clip(labels, 0, ways - 1), axis=1)
+        answered[name] = np.where(known, picked, -1)
     return truth, answered
+
+
+def _answers(memory, keys: np.ndarray, rounds: np.ndarray, query_items: np.ndarray, ways: int, chunk: int) -> np.ndarray:
+    """[episodes, ways*queries] dense answers of one readout to every drawn task."""
+    episodes = rounds.shape[0]
+    labels = np.arange(ways, dtype=np.int64)
+    if one_at_a_time(memory, chunk):
+        run = make_task_runner(memory)
+        return np.stack([run(tf.constant(keys[rounds[e]]), tf.constant(labels), tf.constant(keys[query_items[e]])).numpy()
+                         for e in range(episodes)])
+    size = min(chunk_that_fits(memory, chunk), episodes)
+    run = make_batched_task_runner(memory, size)
+    out = []
+    for first in range(0, episodes, size):
+        part = np.arange(first, min(first + size, episodes))
+        padded = np.concatenate([part, np.full(size - part.size, part[-1])])  # the padding's answers are dropped
+        answers = run(tf.constant(keys[rounds[padded]]), tf.constant(np.tile(labels, (size, 1))),
+                      tf.constant(keys[query_items[padded]]))
+        out.append(answers.numpy()[: part.size])
+    return np.concatenate(out)
