@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.sweeps.spec import load_sweep
+from experiments.sweeps.spec import check_sweep_dir, load_sweep
 
 DESCRIPTION = """\
 Many `kshot run` configurations at once: a sweep file names a base run configuration
@@ -54,6 +54,7 @@ def handle_sweep(args) -> int:
         print(f"{len(sweep.cells)} cell(s); nothing run (--dry-run)")
         return 0
     check_placement(args)
+    check_sweep_dir(args.out)  # before Ray or the worker pool start: a wrong --out costs nothing
     # The executors bring pandas and matplotlib (seconds): only for a sweep that runs, not for --help or --dry-run.
     from experiments.sweeps.execute import LocalExecutor, RayExecutor, run_sweep
 

@@ -1,9 +1,13 @@
 """A run directory, for both experiments: open it, check its configuration, resume it.
 
 Every run directory starts with `config.toml`, the resolved configuration that
-produced it. Opening an existing directory with another configuration is refused
-(naming each differing setting), so finished work is never mixed with work done under
-other settings; the same configuration resumes it.
+produced it, written before anything else: it is the record that kshot made the folder.
+An existing folder is therefore used only when it is empty or its config.toml reads
+with this run's schema; the current folder (an empty `--out`, an unset `$RUN`) and a
+folder of other files are refused, so a run never writes over files it did not write.
+Opening a run directory with another configuration is refused (naming each differing
+setting), so finished work is never mixed with work done under other settings; the
+same configuration resumes it.
 
 Two units of resume, one per experiment, both written so that a kill -9 anywhere
 leaves either the old state or the new one:
@@ -38,14 +42,55 @@ GROWABLE = ("run.repeats", "finetune.repeats")
 # ---------------------------------------------------------------- configuration
 
 
+def is_temporary(name: str) -> bool:
+    """A hidden temporary file of an atomic write (kshot_io.atomic_write) in progress or interrupted."""
+    return name.startswith(".") and name.endswith(".tmp")
+
+
+def refuse_current_folder(out_dir: str | Path, what: str = "a run", writes: str = "results.csv, summary.md") -> None:
+    """Refuse the current folder (an empty `--out`, an unset `$RUN`, or `.`) as an output directory.
+
+    A run writes results.csv, summary.md and more under fixed names; in the folder the
+    user works in, those names may be the user's own files.
+    """
+    if str(out_dir) in ("", ".") or Path(out_dir).expanduser().resolve() == Path.cwd().resolve():
+        raise ValueError(
+            f"--out {str(out_dir)!r} is the current folder; {what} writes {writes} and more there "
+            "and could replace your own files. Give a new folder, e.g. --out runs/NAME (is a variable like $RUN unset?)."
+        )
+    for parent in Path(out_dir).parents:
+        if parent.exists() and not parent.is_dir():
+            raise NotADirectoryError(f"--out {out_dir}: {parent} is a file, so no folder can be made in it. Give another --out.")
+
+
 def _saved_config(out_dir: Path, config, may_change: tuple[str, ...]):
-    """The configuration `out_dir` already holds (None for a new directory), refused when it differs."""
+    """The configuration `out_dir` already holds (None for a new or empty directory), refused when it differs.
+
+    An existing folder is used only when it is empty or holds this kind of run (its
+    config.toml reads with this schema): a run never writes over files it did not write.
+    """
+    refuse_current_folder(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"--out {out_dir} is a file; a run directory is a folder. Give another --out.")
     path = out_dir / CONFIG_FILE
     if not path.is_file():
-        return None
-    saved = cfg.load_config(path, type(config))
+        # Another task of the same sweep cell may be creating the directory this very moment:
+        # its temporary config.toml is no foreign file, and its renamed one is a run.
+        others = [p for p in out_dir.iterdir() if not is_temporary(p.name)] if out_dir.is_dir() else []
+        if others and not path.is_file():
+            raise FileExistsError(
+                f"--out {out_dir} is a folder that is not empty and holds no run ({CONFIG_FILE} is missing); a run "
+                "would write over files it did not write there. Give a new or empty folder."
+            )
+        if not path.is_file():
+            return None
+    try:
+        saved = cfg.load_config(path, type(config))
+    except cfg.ConfigError as error:
+        raise FileExistsError(
+            f"--out {out_dir} holds a {CONFIG_FILE} that cannot be read as this run's configuration ({error}); "
+            "a run would write over files it did not write there. Give a new or empty folder."
+        ) from None
     differing = cfg.differences(saved, config, ignore=may_change)
     if differing:
         raise ValueError(

@@ -130,6 +130,19 @@ def _coerce(value: Any, expected: Any, where: str) -> Any:
     raise TypeError(f"no coercion for {where}")  # a bug in this module, not user input
 
 
+def refuse_duplicates(values: Iterable[Any], where: str) -> None:
+    """A list whose values name rows of the result tables (memory sizes, models) must not repeat one.
+
+    A repeated value would compute the same model twice and then break the tables,
+    which are indexed by it, after all the work is done.
+    """
+    seen = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(f"{where} lists {value!r} twice; give each value once")
+        seen.add(value)
+
+
 def _section_types(schema: type) -> dict[str, type]:
     defaults = schema()
     return {f.name: type(getattr(defaults, f.name)) for f in dataclasses.fields(schema)}
@@ -160,6 +173,7 @@ def from_dict(raw: dict, schema: type, origin: str = "<config>"):
             where = f"{origin}: [{section_name}] {key}"
             if fields[key].metadata.get("sweep") and isinstance(value, (list, tuple)):
                 value = tuple(_coerce(item, getattr(base, key), f"{where} (each value)") for item in value)
+                refuse_duplicates(value, where)
                 value = value[0] if len(value) == 1 else value
             else:
                 value = _coerce(value, getattr(base, key), where)
@@ -189,6 +203,10 @@ def read_toml(path: str | Path, what: str = "config file") -> dict:
         raise FileNotFoundError(f"{what} {path} does not exist") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file (not UTF-8); give the TOML {what}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder; give the TOML {what}") from None
 
 
 def load_config(path: str | Path, schema: type):

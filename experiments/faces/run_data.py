@@ -2,9 +2,9 @@
 
 Two sources, one result (`PreparedData`, defined here, used by the runner):
 - `--embeddings FILE.npz` (the format `kshot embed` writes): no FaceNet at all, so the
-  frozen-embedder models serve users of any embedder. The file is checked before use:
-  required arrays present, equal lengths, 2-D finite embeddings; each problem is an
-  error naming the file and the arrays.
+  frozen-embedder models serve users of any embedder. The file is checked row by row
+  before use (experiments.faces.embeddings_file); each problem is an error naming the
+  file, the array and the rows.
 - a dataset name or folder: images are aligned through facenet_tf's crop cache and
   embedded once with FaceNet through its embedding cache (`Embedder.embed_paths`);
   every repeat and iteration of the frozen methods reuses these embeddings. The
@@ -24,11 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from experiments.faces.datasets import load_image_dataset
+from experiments.faces.embeddings_file import check_classes, duplicate_row_notes, read_embeddings_file
 from experiments.faces.settings import DataSection
 from kshot_io import sha256_of_file
-from kshot_io.npz import read_npz
-
-REQUIRED_ARRAYS = ("embeddings", "labels")
 
 
 @dataclass
@@ -100,51 +98,24 @@ def duplicate_notes(paths: list[str], labels: list[str], allow_across_classes: b
 
 
 def load_embeddings_file(path: str | Path, data: DataSection) -> PreparedData:
+    """The rows of an embeddings npz that [data] selects, checked (experiments.faces.embeddings_file)."""
     path = Path(path)
-    arrays = read_npz(path, "`kshot embed` file", f"write one with `kshot embed --out {path}`")
-    missing = [k for k in REQUIRED_ARRAYS if k not in arrays]
-    if missing:
-        raise ValueError(
-            f"embeddings file {path} lacks the array(s) {', '.join(missing)}; it holds {', '.join(sorted(arrays)) or 'nothing'}. "
-            "It needs `embeddings` [n, d] and `labels` [n] (and `paths` [n]), as `kshot embed` writes."
-        )
-    embeddings = arrays["embeddings"]
-    if embeddings.ndim != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] == 0:
-        raise ValueError(f"embeddings file {path}: `embeddings` must be a non-empty 2-D array [n, d], got shape {embeddings.shape}")
-    if not np.issubdtype(embeddings.dtype, np.floating):
-        raise ValueError(f"embeddings file {path}: `embeddings` must be floating point, got {embeddings.dtype}")
-    n = embeddings.shape[0]
-    for name in ("labels", "paths", "split"):
-        if name in arrays and arrays[name].ndim != 1:
-            raise ValueError(
-                f"embeddings file {path}: `{name}` must be a 1-D array with one entry per image, got shape "
-                f"{arrays[name].shape}; write it again with `kshot embed`"
-            )
-    lengths = {"embeddings": n, "labels": len(arrays["labels"])}
-    for optional in ("paths", "split"):
-        if optional in arrays:
-            lengths[optional] = len(arrays[optional])
-    if len(set(lengths.values())) != 1:
-        listed = ", ".join(f"{k} has {v}" for k, v in lengths.items())
-        raise ValueError(f"embeddings file {path}: arrays of different lengths ({listed}); every array must have one entry per image")
-    bad_rows = np.flatnonzero(~np.isfinite(embeddings).all(axis=1))
-    if bad_rows.size:
-        raise ValueError(
-            f"embeddings file {path}: {bad_rows.size} row(s) of `embeddings` hold NaN or infinity "
-            f"(first: row {bad_rows[0]}); recompute them or drop those rows"
-        )
-    labels = [str(x) for x in arrays["labels"]]
-    paths = [str(x) for x in arrays["paths"]] if "paths" in arrays else [f"item{i}" for i in range(n)]
-    keep = select_items(labels, paths, data.max_classes, data.images_per_class)
-    dense, names = dense_labels([labels[i] for i in keep])
-    skipped = [str(s) for s in arrays.get("skipped", [])]
+    contents = read_embeddings_file(path)
+    keep = select_items(contents.labels, contents.paths, data.max_classes, data.images_per_class)
+    labels = [contents.labels[i] for i in keep]
+    paths = [contents.paths[i] for i in keep]
+    embeddings = contents.embeddings[keep].astype(np.float32)
+    check_classes(path, labels)
+    notes = duplicate_row_notes(path, embeddings, labels, paths, data.allow_duplicates)
+    dense, names = dense_labels(labels)
     return PreparedData(
-        embeddings=embeddings[keep].astype(np.float32),
+        embeddings=embeddings,
         labels=dense,
         class_names=names,
-        paths=[paths[i] for i in keep],
-        skipped=skipped,
+        paths=paths,
+        skipped=contents.skipped,
         description=f"embeddings file {path}",
+        notes=notes,
     )
 
 

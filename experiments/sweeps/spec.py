@@ -42,10 +42,12 @@ from typing import Any
 
 import tomllib
 
-from experiments.core.run_files import CELLS_DIR, STATUS_DIR
+from experiments.core.run_dir import is_temporary, refuse_current_folder
+from experiments.core.run_files import CELLS_DIR, FIGURES_DIR, PLAN_FILE, STATUS_DIR, SWEEP_CSV, SWEEP_MD
 from experiments.faces import settings as cfg
 
 SECTIONS = ("sweep", "grid", "cells", "resources")
+SWEEP_LAYOUT = (CELLS_DIR, STATUS_DIR, PLAN_FILE, SWEEP_CSV, SWEEP_MD, FIGURES_DIR)  # everything a sweep writes in DIR
 SWEEP_KEYS = ("base", "repeats_per_task")
 RESOURCE_KEYS = ("num_cpus", "num_gpus", "max_retries")
 DATA_PATH_KEYS = ("data.embeddings", "data.source")
@@ -281,3 +283,26 @@ def read_status(out_dir: Path, name: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError):
         return {}
+
+
+def check_sweep_dir(out_dir: str | Path) -> None:
+    """Refuse a sweep directory that is the current folder or holds anything a sweep did not write.
+
+    A sweep writes plan.csv, sweep.csv, sweep.md, figures/ and more under fixed names;
+    an existing folder is resumed only when everything in it is one of those (or an
+    interrupted atomic write's hidden temporary file).
+    """
+    out_dir = Path(out_dir)
+    refuse_current_folder(out_dir, "a sweep", f"{PLAN_FILE}, {SWEEP_CSV}, {SWEEP_MD}")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"--out {out_dir} is a file; a sweep directory is a folder. Give another --out.")
+    if not out_dir.is_dir():
+        return
+    foreign = sorted(p.name for p in out_dir.iterdir()
+                     if p.name not in SWEEP_LAYOUT and not is_temporary(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+        raise FileExistsError(
+            f"--out {out_dir} holds files a sweep did not write ({shown}); a sweep would write over files there. "
+            "Give a new or empty folder, or an earlier sweep's folder to resume it."
+        )

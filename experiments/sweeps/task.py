@@ -22,16 +22,19 @@ experiments.faces.runner), so results.csv is byte-identical however the repeats 
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomllib
 
 from experiments.core.run_dir import GROWABLE, open_run_dir
+from experiments.core.run_files import CONFIG_FILE
 from experiments.faces import methods
 from experiments.faces import settings as cfg
 from experiments.faces.repeats import load_repeat, repeat_path, save_repeat
@@ -65,6 +68,7 @@ class Outcome:
     traceback: str = ""
     files: dict[str, bytes] = field(default_factory=dict)  # relative path -> bytes (return mode)
     log: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # Python warnings of the task, one line each, for the driver
 
 
 def limit_threads(threads: int) -> None:
@@ -87,13 +91,35 @@ def limit_threads(threads: int) -> None:
 
 
 def start_worker(threads: int) -> None:
-    """A local pool worker's initializer: cap the threads, then start TensorFlow once, up front."""
+    """A local pool worker's initializer: ignore Ctrl-C, cap the threads, then start TensorFlow once, up front.
+
+    Ctrl-C reaches every process of the terminal's process group. Only the driver acts
+    on it (it stops the workers); a worker interrupted on its own would leave the pool
+    half broken while the driver waits for it.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A warning outside any task (while TensorFlow starts) is one line too, like the CLI's own.
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"kshot sweep worker: warning: {message}\n"
     limit_threads(threads)
     import tensorflow  # noqa: F401 -- every task needs it; importing here keeps task times comparable
 
 
 def run_task(task: Task) -> Outcome:
-    """Run one task; a failure of the cell comes back as an Outcome with ok False."""
+    """Run one task; a failure of the cell comes back as an Outcome with ok False.
+
+    Python warnings raised by the task are caught and come back as one line each in
+    `Outcome.warnings` (the driver prints them naming the cell): a worker's stderr shows
+    them with a source line, and a Ray worker's not at all.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        outcome = _run_task(task)
+    outcome.warnings = list(dict.fromkeys(str(w.message) for w in caught))
+    return outcome
+
+
+def _run_task(task: Task) -> Outcome:
     limit_threads(task.threads)
     started = time.perf_counter()
     log: list[str] = []
@@ -107,6 +133,9 @@ def run_task(task: Task) -> Outcome:
                 for relative, data in task.seed_files.items():
                     (scratch / relative).parent.mkdir(parents=True, exist_ok=True)
                     (scratch / relative).write_bytes(data)
+                if task.seed_files and CONFIG_FILE not in task.seed_files:
+                    # Repeats sent back by an older version came without their config.toml.
+                    (scratch / CONFIG_FILE).write_text(task.config_toml, encoding="utf-8")
                 written = _run_in(scratch, task, log)
                 files = {
                     rel: (scratch / rel).read_bytes()
@@ -173,4 +202,6 @@ def compute_repeats(config, run_dir: Path, data, wanted: tuple[tuple[str, int], 
             if model not in adapters:
                 adapters[model] = build_adapter(model, data, config)
             save_repeat(run_dir, run_repeat(adapters[model], model, repeat, data, config), digest)
-    return [str(repeat_file(run_dir, m, r).relative_to(run_dir)) for m, r in wanted]
+    # config.toml too: a cell directory holds its configuration from its first repeat on, so the
+    # driver's copy of it is a run directory (experiments.core.run_dir) like any other.
+    return [CONFIG_FILE] + [str(repeat_file(run_dir, m, r).relative_to(run_dir)) for m, r in wanted]
