@@ -27,7 +27,7 @@ from facenet_tf.model import (
     residual_scale_names,
 )
 from facenet_tf.registry import DEFAULT_WEIGHTS, WEIGHTS_SOURCES, WeightsSource
-from kshot_io import sha256_of_file
+from kshot_io import cache_root, sha256_of_file
 
 # A keras-facenet-style file given by path has no registry entry; it gets the
 # preprocessing of davidsandberg's models, of which such files are conversions.
@@ -47,10 +47,22 @@ def _open_h5(path: Path) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except (OSError, ValueError) as error:
-        raise WeightsError(
-            f"{path} is not a readable HDF5 weights file ({error}). If it is truncated, "
-            "delete it (a file in the kshot cache is fetched again on the next run)."
-        ) from error
+        raise WeightsError(f"{path} is not a readable HDF5 weights file ({error}). {_unreadable_remedy(path)}") from error
+
+
+def _unreadable_remedy(path: Path) -> str:
+    """What to do about an unreadable weights file: deleting is only advised for the cache's own copies."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(4) == b"PK\x03\x04":
+                return ("It is a zip/.npz archive (a kshot gallery, memory state or embeddings file?), not "
+                        "weights: give --weights a registry name or a Keras h5 weights file.")
+        inside_cache = Path(path).resolve().is_relative_to(cache_root().resolve())
+    except OSError:
+        inside_cache = False
+    if inside_cache:
+        return "If it is truncated, delete it: a file in the kshot cache is fetched again on the next run."
+    return "If it is a truncated download, download it again; check that --weights names the weights file."
 
 
 def _decode(value) -> str:

@@ -5,10 +5,17 @@ later run trusts (results, caches, memory state, downloaded weights) is therefor
 written to a temporary file in the same directory, flushed to disk, and renamed
 over the target; rename within one filesystem is atomic on POSIX and Windows.
 
-The temporary file is created owner-only (mkstemp), so before the rename it is
-given the permissions a plain open() would have given it under the user's umask:
-shared run folders and shared caches must stay readable by the group.
-A full disk is reported with the file's name and what to do, not as a bare errno.
+What the new file looks like from outside stays what the user chose:
+- its mode: a rewrite keeps the mode of the file it replaces (a gallery made private
+  with chmod 600 stays private); a new file gets `new_file_mode` under the umask,
+  by default what a plain open() would give (shared run folders and caches stay
+  readable by the group); the temporary file itself is owner-only (mkstemp) until then;
+- a symlink: the link's target is replaced and the link stays a link.
+A kill -9 between creating the temporary file and the rename leaves it behind. Its
+name carries the writer's pid (`.<name>.<pid>.<random>.tmp`), so a later writer can
+tell a dead writer's leftover from a live writer's file and remove it
+(`remove_stale_temporaries`). A full disk is reported with the file's name and what
+to do, not as a bare errno.
 """
 
 from __future__ import annotations
@@ -16,29 +23,42 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
+import stat
 import tempfile
 from pathlib import Path
 from typing import IO, Iterator
 
 
+def write_target(path: str | os.PathLike) -> Path:
+    """The file a write to `path` replaces: `path` itself, or the final target of a symlink at `path`."""
+    target = Path(path)
+    if target.is_symlink():
+        return Path(os.path.realpath(target))
+    return target
+
+
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", new_file_mode: int | None = None) -> Iterator[IO]:
     """Open a temporary sibling of `path` for writing; rename it to `path` on success.
 
     If the body raises, the temporary file is removed and `path` is untouched.
+    new_file_mode: permissions of a file that does not exist yet (under the umask);
+    default 0o666, as open() would. An existing file keeps its own mode.
     """
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_write supports mode 'w' or 'wb', got {mode!r}")
-    target = Path(path)
+    target = write_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{temporary_prefix(target)}{os.getpid()}.", suffix=".tmp",
+                                    dir=target.parent)
     try:
         encoding = None if "b" in mode else "utf-8"
         with os.fdopen(fd, mode, encoding=encoding, newline=None if encoding is None else "") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp_name, 0o666 & ~current_umask())
+        os.chmod(tmp_name, _mode_for(target, new_file_mode))
         os.replace(tmp_name, target)
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
@@ -53,11 +73,55 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         raise
 
 
+def _mode_for(target: Path, new_file_mode: int | None) -> int:
+    """The permission bits the new file gets: the replaced file's, else new_file_mode under the umask."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return (0o666 if new_file_mode is None else new_file_mode) & ~current_umask()
+
+
 def current_umask() -> int:
     """The process umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def temporary_prefix(target: Path) -> str:
+    """The start of every temporary file name `atomic_write` uses for `target` (hidden, next to it)."""
+    return f".{target.name}."
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed writers of `path` left behind; returns them.
+
+    A temporary file whose writer's pid is not running any more can never be renamed
+    into place. Files of a live pid are left alone (that writer may still finish).
+    """
+    target = write_target(path)
+    pattern = re.compile(re.escape(temporary_prefix(target)) + r"(\d+)\.[^.]+\.tmp$")
+    removed = []
+    with contextlib.suppress(FileNotFoundError):
+        for entry in os.scandir(target.parent):
+            match = pattern.match(entry.name)
+            if match and entry.is_file(follow_symlinks=False) and not _pid_is_running(int(match.group(1))):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def _pid_is_running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # alive, owned by another user
+        return True
+    return True
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:

@@ -51,12 +51,17 @@ def read_npz(path: str | os.PathLike, what: str, remedy: str, error: type[Except
 def read_headed_npz(
     path: str | os.PathLike,
     kind: str,
-    version: int,
+    version: int | tuple[int, ...],
     what: str,
     remedy: str,
     error: type[Exception] = ValueError,
 ) -> tuple[dict, dict[str, np.ndarray]]:
-    """(header, the other arrays) of a file written by `write_headed_npz` with this kind and version."""
+    """(header, the other arrays) of a file written by `write_headed_npz` with this kind and version.
+
+    `version` may be a tuple of the versions a reader still understands (the newest last);
+    the header's `format_version` tells the caller which one it got.
+    """
+    accepted = (version,) if isinstance(version, int) else tuple(version)
     arrays = read_npz(path, what, remedy, error)
     try:
         header = json.loads(str(arrays.pop(HEADER)))
@@ -68,9 +73,10 @@ def read_headed_npz(
             raise error(f"{path} holds a {found!r} file, not a {what}; {remedy}")
         raise error(f"{path} is an .npz but not a {what} (no kind-and-version header); {remedy}")
     found_version = header.get("format_version")
-    if found_version != version:
+    if found_version not in accepted:
+        readable = " or ".join(str(v) for v in accepted)
         raise error(
-            f"{path} is a {what} of format_version {found_version}; this kshot-memory reads version {version}. {remedy}"
+            f"{path} is a {what} of format_version {found_version}; this kshot-memory reads version {readable}. {remedy}"
         )
     return header, arrays
 
@@ -87,8 +93,12 @@ def headed_npz_bytes(kind: str, version: int, header: Mapping, arrays: Mapping[s
 
 
 def write_headed_npz(path: str | os.PathLike, kind: str, version: int, header: Mapping,
-                     arrays: Mapping[str, np.ndarray], ensure_ascii: bool = True) -> None:
-    """Write `arrays` with a JSON header {format_version, kind, **header}, atomically."""
+                     arrays: Mapping[str, np.ndarray], ensure_ascii: bool = True,
+                     new_file_mode: int | None = None) -> None:
+    """Write `arrays` with a JSON header {format_version, kind, **header}, atomically.
+
+    new_file_mode: permissions if the file is new (kshot_io.atomic_write; a rewrite keeps the old mode).
+    """
     data = headed_npz_bytes(kind, version, header, arrays, ensure_ascii)
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", new_file_mode=new_file_mode) as handle:
         handle.write(data)

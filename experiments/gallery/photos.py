@@ -1,7 +1,13 @@
 """The photos a gallery command is given: image files and folders, embedded with their names.
 
 Apart from the Gallery so that a command can embed (slow) before it takes the
-gallery's writer lock, and hold the lock only to write.
+gallery's writer lock, and hold the lock only to write. An embedding that is NaN,
+infinite or zero is refused here with its photo's path, before anything is written:
+one such key would make every later answer "unknown".
+
+A photo may show several people while the embedder answers for one face (the most
+confident detection). `face_counts` says how many faces the detector found, so an
+answer can say which face it is about.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import numpy as np
 
 from experiments.faces.datasets import load_folder
 from experiments.gallery.answers import check_name
+from experiments.gallery.validation import check_new_embeddings
 from facenet_tf import IMAGE_EXTENSIONS
 
 
@@ -59,5 +66,13 @@ def embed_named_photos(embedder, data, names: Sequence[str] | None = None, align
     if not result.kept_paths:
         raise ValueError(f"no usable face in the {len(paths)} photo(s) given: "
                          + "; ".join(f"{p}: {r}" for p, r in skipped[:3]))
+    check_new_embeddings(np.asarray(result.embeddings), lambda row: str(result.kept_paths[row]))
     name_of = dict(zip(paths, names))
     return result.embeddings, [name_of[p] for p in result.kept_paths], skipped
+
+
+def face_counts(embedder, paths: Sequence[str], aligned: bool) -> dict[str, int]:
+    """Faces the embedder's detector finds in each photo; {} for face crops or an embedder without a detector."""
+    if aligned or not hasattr(embedder, "count_faces"):
+        return {}
+    return {path: count for path, count in zip(paths, embedder.count_faces(paths)) if count is not None}
