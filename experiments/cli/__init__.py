@@ -8,6 +8,7 @@
     kshot enroll     add people's photos to a face gallery file                       gallery.py
     kshot identify   name the people in photos from a gallery, or answer "unknown"    gallery.py
     kshot calibrate  the gallery's open-set threshold: TAR at FAR, EER, ROC figure    gallery.py
+    kshot forget     remove people from a gallery file, leaving nothing of them      gallery.py
 
 Every command that reads a configuration takes `--set SECTION.KEY=VALUE` (options.py).
 runtime.py quiets TensorFlow's start-up; notebooks.py is what the notebooks call.

@@ -1,4 +1,4 @@
-"""`kshot enroll | identify | calibrate`: the memory as a persistent face gallery (experiments/gallery).
+"""`kshot enroll | identify | calibrate | forget`: the memory as a persistent face gallery (experiments/gallery).
 
 Every check that needs no face (paths, ranges, an existing gallery) runs before
 FaceNet and TensorFlow are loaded.
@@ -11,7 +11,9 @@ import json
 import sys
 from pathlib import Path
 
-from experiments.faces.open_set import DEFAULT_FAR, check_far, plot_roc
+from experiments.faces.identification import DEFAULT_FPIR, check_fpir
+from experiments.faces.open_set import Calibration
+from experiments.gallery.pictures import write_calibration_figure
 from experiments.gallery.storage import DEFAULT_LOCK_TIMEOUT, read_gallery
 from kshot_io import write_text_atomic
 
@@ -20,11 +22,17 @@ The memory as a persistent face gallery (experiments/gallery/gallery.py):
 
     kshot enroll --data FOLDER --gallery FILE [--memory-size N | --store-all] [--aligned] [--skip-bad]
     kshot identify --gallery FILE PATHS... [--threshold T] [--out results.csv] [--learn]
-    kshot calibrate --gallery FILE [--far 0.001] [--figure STEM]
+    kshot calibrate --gallery FILE [--fpir 0.001] [--figure STEM]
+    kshot forget --gallery FILE NAME...
 
 FOLDER is laid out as FOLDER/<name>/<photo>. Enrolling again adds people or photos to
-the same gallery (the same embedder is enforced).
+the same gallery (the same embedder is enforced). The threshold is set at an FPIR: the
+share of strangers whose best answer in the gallery reaches it (docs/GALLERY.md).
 """
+
+FAR_RETIRED = ("--far is retired: a gallery answers with the best of all its entries, so a pair false-accept rate "
+               "does not bound the strangers it lets in. Use --fpir (share of strangers accepted, default {default:g}); "
+               "`kshot calibrate` still reports the pair numbers")
 
 
 def add_commands(subparsers) -> None:
@@ -36,8 +44,7 @@ def add_commands(subparsers) -> None:
     size.add_argument("--memory-size", type=int, default=None,
                       help="Kaiser memory slots of a new gallery (default 1024)")
     size.add_argument("--store-all", action="store_true", help="a new gallery keeps every photo (1-NN) instead")
-    enroll.add_argument("--far", type=float, default=None,
-                        help=f"target false-accept rate of the threshold (default {DEFAULT_FAR}, or the gallery's)")
+    add_fpir_option(enroll)
     enroll.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
     enroll.add_argument("--skip-bad", action="store_true", help="skip non-image files and empty folders")
     enroll.set_defaults(handler=run_enroll)
@@ -54,10 +61,12 @@ def add_commands(subparsers) -> None:
 
     calibrate = subparsers.add_parser("calibrate", help="open-set threshold: TAR at FAR, EER, ROC figure")
     add_gallery_options(calibrate)
-    calibrate.add_argument("--far", type=float, default=None, help="target false-accept rate (default: the gallery's)")
+    add_fpir_option(calibrate)
     calibrate.add_argument("--figure", type=Path, default=None,
                            help="ROC figure stem, written as .png and .svg (default: next to the gallery)")
     calibrate.set_defaults(handler=run_calibrate)
+    add_forget_command(subparsers)
+    add_map_command(subparsers)
 
 
 def add_gallery_options(parser) -> None:
@@ -68,6 +77,20 @@ def add_gallery_options(parser) -> None:
                              "or 20170512-110547 for a new gallery)")
     parser.add_argument("--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT,
                         help="seconds to wait while another command writes the gallery")
+
+
+def add_fpir_option(parser) -> None:
+    """--fpir, and the retired --far kept only to say what replaced it."""
+    parser.add_argument("--fpir", type=float, default=None,
+                        help=f"target share of strangers accepted (FPIR; default {DEFAULT_FPIR:g}, or the gallery's)")
+    parser.add_argument("--far", type=float, default=None, help=argparse.SUPPRESS)
+
+
+def checked_fpir(args) -> float | None:
+    """The --fpir asked for (None: the gallery's), refusing the retired --far."""
+    if args.far is not None:
+        raise ValueError(FAR_RETIRED.format(default=DEFAULT_FPIR))
+    return None if args.fpir is None else check_fpir(args.fpir)
 
 
 def check_gallery_exists(gallery: Path) -> None:
@@ -89,8 +112,7 @@ def gallery_embedder(args, gallery_path: Path):
 def run_enroll(args) -> int:
     if args.memory_size is not None and args.memory_size < 1:
         raise ValueError(f"--memory-size must be >= 1, got {args.memory_size}")
-    if args.far is not None:
-        check_far(args.far)
+    fpir = checked_fpir(args)
     exists = args.gallery.exists()
     if exists and (args.memory_size is not None or args.store_all):
         raise ValueError(f"{args.gallery} exists: --memory-size and --store-all only apply to a new gallery; "
@@ -102,12 +124,13 @@ def run_enroll(args) -> int:
     embeddings, names, skipped = embed_named_photos(embedder, args.data, aligned=args.aligned,
                                                     skip_bad=args.skip_bad)
     create = {"memory_size": args.memory_size or DEFAULT_MEMORY_SIZE, "store_all": args.store_all}
-    if args.far is not None:
-        create["far"] = args.far
-    with Gallery.edit(args.gallery, embedder=embedder, create=create, timeout=args.lock_timeout) as gallery:
+    if fpir is not None:
+        create["fpir"] = fpir
+    with Gallery.edit(args.gallery, embedder=embedder, create=create, timeout=args.lock_timeout,
+                      expect_new=not exists and (args.memory_size is not None or args.store_all)) as gallery:
         written = gallery.enroll_embeddings(embeddings, names)
-        if args.far is not None and args.far != gallery.far:
-            gallery.recalibrate(args.far)
+        if fpir is not None and fpir != gallery.fpir:
+            gallery.recalibrate(fpir)
     for path, reason in skipped:
         print(f"kshot enroll: skipped {path}: {reason}", file=sys.stderr)
     print(f"kshot enroll: {sum(written.values())} photos of {len(written)} people written to {args.gallery}; "
@@ -123,6 +146,7 @@ def run_identify(args) -> int:
         raise ValueError(f"--threshold is a cosine similarity in [-1, 1], got {args.threshold}")
     check_gallery_exists(args.gallery)
     # The gallery's memory and FaceNet load TensorFlow: only once the options and the file passed.
+    from experiments.gallery.answers import answers_csv  # with the gallery, for the same reason
     from experiments.gallery.gallery import UNKNOWN, Gallery, identifications_frame
 
     embedder = gallery_embedder(args, args.gallery)
@@ -134,8 +158,8 @@ def run_identify(args) -> int:
         rows = gallery.identify(args.paths, threshold=args.threshold, aligned=args.aligned)
     frame = identifications_frame(rows)
     if args.out is not None:
-        write_text_atomic(args.out, frame.to_csv(index=False, float_format="%.6f"))
-    shown = frame.assign(path=[Path(p).name for p in frame["path"]])
+        write_text_atomic(args.out, answers_csv(rows))
+    shown = frame.assign(path=[Path(p).name for p in frame["path"]], faces=frame["faces"].astype("string").fillna(""))
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep=""))
     known = sum(1 for r in rows if not r.skipped and r.answer != UNKNOWN)
     unknown = sum(1 for r in rows if r.answer == UNKNOWN)
@@ -147,20 +171,81 @@ def run_identify(args) -> int:
 
 
 def run_calibrate(args) -> int:
+    fpir = checked_fpir(args)
     check_gallery_exists(args.gallery)
     from experiments.gallery.gallery import Gallery  # its memory loads TensorFlow: only once the file is known to exist
 
     with Gallery.edit(args.gallery, timeout=args.lock_timeout) as gallery:
-        calibration = gallery.recalibrate(args.far)
+        calibration = gallery.recalibrate(fpir)
         if calibration is None:
-            raise ValueError(f"{args.gallery} holds photos of fewer than two people; calibration needs impostor "
-                             "pairs, so enroll another person first")
+            raise ValueError(f"{args.gallery} holds photos of fewer than two people; calibration searches each "
+                             "person's photos against the others, so enroll another person first")
     stem = args.figure or args.gallery.with_name(args.gallery.stem + "_roc")
-    genuine, impostor = gallery.calibration_pairs()
-    figures = plot_roc(genuine, impostor, calibration, stem)
+    verification = Calibration.from_dict(calibration.verification)
+    figures = write_calibration_figure(gallery, stem)   # score distributions with the threshold, beside the ROC
     write_text_atomic(Path(stem).with_suffix(".json"), json.dumps(calibration.to_dict(), indent=2) + "\n")
+    print("verification (photo against photo; not the stored threshold):")
+    for line in verification.lines():
+        if not line.startswith(("chosen threshold", "note:")):   # the pair threshold is not the one stored
+            print(f"  {line}")
     for line in calibration.lines():
         print(line)
-    print(f"kshot calibrate: threshold {calibration.threshold:.4f} stored in {args.gallery}; "
-          f"ROC in {figures[0]}")
+    print(f"kshot calibrate: threshold {calibration.threshold:.4f} at FPIR {calibration.fpir_target:g} for "
+          f"{calibration.people} people stored in {args.gallery}; ROC (pairs) in {figures[0]}")
+    return 0
+
+
+def add_forget_command(subparsers) -> None:
+    forget = subparsers.add_parser("forget", help="remove people from a gallery file, leaving nothing of them",
+                                   description="Remove people (their slots, name, photo counts and calibration "
+                                               "photos) from a gallery, then recalibrate its threshold.")
+    add_gallery_options(forget)
+    forget.add_argument("names", nargs="+", help="the enrolled names to remove (as `kshot enroll` listed them)")
+    forget.set_defaults(handler=run_forget)
+
+
+def run_forget(args) -> int:
+    check_gallery_exists(args.gallery)
+    from experiments.gallery.gallery import Gallery  # its memory loads TensorFlow: only once the file is known to exist
+
+    # No embedder is needed: nothing is embedded, and the weights named in the gallery stay bound to it.
+    with Gallery.edit(args.gallery, timeout=args.lock_timeout) as gallery:
+        removed = gallery.forget(args.names)
+    print(f"kshot forget: removed {', '.join(f'{name} ({count} photos)' for name, count in removed.items())} "
+          f"from {args.gallery}")
+    print(f"gallery: {gallery.summary()}")
+    return 0
+
+
+def add_map_command(subparsers) -> None:
+    drawing = subparsers.add_parser(
+        "map", help="draw a folder's photos and the gallery's slots on one 2-D map (t-SNE, thumbnails)",
+        description="Embed FOLDER/<name>/<photo> with the gallery's embedder and draw the photos (thumbnails of "
+                    "their face crops, framed in each person's colour) with the gallery's memory slots (stars), "
+                    "each photo joined to the slot that answers it; t-SNE places both on one map.")
+    add_gallery_options(drawing)
+    drawing.add_argument("--data", required=True, type=Path, help="folder laid out as FOLDER/<name>/<photo>")
+    drawing.add_argument("--aligned", action="store_true", help="photos are already face crops: no detection")
+    drawing.add_argument("--skip-bad", action="store_true", help="skip non-image files and empty folders")
+    drawing.add_argument("--out", type=Path, default=None,
+                         help="figure stem, written as .png and .svg (default: <gallery>_map next to the gallery)")
+    drawing.add_argument("--seed", type=int, default=0, help="t-SNE's seed: the same seed draws the same map")
+    drawing.set_defaults(handler=run_map)
+
+
+def run_map(args) -> int:
+    check_gallery_exists(args.gallery)
+    if not args.data.is_dir():
+        raise FileNotFoundError(f"--data {args.data} is not a folder; give one laid out as FOLDER/<name>/<photo>")
+    # The gallery's memory, FaceNet and scikit-learn load TensorFlow and more: only once the paths passed.
+    from experiments.gallery.gallery import Gallery
+    from experiments.gallery.pictures import write_gallery_map
+
+    gallery = Gallery.load(args.gallery, embedder=gallery_embedder(args, args.gallery))
+    stem = args.out or args.gallery.with_name(args.gallery.stem + "_map")
+    written, skipped = write_gallery_map(gallery, args.data, stem, aligned=args.aligned, skip_bad=args.skip_bad,
+                                         seed=args.seed)
+    for path, reason in skipped:
+        print(f"kshot map: skipped {path}: {reason}", file=sys.stderr)
+    print(f"kshot map: {gallery.summary()}; map in {written[0]} and {written[1]}")
     return 0

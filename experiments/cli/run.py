@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -81,11 +82,15 @@ def add_run(subparsers) -> None:
 
 def resolve_run_config(args) -> tuple[RunConfig, Path]:
     """The configuration file, then every --set, then the explicit options (which win), checked; and the run directory."""
+    if args.embeddings is not None and args.data is not None:
+        raise ConfigError(f"--data {args.data} and --embeddings {args.embeddings} both name the input; give one of them")
     config_path = args.config or DEFAULT_RUN_CONFIG
     config = with_assignments(load_config(config_path), args.set, origin=f"{config_path} with --set")
     models = None
     if args.models is not None:
         models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+        if not models:
+            raise ConfigError(f"--models {args.models!r} names no model; choose from {', '.join(METHODS)}")
     elif args.embeddings is not None:
         # Precomputed embeddings leave nothing to fine-tune: keep the methods that need no images.
         usable = tuple(m for m in METHODS if not needs_images(m))
@@ -96,6 +101,8 @@ def resolve_run_config(args) -> tuple[RunConfig, Path]:
             sizes = [int(s) for s in args.memory_sizes.split(",") if s.strip()]
         except ValueError:
             raise ConfigError(f"--memory-sizes must be comma-separated integers, got {args.memory_sizes!r}") from None
+        if not sizes:
+            raise ConfigError(f"--memory-sizes {args.memory_sizes!r} names no size; give comma-separated integers, e.g. 32,64")
     config = with_overrides(
         config,
         origin=f"{config_path} with command-line options",
@@ -133,8 +140,8 @@ def handle_run(args) -> int:
     print(report.accuracy_table(outcome["summary"]).to_string())
     if outcome.get("open_set") is not None:
         print()
-        print(f"open set ({config.open_set.strangers} identities held out, threshold at FAR {config.open_set.far:g} "
-              "of the fed items): accuracy on known / rejection of strangers, mean over repeats, by shots:")
+        print(f"open set ({config.open_set.strangers} identities held out, threshold at FPIR {config.open_set.fpir:g} "
+              "of the fed items): FNIR (known not named right) / FPIR (strangers accepted), mean over repeats, by shots:")
         print(report.open_set_table(outcome["open_set"]).to_string())
     if config.run.compare_with == "blog":
         from experiments.studies.blog_reference import beside_the_blog  # pandas; only for the blog's configs
@@ -187,12 +194,13 @@ def add_embed(subparsers) -> None:
 
 
 def handle_embed(args) -> int:
+    check_embed_out(args.out)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    dataset = load_image_dataset(args.data, skip_bad=args.skip_bad)
     # FaceNet loads TensorFlow: only after the output name and the dataset were checked.
     from facenet_tf import Embedder, load_pretrained
 
-    if args.out.suffix != ".npz":
-        raise ValueError(f"--out must name an .npz file, got {args.out}")
-    dataset = load_image_dataset(args.data, skip_bad=args.skip_bad)
     embedder = Embedder.from_pretrained(load_pretrained(args.weights), batch_size=args.batch_size,
                                         progress=not args.quiet)
     result = embedder.embed_paths([str(p) for p in dataset.paths], aligned=args.aligned, use_cache=not args.no_cache)
@@ -216,6 +224,25 @@ def handle_embed(args) -> int:
     return 0
 
 
+def check_embed_out(out: Path) -> None:
+    """Refuse an --out that is not an .npz name, or that would replace a file `kshot embed` did not write."""
+    if out.suffix != ".npz":
+        raise ValueError(f"--out must name an .npz file, got {str(out)!r}")
+    if out.is_dir():
+        raise IsADirectoryError(f"--out {out} is a folder; name the .npz file to write, e.g. {out / 'embeddings.npz'}")
+    if out.exists():
+        try:
+            with np.load(out, allow_pickle=False) as existing:
+                ours = {"embeddings", "labels"} <= set(existing.files)
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            ours = False
+        if not ours:
+            raise FileExistsError(
+                f"--out {out} exists and is not an embeddings file (no `embeddings` and `labels` arrays); "
+                "kshot embed replaces only its own files. Remove it or give another --out."
+            )
+
+
 # ---------------------------------------------------------------- kshot report
 
 
@@ -226,6 +253,11 @@ def add_report(subparsers) -> None:
     )
     parser.add_argument("run_dir", type=Path, help="a directory written by `kshot run`")
     parser.add_argument("--no-figures", action="store_true", help="tables only")
+    parser.add_argument("--map", action="store_true",
+                        help="also draw a 2-D map (t-SNE) of the run's photos with one model's memory slots after "
+                             "the last shot of repeat 0, recomputed by replaying that repeat: figures/map_<model>")
+    parser.add_argument("--map-model", default=None,
+                        help="the model whose slots the map shows (implies --map; default: the first Kaiser-memory model)")
     parser.set_defaults(handler=handle_report)
 
 
@@ -240,4 +272,8 @@ def handle_report(args) -> int:
     built = report.write_report(args.run_dir, make_figures=not args.no_figures)
     print(report.accuracy_table(built["summary"]).to_string())
     print(f"wrote {args.run_dir / 'summary.csv'}, {args.run_dir / 'summary.md'} and {len(built['figures'])} figure files")
+    if args.map or args.map_model is not None:
+        from experiments.faces.run_map import write_run_map  # replays a repeat (TensorFlow) and runs t-SNE: only on --map
+
+        print(f"map of the run's photos and slots: {write_run_map(args.run_dir, args.map_model)[0]}")
     return 0

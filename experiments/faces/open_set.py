@@ -13,12 +13,10 @@ just above the highest impostor score, and `Calibration.far_resolvable` says so.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from experiments.core.figures import save_figure
+from experiments.faces import identification
 
 REPORTED_FARS = (1e-2, 1e-3)
 DEFAULT_FAR = 1e-3
@@ -134,56 +132,47 @@ def calibrate(embeddings: np.ndarray, labels, far: float = DEFAULT_FAR) -> Calib
     )
 
 
-def roc_figure(genuine: np.ndarray, impostor: np.ndarray, calibration: Calibration):
-    """TAR against FAR (log x), with the chosen operating point marked."""
-
-    far, tar, _ = roc_points(genuine, impostor)
-    fig = Figure(figsize=(5.5, 4.5))
-    ax = fig.subplots()
-    floor = calibration.far_resolvable / 2   # FAR 0 drawn at half the smallest measurable value
-    ax.step(np.maximum(far, floor), tar, where="post", label=f"ROC ({calibration.genuine_pairs} genuine, "
-                                                               f"{calibration.impostor_pairs} impostor pairs)")
-    chosen = accept_rate(genuine, calibration.threshold)
-    chosen_far = accept_rate(impostor, calibration.threshold)
-    ax.plot([max(chosen_far, floor)], [chosen], "o", color="black",
-            label=f"threshold {calibration.threshold:.3f} (target FAR {calibration.far_target:.0e})")
-    ax.set_xscale("log")
-    ax.set_xlabel(f"false-accept rate (impostor pairs accepted; 0 drawn at {floor:.0e})")
-    ax.set_ylabel("true-accept rate (genuine pairs accepted)")
-    ax.set_ylim(0, 1.02)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(loc="lower right", fontsize=8)
-    return fig
-
-
-def plot_roc(genuine, impostor, calibration: Calibration, stem: Path) -> list[Path]:
-    return save_figure(roc_figure(genuine, impostor, calibration), stem)
-
-
 # ---------------------------------------------------------------- open-set k-shot evaluation
 
-def hold_out_identities(n_classes: int, strangers: int, rng: np.random.Generator) -> np.ndarray:
-    """Sorted class ids that a repeat never feeds (its strangers), drawn from `rng`."""
+def check_strangers(n_classes: int, strangers: int) -> None:
+    """Refuse a number of held-out identities that leaves fewer than two known ones."""
     if strangers < 1 or strangers > n_classes - 2:
         raise ValueError(
             f"open_set strangers must be between 1 and {n_classes - 2} for {n_classes} classes (at least two "
             f"identities must stay known for k-shot classification), got {strangers}"
         )
+
+
+def hold_out_identities(n_classes: int, strangers: int, rng: np.random.Generator) -> np.ndarray:
+    """Sorted class ids that a repeat never feeds (its strangers), drawn from `rng`."""
+    check_strangers(n_classes, strangers)
     return np.sort(rng.choice(n_classes, size=strangers, replace=False)).astype(np.int64)
 
 
-def fed_threshold(fed_embeddings: np.ndarray, fed_labels: np.ndarray, far: float) -> float:
-    """The threshold a gallery of the fed items would use: impostor pairs among them at `far`.
+def fed_threshold(fed_embeddings: np.ndarray, fed_labels: np.ndarray, memory, fpir: float) -> float:
+    """The threshold a gallery of the fed items would use at FPIR `fpir` (experiments.faces.identification).
 
-    +inf while fewer than two identities were fed (no impostor pair: nothing can be accepted).
+    Each fed item is searched against the memory's filled entries of other identities (its
+    slots, or store-all's rows), leaving its own identity out, as the gallery's calibration
+    does (the chosen rule, with the photo-pair floor among the fed items). +inf while the
+    memory holds fewer than two identities (nothing can be accepted).
     """
-    _, impostor = pair_scores(fed_embeddings, fed_labels) if len(fed_labels) >= 2 else (None, np.zeros(0))
-    return threshold_at_far(impostor, far) if impostor.size else float("inf")
+    keys, values = np.asarray(memory.keys.numpy()), np.asarray(memory.values.numpy())
+    filled = values >= 0
+    queries = np.asarray(fed_embeddings, np.float64)
+    if getattr(memory, "projection", None) is not None:   # [memory] query_projection: keys live in projected space
+        queries = queries @ np.asarray(memory.projection.numpy(), np.float64)
+    return identification.threshold_for(queries, fed_labels, keys[filled], values[filled], fpir)
 
 
 def open_set_counts(truth: np.ndarray, predicted: np.ndarray, similarity: np.ndarray,
                     stranger: np.ndarray, threshold: float) -> dict[str, int]:
-    """Known items named right at the threshold, and strangers rejected (similarity below it)."""
+    """Known items named right at the threshold, and strangers rejected (similarity below it).
+
+    In NIST FRVT 1:N terms: FNIR = 1 - n_known_correct / n_known (a mated search that does
+    not return the right identity at or above the threshold), FPIR = 1 - n_stranger_rejected
+    / n_stranger (a non-mated search whose best answer reaches it).
+    """
     accepted = np.asarray(similarity) >= threshold
     known = ~np.asarray(stranger, bool)
     return {

@@ -93,7 +93,8 @@ def paired_markdown(paired: pd.DataFrame) -> str:
 
 
 OPEN_SET_SUMMARY_COLUMNS = ["model", "shots", "repeats", "known_accuracy", "known_ci_low", "known_ci_high",
-                            "stranger_rejection", "rejection_ci_low", "rejection_ci_high", "median_threshold"]
+                            "stranger_rejection", "rejection_ci_low", "rejection_ci_high", "median_threshold",
+                            "fnir", "fnir_ci_low", "fnir_ci_high", "fpir", "fpir_ci_low", "fpir_ci_high"]
 
 
 def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
@@ -115,13 +116,17 @@ def open_set_summary(run_dir: Path, order: list[str]) -> pd.DataFrame | None:
             rows.append({"model": model, "shots": int(shots), "repeats": int(len(group)),
                          "known_accuracy": known[0], "known_ci_low": known[1], "known_ci_high": known[2],
                          "stranger_rejection": rejected[0], "rejection_ci_low": rejected[1],
-                         "rejection_ci_high": rejected[2], "median_threshold": float(group["threshold"].median())})
+                         "rejection_ci_high": rejected[2], "median_threshold": float(group["threshold"].median()),
+                         # NIST FRVT 1:N: FNIR = known not named right at the threshold, FPIR = strangers accepted
+                         "fnir": 1 - known[0], "fnir_ci_low": 1 - known[2], "fnir_ci_high": 1 - known[1],
+                         "fpir": 1 - rejected[0], "fpir_ci_low": 1 - rejected[2], "fpir_ci_high": 1 - rejected[1]})
     return pd.DataFrame(rows, columns=OPEN_SET_SUMMARY_COLUMNS)
 
 
 def open_set_markdown(summary: pd.DataFrame) -> str:
     lines = [
-        "| model | shots | repeats | accuracy on known | 95% CI | stranger rejection | 95% CI | median threshold |",
+        "| model | shots | repeats | FNIR (known not named right) | 95% CI | FPIR (strangers accepted) | 95% CI "
+        "| median threshold |",
         "|---|---:|---:|---:|---|---:|---|---:|",
     ]
 
@@ -129,8 +134,8 @@ def open_set_markdown(summary: pd.DataFrame) -> str:
         return "n/a" if np.isnan(low) else f"[{low:.4f}, {high:.4f}]"
 
     for r in summary.itertuples(index=False):
-        lines.append(f"| {r.model} | {r.shots} | {r.repeats} | {r.known_accuracy:.4f} | {ci(r.known_ci_low, r.known_ci_high)} "
-                     f"| {r.stranger_rejection:.4f} | {ci(r.rejection_ci_low, r.rejection_ci_high)} "
+        lines.append(f"| {r.model} | {r.shots} | {r.repeats} | {r.fnir:.4f} | {ci(r.fnir_ci_low, r.fnir_ci_high)} "
+                     f"| {r.fpir:.4f} | {ci(r.fpir_ci_low, r.fpir_ci_high)} "
                      f"| {r.median_threshold:.4f} |")
     return "\n".join(lines) + "\n"
 
@@ -200,8 +205,10 @@ def write_report(run_dir: str | Path, make_figures: bool = True, timing: dict | 
         markdown += [
             "## Open set (held-out identities never fed)", "",
             "Accuracy above counts known identities only. Here an answer counts only when the memory's "
-            "similarity reaches the threshold calibrated on the items fed so far (impostor pairs, target FAR "
-            "in config.toml [open_set]); a rejected known item is wrong, a rejected stranger is right. "
+            "similarity reaches the threshold calibrated on the items fed so far (each fed item searched "
+            "against the memory's entries of other identities, target FPIR in config.toml [open_set]). "
+            "FNIR: share of known items not named right at or above the threshold; FPIR: share of strangers "
+            "whose best answer reaches it (NIST FRVT 1:N). "
             "With nothing fed, or one identity, the threshold is infinite and everything is rejected. "
             "95% intervals: bootstrap over repeats, widened to the Wilson interval of the pooled items "
             "(experiments.core.metrics).", "",
@@ -240,8 +247,8 @@ def write_figures(run_dir: Path, summary: pd.DataFrame) -> list[Path]:
 
 
 def open_set_table(opened: pd.DataFrame) -> pd.DataFrame:
-    """Wide view for printing: per shots, 'known accuracy / stranger rejection' per model."""
-    cells = opened.assign(cell=[f"{k:.3f} / {r:.3f}" for k, r in zip(opened["known_accuracy"], opened["stranger_rejection"])])
+    """Wide view for printing: per shots, 'FNIR / FPIR' per model."""
+    cells = opened.assign(cell=[f"{k:.3f} / {r:.3f}" for k, r in zip(opened["fnir"], opened["fpir"])])
     return cells.pivot(index="shots", columns="model", values="cell").reindex(columns=list(dict.fromkeys(opened["model"])))
 
 

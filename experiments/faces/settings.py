@@ -88,12 +88,12 @@ class OpenSetSection:
     0 strangers (the default) is the closed-set protocol. With N > 0, each repeat holds
     out N identities (the same for every method), never feeds them, and evaluates all
     their images at every shot; an answer counts only when the memory's similarity
-    reaches the threshold a gallery of the items fed so far would use at `far`
-    (experiments.faces.open_set.fed_threshold).
+    reaches the threshold a gallery of the items fed so far would use at `fpir`, the
+    share of strangers whose best answer may reach it (experiments.faces.open_set.fed_threshold).
     """
 
     strangers: int = at_least(0, 0)
-    far: float = setting(0.001, lambda v: 0 < v < 1, "in (0, 1)")
+    fpir: float = setting(0.001, lambda v: 0 < v < 1, "in (0, 1)")
 
 
 @dataclass(frozen=True)
@@ -124,8 +124,7 @@ class RunConfig:
         for name in models:
             if name not in METHODS:
                 raise ValueError(f"[run] models: unknown model {name!r}; choose from {', '.join(METHODS)}")
-        if len(set(models)) != len(models):
-            raise ValueError(f"[run] models lists a model twice: {list(models)}")
+        settings.refuse_duplicates(models, "[run] models")
 
 
 def load_config(path: str | Path) -> RunConfig:

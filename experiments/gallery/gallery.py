@@ -9,9 +9,13 @@
 Enrolling writes each photo into the memory one at a time, in sorted order, so a
 photo close to a slot of the same person merges into it (the memory's own rule) and
 the result does not depend on how photos were batched. The open-set threshold is
-calibrated (experiments.faces.open_set) on a sample of the enrolled photos, at most
-`CALIBRATION_PER_NAME` per person (the first ones enrolled), so it can be redone
-after every enrollment while the gallery stays bounded by the memory's size. An
+set at a target FPIR, the share of strangers whose best answer reaches it
+(experiments.faces.identification): each person's kept photos are searched against
+the other people's entries (slots or rows), exactly as `identify` searches. The kept
+photos are a sample, at most `CALIBRATION_PER_NAME` per person (the first ones
+enrolled), so calibration can be redone after every enrollment while the gallery
+stays bounded by the memory's size. The calibration records the gallery size
+(people, entries) it was set for; a threshold set for a smaller gallery warns. An
 answer is a name when the memory's similarity to it is at least the threshold,
 otherwise UNKNOWN.
 
@@ -24,16 +28,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
 
 from experiments.core.memories import build_memory
 from experiments.core.settings import MemorySection
-from experiments.faces import open_set
+from experiments.faces import identification, open_set
 from experiments.faces.embedder import FaceEmbedder, embedder_for, identity_mismatches
 from experiments.gallery.answers import (  # noqa: F401 - the answers are part of the gallery's API
     IDENTIFY_COLUMNS,
@@ -41,8 +45,10 @@ from experiments.gallery.answers import (  # noqa: F401 - the answers are part o
     Identification,
     check_name,
     identifications_frame,
+    with_face_counts,
 )
-from experiments.gallery.photos import embed_named_photos, image_paths  # noqa: F401 - ditto
+from experiments.gallery.forgetting import forget_people, warn_if_forgotten, write_one_at_a_time
+from experiments.gallery.photos import embed_named_photos, face_counts, image_paths  # noqa: F401 - ditto
 from experiments.gallery.storage import (
     DEFAULT_LOCK_TIMEOUT,
     GalleryError,
@@ -53,6 +59,7 @@ from experiments.gallery.storage import (
     write_gallery,
     write_lock,
 )
+from experiments.gallery.validation import check_created_alike, check_gallery_values, check_new_embeddings
 from memory_module import LabelMap
 
 DEFAULT_MEMORY_SIZE = 1024
@@ -76,7 +83,7 @@ class Gallery:
     """Known people in a memory, their names, the embedder's identity and the open-set threshold."""
 
     def __init__(self, embedder=None, memory_size: int = DEFAULT_MEMORY_SIZE, store_all: bool = False,
-                 far: float = open_set.DEFAULT_FAR, identity: dict | None = None):
+                 fpir: float = identification.DEFAULT_FPIR, identity: dict | None = None):
 
         if identity is None:
             embedder = embedder if embedder is not None else _default_embedder()
@@ -86,8 +93,8 @@ class Gallery:
         self.memory_kind = "StoreAllNearestNeighbour" if store_all else "KaiserMemory"
         self.memory = _gallery_memory(self.memory_kind, int(self.identity["embedding_size"]), memory_size)
         self.names = LabelMap()
-        self.far = open_set.check_far(far)
-        self.calibration: open_set.Calibration | None = None
+        self.fpir = identification.check_fpir(fpir)
+        self.calibration: identification.IdentificationCalibration | None = None
         self.enrolled: dict[str, int] = {}
         dim = int(self.identity["embedding_size"])
         self._calibration_embeddings = np.zeros((0, dim), np.float32)
@@ -133,15 +140,18 @@ class Gallery:
             raise ValueError(f"embeddings must be [n, {self.identity['embedding_size']}], got {embeddings.shape}")
         if len(names) != len(embeddings):
             raise ValueError(f"{len(embeddings)} embeddings but {len(names)} names")
-        ids = self.names.encode([check_name(n) for n in names])
-        for row, label in zip(embeddings, ids):
-            self.memory.write(tf.constant(row[None]), tf.constant([label], tf.int64))
+        check_new_embeddings(embeddings, lambda row: f"photo {row} (of {names[row]!r})")
+        names = [check_name(n) for n in names]
+        lost_before = set(self.forgotten())   # before the new names: they hold no slot yet either
+        ids = self.names.encode(names)
+        write_one_at_a_time(self.memory, embeddings, ids)
         written: dict[str, int] = {}
         for name in names:
             written[name] = written.get(name, 0) + 1
             self.enrolled[name] = self.enrolled.get(name, 0) + 1
         self._keep_for_calibration(embeddings, ids)
         self.recalibrate()
+        warn_if_forgotten(self, lost_before)
         return written
 
     def _keep_for_calibration(self, embeddings: np.ndarray, ids: np.ndarray) -> None:
@@ -154,15 +164,36 @@ class Gallery:
         self._calibration_embeddings = np.concatenate([self._calibration_embeddings, embeddings[keep]])
         self._calibration_labels = np.concatenate([self._calibration_labels, ids[keep]])
 
-    def recalibrate(self, far: float | None = None) -> open_set.Calibration | None:
-        """Choose the threshold at `far` (default: the gallery's) from the kept photos; None with one person."""
-        if far is not None:
-            self.far = open_set.check_far(far)
-        if len(np.unique(self._calibration_labels)) < 2:
+    def recalibrate(self, fpir: float | None = None) -> identification.IdentificationCalibration | None:
+        """Choose the threshold at `fpir` (default: the gallery's) for this gallery's size; None with one person.
+
+        The verification numbers of the kept photos' pairs (experiments.faces.open_set) ride along.
+        """
+        if fpir is not None:
+            self.fpir = identification.check_fpir(fpir)
+        keys, values = self.entries()
+        if len(np.unique(self._calibration_labels)) < 2 or len(np.unique(values)) < 2:
             self.calibration = None
-        else:
-            self.calibration = open_set.calibrate(self._calibration_embeddings, self._calibration_labels, self.far)
+            return None
+        verification = open_set.calibrate(self._calibration_embeddings, self._calibration_labels)
+        self.calibration = identification.calibrate(
+            self._calibration_embeddings, self._calibration_labels, keys, values, self.fpir,
+            keys_are_photos=self.memory_kind == "StoreAllNearestNeighbour", verification=verification.to_dict())
         return self.calibration
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys, label ids) of the filled entries `identify` searches: the memory's slots or store-all's rows."""
+        keys, values = np.asarray(self.memory.keys.numpy()), np.asarray(self.memory.values.numpy())
+        filled = values >= 0
+        return keys[filled], values[filled]
+
+    def calibrated_for_smaller(self) -> str | None:
+        """Why the stored threshold no longer fits this gallery (set for fewer people or entries), or None."""
+        return identification.outgrown(self.calibration, self.entries()[1])
+
+    def calibration_sample(self) -> tuple[np.ndarray, np.ndarray]:
+        """(embeddings, label ids) of the kept photos the threshold is calibrated on."""
+        return self._calibration_embeddings, self._calibration_labels
 
     def calibration_pairs(self) -> tuple[np.ndarray, np.ndarray]:
         """(genuine, impostor) pair scores of the calibration sample, for a ROC figure."""
@@ -178,6 +209,8 @@ class Gallery:
                 "this gallery has no calibrated threshold yet (it needs photos of at least two people); "
                 "enroll another person or give a threshold (--threshold T)"
             )
+        if self.calibrated_for_smaller():
+            warnings.warn(self.calibrated_for_smaller(), stacklevel=3)
         return self.threshold
 
     def identify_embeddings(self, embeddings: np.ndarray, threshold: float | None = None,
@@ -227,6 +260,7 @@ class Gallery:
         rows = []
         if result.kept_paths:
             rows = self.identify_embeddings(result.embeddings, threshold, list(result.kept_paths))
+            rows = with_face_counts(rows, face_counts(self.embedder, list(result.kept_paths), aligned))
             if learn:
                 accepted = [i for i, row in enumerate(rows) if row.answer != UNKNOWN]
                 if accepted:
@@ -237,21 +271,36 @@ class Gallery:
         return sorted(rows, key=lambda r: (order.get(r.path, len(order)), r.path))
 
     def learn(self, embeddings: np.ndarray, names: Sequence[str]) -> None:
-        """Write confirmed answers into the memory only (not into the calibration sample)."""
+        """Write confirmed answers into the memory only (not into the calibration sample), then recalibrate.
+
+        New entries are more chances for a stranger, so the threshold is set again for them.
+        """
 
         ids = self.names.encode(names, add_new=False)
-        for row, label in zip(np.asarray(embeddings, np.float32), ids):
-            self.memory.write(tf.constant(row[None]), tf.constant([label], tf.int64))
+        lost_before = set(self.forgotten())
+        write_one_at_a_time(self.memory, np.asarray(embeddings, np.float32), ids)
+        warn_if_forgotten(self, lost_before)
+        self.recalibrate()
+
+    def forget(self, names: Sequence[str]) -> dict[str, int]:
+        """Remove people entirely (see gallery.forgetting), then recalibrate; returns their photo counts.
+
+        An unknown name is an error listing the enrolled ones. Save afterwards (or use `Gallery.edit`).
+        """
+        removed = forget_people(self, names)
+        self.recalibrate()
+        return removed
 
     # ------------------------------------------------------------------ files
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the whole gallery to one file, atomically (see experiments.gallery.storage)."""
+        check_gallery_values(self, f"the gallery to be saved to {path}")
         header = {
             "memory_kind": self.memory_kind,
             "labels": list(self.names.labels),
             "identity": self.identity,
-            "far": self.far,
+            "fpir": self.fpir,
             "calibration": None if self.calibration is None else self.calibration.to_dict(),
             "enrolled": self.enrolled,
         }
@@ -271,11 +320,12 @@ class Gallery:
             settings = memory_config(arrays)
             gallery = cls(embedder=None, memory_size=settings.get("memory_size", DEFAULT_MEMORY_SIZE),
                           store_all=header["memory_kind"] == "StoreAllNearestNeighbour",
-                          far=header["far"], identity=header["identity"])
+                          fpir=header.get("fpir", identification.DEFAULT_FPIR), identity=header["identity"])
             gallery.names = LabelMap(header["labels"])
             gallery.enrolled = dict(header["enrolled"])
-            gallery.calibration = (None if header["calibration"] is None
-                                   else open_set.Calibration.from_dict(header["calibration"]))
+            pair_threshold = header["format_version"] == 1
+            gallery.calibration = (None if header["calibration"] is None or pair_threshold
+                                   else identification.IdentificationCalibration.from_dict(header["calibration"]))
         except (KeyError, TypeError, ValueError) as error:
             if isinstance(error, GalleryError):
                 raise
@@ -287,6 +337,13 @@ class Gallery:
             raise GalleryError(f"{path}: label ids and names disagree; the file is damaged, enroll again")
         gallery._calibration_embeddings = arrays["calibration_embeddings"].astype(np.float32)
         gallery._calibration_labels = labels
+        check_gallery_values(gallery, path)
+        if pair_threshold:
+            gallery.recalibrate()
+            warnings.warn(f"{path} is a version-1 gallery: its threshold was set on photo pairs at FAR "
+                          f"{header.get('far', 0.001):g}, which strangers pass far more often against a gallery "
+                          f"of many entries; it is recalibrated for FPIR {gallery.fpir:g} for this use only: run "
+                          f"`kshot calibrate --gallery {path}` to store it", stacklevel=2)
         if embedder is not None:
             gallery.use_embedder(embedder)
         return gallery
@@ -294,15 +351,19 @@ class Gallery:
     @classmethod
     @contextlib.contextmanager
     def edit(cls, path: str | os.PathLike, embedder=None, create: dict | None = None,
-             timeout: float = DEFAULT_LOCK_TIMEOUT):
+             timeout: float = DEFAULT_LOCK_TIMEOUT, expect_new: bool = False):
         """Load (or, with `create` settings and no file yet, make) the gallery under the writer lock; save on success.
 
         Concurrent `edit`s of one file run one after the other; a reader (`load`) never waits.
+        expect_new: the caller chose `create` for a gallery it saw did not exist; if another
+        writer created it meanwhile with another memory, refuse rather than drop those settings.
         """
         path = Path(path)
         with write_lock(path, timeout):
             if path.exists():
                 gallery = cls.load(path, embedder=embedder)
+                if expect_new and create is not None:
+                    check_created_alike(gallery, {"memory_size": DEFAULT_MEMORY_SIZE, **create}, path)
             elif create is not None:
                 gallery = cls(embedder=embedder, **create)
             else:
@@ -311,14 +372,15 @@ class Gallery:
             gallery.save(path)
 
     def forgotten(self) -> list[str]:
-        """Enrolled people who no longer hold any slot: a full Kaiser memory overwrote them."""
+        """Enrolled people who hold no slot: all slots were taken (free ones go first) and theirs was reused."""
         held = set(np.asarray(self.memory.values.numpy()).tolist())
         return [name for i, name in enumerate(self.names.labels) if i not in held]
 
     def summary(self) -> str:
         kind = ("store-all" if self.memory_kind == "StoreAllNearestNeighbour"
                 else f"Kaiser memory of {self.memory.memory_size} slots")
-        threshold = "none yet (one person)" if self.threshold is None else f"{self.threshold:.4f} at FAR {self.far:g}"
+        threshold = ("none yet (one person)" if self.threshold is None else
+                     f"{self.threshold:.4f} at FPIR {self.fpir:g} (set for {self.calibration.people} people)")
         text = (f"{len(self.names)} people, {sum(self.enrolled.values())} photos enrolled, "
                 f"{self.memory.slots_in_use()} slots in use ({kind}); threshold {threshold}")
         lost = self.forgotten()

@@ -1,20 +1,17 @@
 """Renderers of the face results: the blog's published curves, the fine-tuning study, the
-footprint sweeps, the gallery and the open-set run. Each takes the repository root and
+footprint sweeps (the gallery and the open-set run: experiments.publish.gallery). Each takes the repository root and
 returns a block body; each reads only the files its registry entry names."""
 
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
 from experiments.publish.tables import (
     markdown_table,
     pct,
-    pct_ci,
     points_ci,
     read_csv,
-    read_json,
     read_md_table,
     read_module,
     read_text,
@@ -25,10 +22,6 @@ STUDY_DIR = "docs/results/finetune_lowres"
 STUDY_TABLE = f"{STUDY_DIR}/study.md"
 STUDY_PAIRED = f"{STUDY_DIR}/paired_differences.csv"
 CELEBRITY_SUMMARY = "docs/results/celebrities/summary.csv"
-GALLERY_RESULTS = "docs/results/gallery/results.json"
-OPEN_SET_DIR = "docs/results/open_set_celebrities"
-OPEN_SET_SUMMARY = f"{OPEN_SET_DIR}/open_set_summary.csv"
-OPEN_SET_CONFIG = f"{OPEN_SET_DIR}/config.toml"
 
 # ---------------------------------------------------------------- the blog's published curves
 
@@ -245,70 +238,3 @@ def footprint_goal(root: Path) -> str:
                      r["vs FIFO same size"], r["vs reservoir same size"]))
     return markdown_table(("set", "repeats", "slots", "x store-all", "memory_fold acc %", "vs store-all",
                            "vs FIFO same size", "vs reservoir same size"), rows)
-
-
-# ---------------------------------------------------------------- the gallery and the open set
-
-GALLERY_LABELS = {"kaiser": "Kaiser memory (default)", "store_all": "store-all (`--store-all`)"}
-
-
-def _gallery_regime(results: dict) -> str:
-    return (f"Regime: celebrity set; {len(results['enrolled'])} people enrolled from their train photos "
-            f"({', '.join(results['enrolled'])}), the val photos of all {len(results['enrolled']) + len(results['strangers'])} "
-            f"identified, {len(results['strangers'])} of them strangers; threshold calibrated on the enrolled "
-            f"photos at a target false-accept rate of {results['far']:g}.")
-
-
-def gallery_summary(root: Path) -> str:
-    results = read_json(root, GALLERY_RESULTS)
-    rows = [(GALLERY_LABELS.get(kind, kind), r["slots_in_use"],
-             f"{pct(r['known_accuracy'])}% of {r['known_photos']}", f"{pct(r['stranger_rejection'])}% of {r['stranger_photos']}")
-            for kind, r in ((k, results[k]) for k in GALLERY_LABELS)]
-    return "\n".join([_gallery_regime(results), "",
-                      markdown_table(("gallery", "slots in use", "enrolled photos named right", "strangers rejected"),
-                                     rows, "lrrr")])
-
-
-def gallery_results(root: Path) -> str:
-    results = read_json(root, GALLERY_RESULTS)
-    rows = [(GALLERY_LABELS.get(kind, kind), r["slots_in_use"], f"{r['threshold']:.4f}",
-             f"{pct(r['known_accuracy'])}% of {r['known_photos']}", r["known_misnamed"], r["known_rejected"],
-             f"{pct(r['stranger_rejection'])}% of {r['stranger_photos']}")
-            for kind, r in ((k, results[k]) for k in GALLERY_LABELS)]
-    cal = results["calibration_all5_train"]
-    lines = [_gallery_regime(results), "",
-             markdown_table(("gallery", "slots in use", "threshold", "enrolled photos named right", "misnamed",
-                             "rejected", "strangers rejected"), rows, "lrrrrrr"),
-             "",
-             "`kshot calibrate` on the train photos of all five (at most 20 photos per person):",
-             "",
-             f"- pairs: {cal['genuine_pairs']} genuine, {cal['impostor_pairs']} impostor (smallest measurable "
-             f"false-accept rate {cal['far_resolvable']:.1e})"]
-    for far, tar in cal["tar_at_far"].items():
-        lines.append(f"- true-accept rate at FAR {float(far):.0e}: {tar:.4f} (threshold {cal['threshold_at_far'][far]:.4f})")
-    lines.append(f"- equal error rate: {cal['eer']:.4f} (threshold {cal['eer_threshold']:.4f})")
-    return "\n".join(lines)
-
-
-OPEN_SET_SHOTS = (1, 2, 5, 10)
-
-
-def open_set(root: Path) -> str:
-    config = tomllib.loads(read_text(root, OPEN_SET_CONFIG))
-    rows = {(r["model"], int(r["shots"])): r for r in read_csv(root, OPEN_SET_SUMMARY)}
-    models = list(dict.fromkeys(model for model, _ in rows))
-    body = []
-    for model in models:
-        for shots in OPEN_SET_SHOTS:
-            r = rows[(model, shots)]
-            body.append((f"`{model}`", shots, pct_ci(r["known_accuracy"], r["known_ci_low"], r["known_ci_high"]),
-                         pct_ci(r["stranger_rejection"], r["rejection_ci_low"], r["rejection_ci_high"]),
-                         f"{float(r['median_threshold']):.3f}"))
-    return "\n".join([
-        f"Regime: celebrity set, {config['open_set']['strangers']} of the 5 people held out per repeat as strangers, "
-        f"{config['run']['repeats']} repeats, {config['memory']['memory_size']}-slot memory, threshold at FAR "
-        f"{config['open_set']['far']:g} of the items fed so far. In %, mean [95% CI]:",
-        "",
-        markdown_table(("model", "shots", "known people named right", "strangers rejected", "median threshold"),
-                       body, "lrllr"),
-    ])

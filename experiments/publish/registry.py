@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from experiments.publish import faces, omniglot, omniglot_official, readme
+from experiments.publish import faces, gallery, omniglot, omniglot_official, readme
 
 README = "README.md"
 BLOG = "docs/BLOG_SETTING.md"
@@ -56,9 +56,9 @@ BLOCKS: dict[str, Block] = {
     "footprint-omniglot": Block(faces.FOOTPRINT_FILES[2:], faces.footprint_omniglot, (POLICIES,)),
     "footprint-goal": Block(faces.FOOTPRINT_FILES, faces.footprint_goal, (POLICIES,)),
     # ---- the gallery and the open set
-    "gallery-summary": Block((faces.GALLERY_RESULTS,), faces.gallery_summary, (README,)),
-    "gallery-results": Block((faces.GALLERY_RESULTS,), faces.gallery_results, (GALLERY,)),
-    "open-set": Block((faces.OPEN_SET_SUMMARY, faces.OPEN_SET_CONFIG), faces.open_set, (GALLERY,)),
+    "gallery-summary": Block((gallery.GALLERY_RESULTS,), gallery.gallery_summary, (README,)),
+    "gallery-results": Block((gallery.GALLERY_RESULTS,), gallery.gallery_results, (GALLERY,)),
+    "open-set": Block((gallery.OPEN_SET_SUMMARY, gallery.OPEN_SET_CONFIG), gallery.open_set, (GALLERY,)),
     # ---- Omniglot: the official benchmark (kshot omniglot benchmark)
     "omniglot-official": Block((omniglot_official.OFFICIAL, omniglot_official.LAKE_OFFICIAL, omniglot.REFERENCES),
                                omniglot_official.omniglot_official, (README, OMNIGLOT)),

@@ -147,7 +147,7 @@ def _rewrite_header(path, **changes):
 
 def test_another_format_version_is_refused(tmp_path, saved):
     _rewrite_header(tmp_path / "g.npz", format_version=99)
-    with pytest.raises(GalleryError, match="format_version 99.*reads version 1"):
+    with pytest.raises(GalleryError, match="format_version 99.*reads version 1 or 2"):
         Gallery.load(tmp_path / "g.npz")
 
 
@@ -282,7 +282,10 @@ def test_a_failed_edit_does_not_write(tmp_path, saved):
     (["calibrate", "--gallery", "{tmp}/none.npz"], "none.npz does not exist"),
     (["identify", "--gallery", "{tmp}/none.npz", "x.jpg", "--threshold", "3"], r"in \[-1, 1\], got 3"),
     (["identify", "--gallery", "{tmp}/none.npz", "x.jpg", "--out", "{tmp}/a.txt"], "must name a .csv"),
-    (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--far", "0"], "false-accept rate"),
+    (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--fpir", "0"], r"FPIR .*must be in \(0, 1\)"),
+    (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--far", "0.001"], "--far is retired.*--fpir"),
+    (["calibrate", "--gallery", "{tmp}/none.npz", "--far", "0.001"], "--far is retired.*--fpir"),
+    (["calibrate", "--gallery", "{tmp}/none.npz", "--fpir", "1"], r"FPIR .*must be in \(0, 1\)"),
     (["enroll", "--gallery", "{tmp}/g.npz", "--data", "{tmp}", "--memory-size", "0"], "must be >= 1"),
 ])
 def test_command_line_refuses_bad_options_before_loading_facenet(tmp_path, capsys, argv, message):
@@ -294,7 +297,89 @@ def test_command_line_refuses_bad_options_before_loading_facenet(tmp_path, capsy
 
 def test_a_memory_too_small_for_everyone_says_who_was_forgotten(tmp_path, people):
     gallery = Gallery(FakeEmbedder(), memory_size=2)
-    with pytest.warns(UserWarning, match="smaller than the number of classes"):
+    with pytest.warns(UserWarning) as caught:
         gallery.enroll(people)
+    messages = [str(w.message) for w in caught]
+    assert any("smaller than the number of classes" in m for m in messages)        # the memory's own warning
+    assert any("hold no slot" in m and "(ada)" in m for m in messages)             # the gallery's, by name
     assert gallery.forgotten() == ["ada"]
     assert "WARNING: 1 people hold no slot" in gallery.summary() and "ada" in gallery.summary()
+
+
+def test_the_threshold_is_set_at_an_fpir_for_the_gallery_size_it_records(tmp_path, people):
+    gallery = Gallery(FakeEmbedder(), store_all=True, fpir=0.01)
+    gallery.enroll(people)
+    c = gallery.calibration
+    assert (c.fpir_target, c.people, c.entries) == (0.01, 3, 12)
+    assert c.verification["far_target"] == 0.001 and "tar_at_far" in c.verification   # pair numbers ride along
+    gallery.save(tmp_path / "g.npz")
+    with np.load(tmp_path / "g.npz") as data:
+        header = json.loads(str(data["header"]))
+    assert header["format_version"] == 2 and header["fpir"] == 0.01 and "far" not in header
+    assert header["calibration"]["people"] == 3 and header["calibration"]["entries"] == 12
+    loaded = Gallery.load(tmp_path / "g.npz")
+    assert loaded.calibration == c and loaded.fpir == 0.01
+    assert "at FPIR 0.01 (set for 3 people)" in loaded.summary()
+
+
+def test_enrolling_more_people_recalibrates_for_the_larger_gallery(tmp_path, people):
+    gallery = Gallery(FakeEmbedder(), store_all=True)
+    gallery.enroll(people)
+    gallery.enroll(photo_folder(tmp_path / "more", {"dora": 3, "emil": 3}))
+    assert (gallery.calibration.people, gallery.calibration.entries) == (5, 18)
+    assert gallery.calibrated_for_smaller() is None
+
+
+def test_a_threshold_set_for_a_smaller_gallery_warns(tmp_path, people, stranger):
+    import dataclasses
+
+    gallery = Gallery(FakeEmbedder(), store_all=True)
+    gallery.enroll(people)
+    gallery.calibration = dataclasses.replace(gallery.calibration, people=2, entries=8)
+    with pytest.warns(UserWarning, match="set for a gallery of 2 people and 8 entries, but it holds 3 and 12"):
+        gallery.identify([stranger])
+    gallery.identify([stranger], threshold=0.9)          # an explicit threshold: nothing to warn about
+    gallery.recalibrate()
+    assert gallery.calibrated_for_smaller() is None
+
+
+def test_learning_new_entries_recalibrates_for_them(tmp_path, people):
+    gallery = Gallery(FakeEmbedder(), store_all=True)
+    gallery.enroll(people)
+    gallery.identify([_photo(tmp_path, "q_ada.jpg", "ada")], learn=True)
+    assert gallery.calibration.entries == 13 and gallery.calibrated_for_smaller() is None
+
+
+def test_a_version_1_gallery_loads_recalibrated_with_a_warning(tmp_path, saved):
+    from experiments.faces import open_set
+
+    fresh = Gallery.load(saved)
+    with np.load(saved) as data:
+        embeddings, labels = data["calibration_embeddings"], data["calibration_labels"]
+    old = open_set.calibrate(embeddings, labels, far=0.001).to_dict()
+    _rewrite_header(saved, format_version=1, far=0.001, calibration=old)
+    with np.load(saved) as data:                          # a version-1 header has no fpir
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(str(arrays["header"]))
+    del header["fpir"]
+    arrays["header"] = np.array(json.dumps(header))
+    with open(saved, "wb") as handle:
+        np.savez(handle, **arrays)
+    with pytest.warns(UserWarning, match=r"version-1 gallery.*pairs at FAR 0.001.*run `kshot calibrate --gallery"):
+        gallery = Gallery.load(saved)
+    assert gallery.calibration == fresh.calibration and gallery.threshold != old["threshold"]
+    gallery.save(saved)                                   # kshot calibrate stores it: version 2 from then on
+    assert json.loads(str(np.load(saved)["header"]))["format_version"] == 2
+
+
+def test_calibrate_command_reports_fnir_at_fpir_and_the_pair_numbers(tmp_path, saved, capsys):
+    from experiments.cli import main
+
+    assert main(["calibrate", "--gallery", str(saved), "--fpir", "0.01", "--figure", str(tmp_path / "roc")]) == 0
+    out = capsys.readouterr().out
+    assert "FNIR at FPIR 1e-02" in out and "FNIR at FPIR 1e-03" in out
+    assert "TAR at FAR 1e-03" in out and "verification (photo against photo" in out
+    assert "at FPIR 0.01 for 3 people stored" in out
+    assert Gallery.load(saved).fpir == 0.01
+    stored = json.loads((tmp_path / "roc.json").read_text())
+    assert stored["fpir_target"] == 0.01 and stored["people"] == 3

@@ -69,10 +69,37 @@ def test_hold_out_keeps_two_known_and_is_seeded():
         open_set.hold_out_identities(5, 4, np.random.default_rng(0))
 
 
-def test_fed_threshold_needs_two_identities():
-    assert open_set.fed_threshold(np.ones((1, 4)), np.array([0]), 1e-3) == float("inf")
+class _Entries:
+    """Stands in for a memory: filled keys and their labels, -1 for empty slots."""
+
+    def __init__(self, keys, values):
+        self.keys, self.values = _Array(keys), _Array(values)
+
+
+class _Array:
+    def __init__(self, value):
+        self.value = np.asarray(value)
+
+    def numpy(self):
+        return self.value
+
+
+def test_fed_threshold_needs_two_identities_in_the_memory():
+    one = _Entries([[1.0, 0.0], [0.0, 0.0]], [0, -1])
+    assert open_set.fed_threshold(np.ones((1, 2)), np.array([0]), one, 1e-3) == float("inf")
     e = np.array([[1, 0], [0.6, 0.8]])
-    assert open_set.fed_threshold(e, np.array([0, 1]), 1e-3) > 0.6
+    two = _Entries(np.vstack([e, [[0, 0]]]), [0, 1, -1])
+    assert open_set.fed_threshold(e, np.array([0, 1]), two, 1e-3) > 0.6   # just above both non-mated scores
+
+
+def test_fed_threshold_searches_the_memory_entries_of_other_identities_only():
+    # Fed items 0 and 1 of identity 0 are stored as one merged slot; identity 1 as one slot.
+    items = np.array([[1.0, 0.0], [0.8, 0.6], [0.0, 1.0]])
+    slots = _Entries([[0.9486833, 0.31622777], [0.0, 1.0]], [0, 1])
+    threshold = open_set.fed_threshold(items, np.array([0, 0, 1]), slots, 0.5)
+    nonmated = np.array([0.0, 0.6, 0.31622777])               # each item's best slot of the other identity
+    rate = 1 - (1 - 0.5) ** (1 / 2)                           # leave-one-out rate of a 2-person gallery
+    assert threshold >= np.nextafter(np.sort(nonmated)[::-1][int(np.floor(rate * 3))], np.inf)
 
 
 def test_open_set_counts():
@@ -80,3 +107,13 @@ def test_open_set_counts():
         truth=np.array([0, 1, 2, 3]), predicted=np.array([0, 0, 1, 1]),
         similarity=np.array([0.9, 0.9, 0.2, 0.8]), stranger=np.array([False, False, True, True]), threshold=0.5)
     assert counts == {"n_known": 2, "n_known_correct": 1, "n_stranger": 2, "n_stranger_rejected": 1}
+
+
+def test_fed_threshold_projects_the_items_like_a_memory_with_a_query_projection():
+    items = np.array([[1.0, 0.0], [0.0, 1.0], [0.7, 0.7]])
+    swap = np.array([[0.0, 1.0], [1.0, 0.0]])               # the projection swaps the two axes
+    slots = _Entries(items @ swap, [0, 1, 2])
+    slots.projection = _Array(swap)
+    plain = _Entries(items, [0, 1, 2])
+    labels = np.array([0, 1, 2])
+    assert open_set.fed_threshold(items, labels, slots, 0.01) == open_set.fed_threshold(items, labels, plain, 0.01)

@@ -25,7 +25,7 @@ def test_report_from_the_run_directory_alone(tmp_path):
     for derived in ("summary.csv", "summary.md", "paired.csv"):
         (run_dir / derived).unlink()
 
-    assert handle_report(argparse.Namespace(run_dir=run_dir, no_figures=False)) == 0
+    assert handle_report(argparse.Namespace(run_dir=run_dir, no_figures=False, map=False, map_model=None)) == 0
     summary = pd.read_csv(run_dir / "summary.csv")
     results = pd.read_csv(run_dir / "results.csv")
     row = summary[(summary.model == "memory") & (summary.shots == 1)].iloc[0]
