@@ -101,15 +101,16 @@ def figure_style(class_names=()):
             yield
 
 
-def save_figure(fig, stem: Path) -> list[Path]:
-    """Write `stem`.png and `stem`.svg atomically; returns both paths.
+def save_figure(fig, stem: Path, formats: tuple[str, ...] = ("png", "svg")) -> list[Path]:
+    """Write `stem`.png and `stem`.svg (or just `formats`) atomically; returns the paths.
 
     The SVG carries no date and fixed element ids, so the same run gives the same bytes.
+    A figure full of photos is better as PNG alone: its SVG embeds every thumbnail again.
     """
     stem = Path(stem)
     paths = []
     with figure_style():
-        for fmt in ("png", "svg"):
+        for fmt in formats:
             buffer = io.BytesIO()
             metadata = {"Date": None} if fmt == "svg" else {}
             fig.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight", metadata=metadata)
