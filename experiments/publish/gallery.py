@@ -13,6 +13,7 @@ from pathlib import Path
 from experiments.publish.tables import markdown_table, pct_ci, read_csv, read_json, read_text
 
 GALLERY_RESULTS = "docs/results/gallery/results.json"
+MANY_CLASSES = "docs/results/gallery/many_classes_omniglot.json"
 OPEN_SET_DIR = "docs/results/open_set_celebrities"
 OPEN_SET_SUMMARY = f"{OPEN_SET_DIR}/open_set_summary.csv"
 OPEN_SET_CONFIG = f"{OPEN_SET_DIR}/config.toml"
@@ -103,4 +104,25 @@ def open_set(root: Path) -> str:
         "",
         markdown_table(("model", "shots", "FNIR (known not named right)", "FPIR (strangers accepted)",
                         "median threshold"), body, "lrllr"),
+    ])
+
+
+def _pooled(tally: dict, count: str, total: str) -> str:
+    low, high = tally[count + "_ci"]
+    return f"{tally[count]} of {tally[total]} = {pct_ci(tally[count] / tally[total], low, high)}%"
+
+
+def many_classes(root: Path) -> str:
+    """docs/GALLERY.md: the report-only probe with many look-alike identities (experiments.gallery.many_classes)."""
+    result = read_json(root, MANY_CLASSES)
+    layout = result["layout"]
+    rows = [(MEMORY_LABELS[kind], _pooled(result[kind], "named_right", "known"), result[kind]["misnamed"],
+             _pooled(result[kind], "strangers_accepted", "strangers")) for kind in ("kaiser", "store_all")]
+    return "\n".join([
+        f"Regime: Omniglot characters as identities (the shipped checkpoint's keys, `{result['source']}`, of the "
+        f"development split's test alphabets; report only, nothing chosen on them); {layout['splits']} splits, each "
+        f"{layout['enrolled']} characters enrolled with {layout['photos']} drawings, their other drawings searched as "
+        f"known, all drawings of {layout['strangers']} other characters as strangers; the gallery's default rule at "
+        f"FPIR {result['fpir']:g}. Counts pool the splits, Clopper-Pearson 95% in %.", "",
+        markdown_table(("gallery", "known named right", "misnamed", "strangers accepted"), rows, "llrl"),
     ])
