@@ -27,6 +27,14 @@ class _BatchedStore(BatchedMemoryBase):
         self.label_limit = check_positive_int("label_limit", label_limit)
         self.dtype = check_dtype(dtype)
 
+    def _fixed_table(self, memory_size) -> None:
+        """`memory_size` empty rows per repeat (keys and values): the table FIFO and reservoir fill."""
+        self.memory_size = check_positive_int("memory_size", memory_size)
+        self.vote_k = min(self.vote_k, self.memory_size)
+        r, n = self.repeats, self.memory_size
+        self.keys = self._add_state("keys", lambda: tf.zeros([r, n, self.key_dim], self.dtype))
+        self.values = self._add_state("values", lambda: tf.fill([r, n], tf.constant(UNKNOWN_LABEL, tf.int64)))
+
     def lookup(self, queries) -> LookupResult:
         unit = unit_rows(self._check_queries(queries), axis=2)
         keys, values = self._table()
@@ -93,12 +101,8 @@ class BatchedFifo(_BatchedStore):
     def __init__(self, repeats, memory_size, key_dim, vote_k=1, dtype=tf.float32,
                  label_limit=DEFAULT_LABEL_LIMIT, name=None) -> None:
         super().__init__(repeats, name=name)
-        self.memory_size = check_positive_int("memory_size", memory_size)
         self._settings(key_dim, vote_k, dtype, label_limit)
-        self.vote_k = min(self.vote_k, self.memory_size)
-        r, n = self.repeats, self.memory_size
-        self.keys = self._add_state("keys", lambda: tf.zeros([r, n, self.key_dim], self.dtype))
-        self.values = self._add_state("values", lambda: tf.fill([r, n], tf.constant(UNKNOWN_LABEL, tf.int64)))
+        self._fixed_table(memory_size)
         self.written = self._add_state("written", lambda: tf.constant(0, tf.int64))
 
     def _slots(self) -> tf.Tensor:
@@ -159,12 +163,9 @@ class BatchedReservoir(_BatchedStore):
     def __init__(self, repeats, memory_size, key_dim, vote_k=1, seed=0, dtype=tf.float32,
                  label_limit=DEFAULT_LABEL_LIMIT, name=None) -> None:
         super().__init__(repeats, name=name)
-        self.memory_size = check_positive_int("memory_size", memory_size)
         self._settings(key_dim, vote_k, dtype, label_limit)
-        self.vote_k = min(self.vote_k, self.memory_size)
-        r, n = self.repeats, self.memory_size
-        self.keys = self._add_state("keys", lambda: tf.zeros([r, n, self.key_dim], self.dtype))
-        self.values = self._add_state("values", lambda: tf.fill([r, n], tf.constant(UNKNOWN_LABEL, tf.int64)))
+        self._fixed_table(memory_size)
+        r = self.repeats
         self.seen = self._add_state("seen", lambda: tf.zeros([r, 0], tf.int64), shape=[r, None])
         self.full = self._add_state("full", lambda: tf.zeros([r, 0], tf.bool), shape=[r, None])
         self.seen_size = self._add_state("seen_size", lambda: tf.zeros([r], tf.int64))  # each repeat's table length

@@ -70,6 +70,17 @@ def one_at_a_time(memory, chunk: int) -> bool:
     return chunk_that_fits(memory, chunk) < min(chunk, MIN_CHUNK)
 
 
+def padded_chunks(count: int, size: int):
+    """(items, padded) per chunk of `count` items: `padded` repeats the last item up to `size`.
+
+    A batched runner is traced for exactly `size` states, so the last, shorter chunk is
+    padded; the caller keeps the first `len(items)` answers and drops the padding's.
+    """
+    for first in range(0, count, size):
+        items = np.arange(first, min(first + size, count))
+        yield items, np.concatenate([items, np.full(size - items.size, items[-1])])
+
+
 def make_batched_sequence_runner(memory, repeats: int):
     """`make_sequence_runner` for `repeats` sequences at once through the memory's batched twin.
 
@@ -114,12 +125,8 @@ def sequence_answers(memory, keys: np.ndarray, labels: np.ndarray, chunk: int) -
         return np.stack(out)
     size = min(chunk_that_fits(memory, chunk), count)
     run = make_batched_sequence_runner(memory, size)
-    out = []
-    for first in range(0, count, size):
-        part = np.arange(first, min(first + size, count))
-        padded = np.concatenate([part, np.full(size - part.size, part[-1])])  # the padding's answers are dropped
-        out.append(run(tf.constant(keys[padded]), tf.constant(labels[padded])).numpy()[: part.size])
-    return np.concatenate(out)
+    return np.concatenate([run(tf.constant(keys[padded]), tf.constant(labels[padded])).numpy()[: part.size]
+                           for part, padded in padded_chunks(count, size)])
 
 
 def per_shot_accuracy(keys: np.ndarray, data: EpisodicData, memory, ways: int, tasks: TaskSpec,

@@ -22,7 +22,7 @@ from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion
 from experiments.episodic.data import EpisodicData
 from experiments.episodic.episodes import alphabet_pools, sample_task
-from experiments.episodic.evaluation.sequences import chunk_that_fits, one_at_a_time
+from experiments.episodic.evaluation.sequences import chunk_that_fits, one_at_a_time, padded_chunks
 from experiments.episodic.evaluation.task_spec import TaskSpec
 from experiments.episodic.settings import READOUT_KINDS
 
@@ -146,9 +146,7 @@ def _answers(memory, keys: np.ndarray, rounds: np.ndarray, query_items: np.ndarr
     size = min(chunk_that_fits(memory, chunk), episodes)
     run = make_batched_task_runner(memory, size)
     out = []
-    for first in range(0, episodes, size):
-        part = np.arange(first, min(first + size, episodes))
-        padded = np.concatenate([part, np.full(size - part.size, part[-1])])  # the padding's answers are dropped
+    for part, padded in padded_chunks(episodes, size):
         answers = run(tf.constant(keys[rounds[padded]]), tf.constant(np.tile(labels, (size, 1))),
                       tf.constant(keys[query_items[padded]]))
         out.append(answers.numpy()[: part.size])
