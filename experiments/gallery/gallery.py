@@ -209,8 +209,9 @@ class Gallery:
                 "this gallery has no calibrated threshold yet (it needs photos of at least two people); "
                 "enroll another person or give a threshold (--threshold T)"
             )
-        if self.calibrated_for_smaller():
-            warnings.warn(self.calibrated_for_smaller(), stacklevel=3)
+        outgrown = self.calibrated_for_smaller()
+        if outgrown:
+            warnings.warn(outgrown, stacklevel=3)
         return self.threshold
 
     def identify_embeddings(self, embeddings: np.ndarray, threshold: float | None = None,
