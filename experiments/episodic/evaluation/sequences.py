@@ -17,6 +17,7 @@ import memory_module
 from experiments.core.metrics import accuracy_by_shot, interval, shots_seen
 from experiments.episodic.data import EpisodicData
 from experiments.episodic.episodes import alphabet_pools, sample_episodes
+from experiments.episodic.evaluation import touched_rows
 from experiments.episodic.evaluation.task_spec import TaskSpec
 
 SEQUENCE_CHUNK = 250  # sequences per batched call, at most
@@ -112,10 +113,13 @@ def _feed_batched(twin, keys, labels):
 def sequence_answers(memory, keys: np.ndarray, labels: np.ndarray, chunk: int) -> np.ndarray:
     """[R, L] answers of the memory to R sequences (keys [R, L, d], labels [R, L]), each from a cleared memory.
 
-    `chunk` sequences per batched call (0: one at a time through make_sequence_runner); the
-    answers do not depend on it.
+    `chunk` sequences per batched call (0: one at a time through make_sequence_runner), the
+    paper's Kaiser memory as the rows each sequence writes (touched_rows); the answers do not
+    depend on it.
     """
     count = len(labels)
+    if chunk and touched_rows.supports(memory, labels.shape[1]):
+        return touched_rows.sequence_answers(memory, keys, labels, chunk)
     if one_at_a_time(memory, chunk):
         run = make_sequence_runner(memory)
         out = []

@@ -22,6 +22,7 @@ from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion
 from experiments.episodic.data import EpisodicData
 from experiments.episodic.episodes import alphabet_pools, sample_task
+from experiments.episodic.evaluation import closed_form, touched_rows
 from experiments.episodic.evaluation.sequences import chunk_that_fits, one_at_a_time, padded_chunks
 from experiments.episodic.evaluation.task_spec import TaskSpec
 from experiments.episodic.settings import READOUT_KINDS
@@ -111,9 +112,11 @@ def task_answers(
     Class ids index `data.characters`, so answers can be grouped by the query's alphabet.
     With `tasks.within_alphabet` the N classes of each task come from one alphabet
     (alphabets drawn uniformly among those with >= N characters). The tasks are drawn
-    first, then answered `chunk` at a time by each readout's batched twin (one task at a
-    time through make_task_runner for chunk 0 or a memory too large to batch,
-    sequences.one_at_a_time); the answers do not depend on the chunk.
+    first, then answered `chunk` at a time: the paper's Kaiser memory as the rows each task
+    writes (touched_rows), store-all and class means in closed form (closed_form), other
+    readouts by their batched twin (one task at a time through make_task_runner for chunk 0
+    or a memory too large to batch, sequences.one_at_a_time); the answers do not depend on
+    the chunk.
     """
     episodes, queries = tasks.episodes, tasks.queries
     by_class = data.indices_by_class()
@@ -137,8 +140,12 @@ def task_answers(
 
 def _answers(memory, keys: np.ndarray, rounds: np.ndarray, query_items: np.ndarray, ways: int, chunk: int) -> np.ndarray:
     """[episodes, ways*queries] dense answers of one readout to every drawn task."""
-    episodes = rounds.shape[0]
+    episodes, shots = rounds.shape[:2]
     labels = np.arange(ways, dtype=np.int64)
+    if chunk and touched_rows.supports(memory, ways * shots):
+        return touched_rows.task_answers(memory, keys, rounds, query_items, ways, chunk)
+    if chunk and closed_form.supports(memory):
+        return closed_form.task_answers(memory, keys, rounds, query_items, ways, chunk)
     if one_at_a_time(memory, chunk):
         run = make_task_runner(memory)
         return np.stack([run(tf.constant(keys[rounds[e]]), tf.constant(labels), tf.constant(keys[query_items[e]])).numpy()
