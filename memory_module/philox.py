@@ -27,8 +27,15 @@ _SKIP_PER_ELEMENT = 256  # TensorFlow's counter advance per element drawn (RngRe
 
 
 def initial_states(seeds) -> np.ndarray:
-    """[R, 3] int64: the states of tf.random.Generator.from_seed(s) (Philox) for each seed."""
-    return np.stack([tf.random.create_rng_state(int(s), tf.random.Algorithm.PHILOX) for s in seeds]).astype(np.int64)
+    """[R, 3] int64: the states of tf.random.Generator.from_seed(s) (Philox) for each seed.
+
+    tf.random.create_rng_state cuts an integer seed into three 64-bit words, lowest first
+    (two's complement, so a negative seed fills the upper words with ones). Done here in
+    plain Python: create_rng_state runs a few eager ops per seed, about a millisecond, which
+    for a thousand repeats cost more than their whole protocol.
+    """
+    words = [[(int(s) >> (64 * i)) & 0xFFFFFFFFFFFFFFFF for i in range(3)] for s in seeds]
+    return np.array(words, dtype=np.uint64).view(np.int64).reshape(len(words), 3)
 
 
 def _words(value: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:

@@ -28,3 +28,10 @@ def test_a_counter_crossing_64_bits_carries_like_tensorflow():
     values, states = philox.uniform(tf.constant(start), 20, 0.0, 1.0, tf.float32)  # blocks ...FD to 2**64 + 1
     np.testing.assert_array_equal(values[0].numpy(), generator.uniform([20], 0.0, 1.0, dtype=tf.float32).numpy())
     np.testing.assert_array_equal(states[0].numpy(), generator.state.numpy())
+
+
+def test_initial_states_equal_tensorflows_seeding():
+    seeds = [0, 1, 7, 2**31 - 1, 2**40 + 3, 2**63 - 1, 2**64 + 5, -1, -(2**40)]
+    expected = np.stack([tf.random.create_rng_state(s, tf.random.Algorithm.PHILOX) for s in seeds]).astype(np.int64)
+    np.testing.assert_array_equal(philox.initial_states(seeds), expected)
+    assert philox.initial_states([]).shape == (0, 3)
