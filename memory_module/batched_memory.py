@@ -85,7 +85,7 @@ class BatchedKaiserMemory(BatchedMemoryBase):
     def lookup(self, queries) -> LookupResult:
         """Answers [R, B] for queries [R, B, d]; changes nothing."""
         unit = unit_rows(self._check_queries(queries), axis=2)
-        return batched_answer(self._pool(unit), self.vote_k)
+        return batched_answer(self._pool(unit, self.vote_k), self.vote_k)
 
     def __call__(self, queries, labels=None, update: bool = False) -> dict:
         """As KaiserMemory.__call__, per repeat: labels, similarity, slot [R, B]; loss [R] (each repeat's batch mean)."""
@@ -104,8 +104,9 @@ class BatchedKaiserMemory(BatchedMemoryBase):
             self._write(unit, v, result)
         return out
 
-    def _pool(self, unit: tf.Tensor) -> Pool:
-        return batched_pool(unit, self._keys3(), self._values2(), self.pool_k)
+    def _pool(self, unit: tf.Tensor, k: int | None = None) -> Pool:
+        """KaiserMemory._pool per repeat: the choose_k pool, or the vote_k a lookup reads."""
+        return batched_pool(unit, self._keys3(), self._values2(), k or self.pool_k)
 
     # ------------------------------------------------------------------ size
 

@@ -197,7 +197,7 @@ class KaiserMemory(WritePolicy, MemoryBase):
     def lookup(self, queries) -> LookupResult:
         """Answer each query [B, d] from the memory; changes nothing."""
         q = check_queries(queries, self.key_dim, self.dtype)
-        return answer(self._pool(self._unit(q)), self.vote_k)
+        return answer(self._pool(self._unit(q), self.vote_k), self.vote_k)
 
     def loss(self, queries, labels) -> tf.Tensor:
         """Scalar margin loss of the paper (batch mean); changes nothing.
@@ -217,7 +217,7 @@ class KaiserMemory(WritePolicy, MemoryBase):
         q = check_queries(queries, self.key_dim, self.dtype)
         v = check_labels(labels, q.shape[0], self.label_limit)
         unit = tf.stop_gradient(self._unit(q))
-        before = answer(self._pool(unit), self.vote_k)
+        before = answer(self._pool(unit, self.vote_k), self.vote_k)
         self._write(unit, v, before)
         return before
 
@@ -272,8 +272,10 @@ class KaiserMemory(WritePolicy, MemoryBase):
 
     # ------------------------------------------------------------------ the rule
 
-    def _pool(self, unit: tf.Tensor) -> Pool:
-        return nearest_pool(unit, self.keys, self.values, self.pool_k)
+    def _pool(self, unit: tf.Tensor, k: int | None = None) -> Pool:
+        """The `k` nearest filled slots (the loss's choose_k pool by default). A lookup asks for
+        vote_k only: the answer reads no further, and top_k's first entries do not depend on k."""
+        return nearest_pool(unit, self.keys, self.values, k or self.pool_k)
 
     def _recent_slot_for(self, v: tf.Tensor) -> tf.Tensor:
         """[B] slot most recently written for each label that still holds it, else -1."""
