@@ -11,7 +11,8 @@ this module reads, overrides (`--set section.key=value`) and writes any of them.
 share `MemorySection`, and experiments.core.memories.build_memory is the one place a
 memory is built from it: every key of [memory] reaches memory_module in either experiment.
 Defaults live in the dataclass fields and nowhere else; a field's `allowed` check is
-stated next to its default.
+stated next to its default. A `speed_only` field (a chunk size) is checked like any other
+but is no part of what a run is: comparisons and repeat identities leave it out.
 
 The resolved configuration (defaults filled in, overrides applied) is written next to
 the results with `to_toml`, so a run directory says exactly what produced it, and
@@ -52,6 +53,18 @@ def zero_or_at_least(bound: int, default: int) -> Any:
 
 def positive(default: float) -> Any:
     return setting(default, lambda v: v > 0, "> 0")
+
+
+def speed_only(default: int, description: str) -> Any:
+    """A positive integer that changes how fast a run goes, never its results (a chunk size).
+
+    Such a setting is not part of what a run is: `differences` ignores it (a run directory
+    resumes under another value), `results_only` resets it, and `to_toml` writes it only
+    when it is not the default, so a configuration that never set it (every run directory
+    made before it existed) reads, compares and hashes as before.
+    """
+    return field(default=default, metadata={"allowed": lambda v: v >= 1, "description": description,
+                                            "speed_only": True})
 
 
 # ---------------------------------------------------------------- the shared memory
@@ -285,6 +298,23 @@ def to_dict(config) -> dict:
     }
 
 
+def _speed_only_keys(config) -> dict[str, tuple[str, ...]]:
+    """{section: the names of its speed_only settings}."""
+    return {f.name: tuple(k.name for k in dataclasses.fields(getattr(config, f.name)) if k.metadata.get("speed_only"))
+            for f in dataclasses.fields(config)}
+
+
+def results_only(config):
+    """`config` with every speed_only setting at its default: what the results depend on."""
+    sections = {}
+    for section, keys in _speed_only_keys(config).items():
+        if keys:
+            value = getattr(config, section)
+            defaults = type(value)()
+            sections[section] = dataclasses.replace(value, **{k: getattr(defaults, k) for k in keys})
+    return dataclasses.replace(config, **sections)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -301,16 +331,19 @@ def _toml_value(value: Any) -> str:
 def to_toml(config) -> str:
     """The resolved configuration as TOML; `load_config` reads it back to an equal config."""
     lines = ["# Resolved configuration of this run (defaults filled in, overrides applied)."]
+    speed, defaults = _speed_only_keys(config), to_dict(results_only(config))
     for section, values in to_dict(config).items():
         lines.append("")
         lines.append(f"[{section}]")
-        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items()
+                     if key not in speed[section] or value != defaults[section][key])  # speed_only: when set
     return "\n".join(lines) + "\n"
 
 
 def differences(saved, now, ignore: tuple[str, ...] = ()) -> list[str]:
-    """'[section] key: saved X, now Y' for every setting that differs, except `ignore` ('section.key')."""
-    old, new = to_dict(saved), to_dict(now)
+    """'[section] key: saved X, now Y' for every setting that differs, except `ignore` ('section.key')
+    and the speed_only ones (they never change results)."""
+    old, new = to_dict(results_only(saved)), to_dict(results_only(now))
     return [
         f"[{section}] {key}: saved {old[section][key]!r}, now {value!r}"
         for section, values in new.items()

@@ -1,7 +1,8 @@
 """A face run's unit of resume: one file per finished repeat, `repeats/<model>/<repeat>.npz`.
 
 Each file is written to a temporary sibling and renamed (kshot_io.atomic_write), so a
-kill -9 leaves the old state or the new one. A file that cannot be read, or that was
+kill -9 leaves the old state or the new one; the chunked runner makes a chunk's files
+durable with one barrier, so a power cut loses at most the chunk being written. A file that cannot be read, or that was
 written under another configuration (its `config_digest` differs), is not trusted and
 the repeat runs again.
 """
@@ -23,14 +24,16 @@ def repeat_path(run_dir: Path, model: str, repeat: int) -> Path:
     return Path(run_dir) / REPEATS_DIR / model / f"{repeat:05d}.npz"
 
 
-def save_repeat(run_dir: Path, result: RepeatResult, digest: str) -> Path:
+def save_repeat(run_dir: Path, result: RepeatResult, digest: str, durable: bool = True) -> Path:
+    """Write one finished repeat atomically; `durable=False` leaves the fsync to the caller's
+    batch barrier (kshot_io.flush_to_disk), as the chunked runner does once per chunk."""
     path = repeat_path(run_dir, result.model, result.repeat)
     buffer = io.BytesIO()
     names = RepeatResult.ARRAYS + (RepeatResult.OPEN_SET_ARRAYS if result.open_set else ())
     arrays = {name: np.asarray(getattr(result, name)) for name in names}
     np.savez(buffer, config_digest=np.array(digest), model=np.array(result.model),
              repeat=np.array(result.repeat, dtype=np.int64), **arrays)
-    with atomic_write(path, "wb") as handle:
+    with atomic_write(path, "wb", durable=durable) as handle:
         handle.write(buffer.getvalue())
     return path
 

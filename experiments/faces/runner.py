@@ -41,7 +41,7 @@ from experiments.faces.repeats import finished_repeats, save_repeat
 from experiments.faces.results import RepeatResult, save_dataset, write_tables
 from experiments.faces.run_data import PreparedData
 from experiments.faces.settings import RunConfig, config_repeats_note
-from kshot_io import write_text_atomic
+from kshot_io import flush_to_disk, write_text_atomic
 
 
 def model_key(model: str) -> int:
@@ -180,13 +180,13 @@ def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, co
 
     A frozen method runs in chunks of `chunk_size` repeats through one batched memory
     (experiments.faces.chunks); each result is yielded once its whole chunk is computed,
-    so a killed run loses at most one chunk. Other methods, and memories too large for a
-    chunk of chunks.MIN_CHUNK repeats, run one repeat at a time.
+    so a killed run loses at most one chunk. Other methods, chunk size 1, and memories too
+    large for a chunk of chunks.MIN_CHUNK repeats run one repeat at a time.
     The results are the same either way.
     """
     chunks.check_chunk_size(chunk_size)
     fitted = chunks.fitting_chunk(chunk_size, len(data.labels), getattr(adapter.memory, "memory_size", 0))
-    if not chunks.batchable(adapter, config) or fitted < min(chunk_size, chunks.MIN_CHUNK):
+    if chunk_size == 1 or not chunks.batchable(adapter, config) or fitted < min(chunk_size, chunks.MIN_CHUNK):
         for r in todo:
             yield run_repeat(adapter, model, r, data, config)
         return
@@ -269,18 +269,19 @@ def run_experiment(
     progress: bool = True,
     log: Callable[[str], None] = print,
     make_figures: bool = True,
-    chunk_size: int = chunks.DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
 ) -> dict:
     """Run (or resume) every model x repeat into `out_dir`, then write tables, summary and figures.
 
-    chunk_size: repeats a frozen method runs per batched call (experiments.faces.chunks); it
-    changes the speed, never the results.
+    chunk_size: repeats a frozen method runs per batched call (experiments.faces.chunks; 1:
+    one repeat at a time); default the config's [run] chunk_size. It changes the speed,
+    never the results.
 
     Returns {"timing": {model: {"repeats", "computed", "seconds_per_repeat", "shots"}}, "summary": DataFrame}.
     """
 
     out_dir = Path(out_dir)
-    chunks.check_chunk_size(chunk_size)
+    chunk_size = chunks.check_chunk_size(config.run.chunk_size if chunk_size is None else chunk_size)
     check_data(data, config, log)
     open_run_dir(out_dir, config, may_change=GROWABLE)
     digest = repeat_digest(config, data)
@@ -303,9 +304,13 @@ def run_experiment(
                 bar.write(f"{model}: resuming, {len(done)} of {repeats} repeats already on disk")
             adapter = build_adapter(model, data, config)
             todo = [r for r in range(repeats) if r not in done_ids]
+            # Chunked repeats take milliseconds each: one disk barrier per chunk, not an fsync per file.
+            durable_each = chunk_size == 1 or not chunks.batchable(adapter, config)
             for result in compute_repeats(adapter, model, todo, data, config, chunk_size):
-                save_repeat(out_dir, result, digest)
+                save_repeat(out_dir, result, digest, durable=durable_each)
                 computed.append(result)
+                if not durable_each and (len(computed) % chunk_size == 0 or len(computed) == len(todo)):
+                    flush_to_disk()
                 bar.update(1)
             bar.close()
         results = sorted(done + computed, key=lambda r: r.repeat)

@@ -23,6 +23,7 @@ from experiments.core.settings import (  # noqa: F401 - the loader's names, for 
     positive,
     read_toml,
     setting,
+    speed_only,
     to_dict,
     to_toml,
     with_overrides,
@@ -48,6 +49,9 @@ class RunSection:
     order: str = setting("shuffle", lambda v: v in ("shuffle", "sorted"), "shuffle or sorted")
     # "blog": print the blog's published per-shot accuracies beside the run
     compare_with: str = setting("", lambda v: v in ("", "blog"), '"" or "blog"')
+    # repeats of a frozen method per batched call (experiments.faces.chunks; the same 250 as its
+    # DEFAULT_CHUNK_SIZE, which needs TensorFlow); 1: one repeat at a time. Speed only, never results.
+    chunk_size: int = speed_only(250, ">= 1 (repeats per batched call; 1 runs one repeat at a time)")
 
 
 @dataclass(frozen=True)
@@ -133,11 +137,13 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def with_repeats(config: RunConfig, repeats: int) -> RunConfig:
-    """`config` with every budget's repeats set to `repeats` (what a repeat's identity leaves out)."""
+    """`config` with every budget's repeats set to `repeats` and the speed-only settings at their
+    defaults (what a repeat's identity leaves out)."""
+    identity = settings.results_only(config)
     return dataclasses.replace(
-        config,
-        run=dataclasses.replace(config.run, repeats=repeats),
-        finetune=dataclasses.replace(config.finetune, repeats=repeats),
+        identity,
+        run=dataclasses.replace(identity.run, repeats=repeats),
+        finetune=dataclasses.replace(identity.finetune, repeats=repeats),
     )
 
 

@@ -44,6 +44,7 @@ import tomllib
 
 from experiments.core.run_dir import is_temporary, refuse_current_folder
 from experiments.core.run_files import CELLS_DIR, FIGURES_DIR, PLAN_FILE, STATUS_DIR, SWEEP_CSV, SWEEP_MD
+from experiments.core.settings import results_only
 from experiments.faces import settings as cfg
 
 SECTIONS = ("sweep", "grid", "cells", "resources")
@@ -74,7 +75,9 @@ class Cell:
 
     @property
     def config_sha(self) -> str:
-        return hashlib.sha256(self.config_toml.encode("utf-8")).hexdigest()
+        """The hash a finished cell is recognised by; speed-only settings ([run] chunk_size) left out,
+        so a sweep rerun with another chunk size skips its complete cells."""
+        return hashlib.sha256(cfg.to_toml(results_only(self.config())).encode("utf-8")).hexdigest()
 
     def config(self):
         return cfg.from_dict(tomllib.loads(self.config_toml), origin=f"sweep cell {self.name}")

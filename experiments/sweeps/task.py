@@ -7,8 +7,9 @@ traceback come back in the outcome, so the sweep records it and goes on.
 
 Where the files go:
 - `run_dir` set: the worker writes straight into the cell's run directory (the local
-  executor, or a path every Ray node mounts). Repeats land one file at a time, so a
-  killed worker loses at most the repeat it was computing.
+  executor, or a path every Ray node mounts). Repeats land one file at a time as their
+  chunk finishes ([run] chunk_size repeats of a frozen method per batched call), so a
+  killed worker loses at most the chunk it was computing.
 - `run_dir` None: the worker writes into a scratch directory, seeded with the files the
   cell already has (so an interrupted cell resumes), and returns the bytes of every
   file it wrote; the driver writes them into DIR atomically.
@@ -165,7 +166,8 @@ def _run_in(run_dir: Path, task: Task, log: list[str]) -> list[str]:
         return compute_repeats(config, run_dir, data, task.repeats)
     from experiments.faces.runner import run_experiment  # starts TensorFlow: see prepare_data above
 
-    run_experiment(config, run_dir, data, progress=False, log=log.append, make_figures=task.make_figures)
+    run_experiment(config, run_dir, data, progress=False, log=log.append, make_figures=task.make_figures,
+                   chunk_size=config.run.chunk_size)
     return sorted(str(p.relative_to(run_dir)) for p in run_dir.rglob("*") if p.is_file())
 
 
@@ -188,20 +190,26 @@ def repeat_file(run_dir: Path, model: str, repeat: int) -> Path:
 
 
 def compute_repeats(config, run_dir: Path, data, wanted: tuple[tuple[str, int], ...]) -> list[str]:
-    """Compute the (model, repeat) pairs not yet on disk into `run_dir`; returns their files."""
+    """Compute the (model, repeat) pairs not yet on disk into `run_dir`; returns their files.
+
+    Through the runner's `compute_repeats`: a frozen method's repeats go in chunks of
+    [run] chunk_size through one batched memory (experiments.faces.chunks), the others one
+    at a time. Each repeat is saved as its chunk yields it, one file per repeat, so a
+    killed shard loses at most the chunk it was computing and the rerun skips the rest.
+    """
     # These start TensorFlow: imported only in the worker, after limit_threads (see _run_in).
     from experiments.faces.adapters import build_adapter
-    from experiments.faces.runner import check_data, repeat_digest, run_repeat
+    from experiments.faces.runner import check_data, compute_repeats as compute_model_repeats, repeat_digest
 
     check_data(data, config, log=lambda line: None)
     open_run_dir(run_dir, config, may_change=GROWABLE)
     digest = repeat_digest(config, data)
-    adapters = {}
-    for model, repeat in wanted:
-        if load_repeat(run_dir, model, repeat, digest) is None:
-            if model not in adapters:
-                adapters[model] = build_adapter(model, data, config)
-            save_repeat(run_dir, run_repeat(adapters[model], model, repeat, data, config), digest)
+    for model in dict.fromkeys(m for m, _ in wanted):  # the shard's models, in order
+        todo = [r for m, r in wanted if m == model and load_repeat(run_dir, m, r, digest) is None]
+        if todo:
+            adapter = build_adapter(model, data, config)
+            for result in compute_model_repeats(adapter, model, todo, data, config, config.run.chunk_size):
+                save_repeat(run_dir, result, digest)
     # config.toml too: a cell directory holds its configuration from its first repeat on, so the
     # driver's copy of it is a run directory (experiments.core.run_dir) like any other.
     return [CONFIG_FILE] + [str(repeat_file(run_dir, m, r).relative_to(run_dir)) for m, r in wanted]

@@ -108,3 +108,19 @@ def test_a_memory_too_large_to_batch_runs_one_repeat_at_a_time(data, monkeypatch
     got = list(compute_repeats(adapter, "memory", [0, 1], data, config, 250))
     for result in got:
         assert_same_repeat(result, run_repeat(adapter, "memory", result.repeat, data, config), f"repeat {result.repeat}")
+
+
+def test_a_chunked_run_makes_its_files_durable_once_per_chunk_not_once_per_file(data, tmp_path, monkeypatch):
+    import os  # deferred: only this test counts the disk barriers
+
+    from experiments.faces import runner
+
+    fsyncs, barriers = [], []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (fsyncs.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    monkeypatch.setattr(runner, "flush_to_disk", lambda: barriers.append(1))
+    config = config_for(["memory"])
+    run_experiment(config, tmp_path / "run", data=data, progress=False, chunk_size=3)
+    assert len(barriers) == 3  # 7 repeats in chunks of 3: after repeats 3, 6 and 7
+    assert fsyncs and not [path for path in fsyncs if "/repeats/" in path]  # the summary files only
+    assert len(list((tmp_path / "run" / "repeats" / "memory").glob("*.npz"))) == REPEATS

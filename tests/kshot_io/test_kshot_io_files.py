@@ -37,3 +37,19 @@ def test_cache_root_pointing_at_a_file_is_refused_with_the_variable_to_change(tm
     monkeypatch.setenv("KSHOT_CACHE", str(a_file))
     with pytest.raises(NotADirectoryError, match="not_a_folder.*KSHOT_CACHE"):
         cache_root()
+
+
+def test_a_write_that_is_not_durable_skips_the_fsync_but_is_still_atomic(tmp_path, monkeypatch):
+    import os  # deferred: only this test counts fsyncs
+
+    from kshot_io import atomic_write
+
+    calls = []
+    monkeypatch.setattr(os, "fsync", lambda fd: calls.append(fd))
+    with atomic_write(tmp_path / "a.bin", "wb", durable=False) as handle:
+        handle.write(b"new")
+    assert calls == [] and (tmp_path / "a.bin").read_bytes() == b"new"
+    with atomic_write(tmp_path / "a.bin", "wb") as handle:
+        handle.write(b"newer")
+    assert len(calls) == 1 and (tmp_path / "a.bin").read_bytes() == b"newer"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.bin"]

@@ -4,8 +4,8 @@ This is where Kaiser et al. say a memory matters: it never gets cleared, holds f
 slots than there are drawings, and must decide what to keep. All drawings of the test
 alphabets go through one memory in a seeded random order; each is looked up (the
 answer), then written with its label. The readouts see the same stream, each a
-memory_module memory built by experiments.core.memories.build_memory and fed by
-sequences.make_sequence_runner (rows are labelled as settings.STREAM_READOUT_KINDS says):
+memory_module memory built by experiments.core.memories.build_memory (rows are
+labelled as settings.STREAM_READOUT_KINDS says):
 
 - `memory`: the Kaiser memory with `size` slots (it merges a drawing into its class's
   slot when that slot answered correctly, else overwrites an old slot);
@@ -13,6 +13,10 @@ sequences.make_sequence_runner (rows are labelled as settings.STREAM_READOUT_KIN
 - `store-all`: 1-NN over every earlier drawing (what unbounded storage gives);
 - on request, `reservoir` (`size` slots kept class-balanced) and `prototype` (one
   running mean per character).
+
+The readouts are the stream's independent runs (one order, memories that never
+interact): stream_together.py feeds a chunk of them through one traced call, each getting
+the answers its own runner (sequences.make_sequence_runner) gives.
 
 Accuracy is reported by shot (how many drawings of that character came earlier; at
 0 shots no readout can know the label, so those items are reported but always wrong)
@@ -32,6 +36,7 @@ from experiments.core.memories import build_memory
 from experiments.core.metrics import proportion, shots_seen
 from experiments.episodic.evaluation.heldout import restore_held_out
 from experiments.episodic.evaluation.sequences import make_sequence_runner
+from experiments.episodic.evaluation.stream_together import answers_together, check_stream_chunk
 from experiments.episodic.model import embed_images
 from experiments.episodic.settings import STREAM_READOUT_KINDS, STREAM_READOUTS
 
@@ -80,14 +85,17 @@ def summarize(answers: np.ndarray, labels: np.ndarray) -> dict:
 
 
 def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int], make_memory: Callable,
-                      seed: int = 0, readouts: Sequence[str] = STREAM_READOUTS) -> dict:
+                      seed: int = 0, readouts: Sequence[str] = STREAM_READOUTS, chunk: int | None = None) -> dict:
     """Every readout on one seeded order of (keys, labels); `make_memory(kind, size)` builds the memory of a
     kind with `size` slots.
 
     The unsized readouts (store-all, prototype) come first, built once with the stream's length
     or its number of characters as their size; then, for each of `sizes`, the sized ones, in
-    the order of `readouts`.
+    the order of `readouts`. The rows' memories are fed `chunk` at a time through one traced
+    call (stream_together.py; None: all together, 1: each through its own runner); the
+    answers do not depend on it.
     """
+    check_stream_chunk(chunk)
     unknown = [name for name in readouts if name not in STREAM_READOUT_KINDS]
     if unknown:
         raise ValueError(f"stream readouts {unknown} unknown; choose from {', '.join(STREAM_READOUT_KINDS)}")
@@ -99,19 +107,18 @@ def stream_evaluation(keys: np.ndarray, labels: np.ndarray, sizes: Sequence[int]
     classes = int(len(np.unique(labels)))
     kinds = {name: STREAM_READOUT_KINDS[name] for name in readouts}
 
-    def row(name: str, size: int) -> dict:
-        answers = stream_answers(keys, labels, make_memory(kinds[name], size))
-        return {"readout": name, "size": int(size), **summarize(answers, labels)}
-
-    rows = [row(name, len(labels) if kind == "store_all" else classes)
-            for name, kind in kinds.items() if kind in UNSIZED_KINDS]
-    rows += [row(name, size) for size in sizes for name, kind in kinds.items() if kind not in UNSIZED_KINDS]
+    specs = [(name, len(labels) if kind == "store_all" else classes)
+             for name, kind in kinds.items() if kind in UNSIZED_KINDS]
+    specs += [(name, size) for size in sizes for name, kind in kinds.items() if kind not in UNSIZED_KINDS]
+    answered = answers_together([make_memory(kinds[name], size) for name, size in specs], keys, labels, chunk)
+    rows = [{"readout": name, "size": int(size), **summarize(answers, labels)}
+            for (name, size), answers in zip(specs, answered, strict=True)]
     return {"items": int(len(labels)), "classes": classes, "seed": seed, "rows": rows}
 
 
 def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: int = 0, split: str = "test",
                readouts: Sequence[str] = STREAM_READOUTS,
-               slots_per_character: Sequence[float] | None = None) -> dict:
+               slots_per_character: Sequence[float] | None = None, chunk: int | None = None) -> dict:
     """The stream evaluation of a run directory or shipped checkpoint on its test alphabets
     (or, with `split="unseen"`, on every drawing of `sources`: heldout.py).
 
@@ -119,8 +126,10 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
     half up: 0.5 x 659 = 330), not both. Default: 1, 2, 4 and 8 slots per held-out
     character, all below the 20 drawings per character that store-all ends up holding.
     Every memory gets the run's [memory] settings with `size` slots (the Kaiser memory's
-    choose_k at most `size`) and the seed [train] seed + 4.
+    choose_k at most `size`) and the seed [train] seed + 4. `chunk`: memories per traced
+    call (stream_evaluation); it changes the speed, never the results.
     """
+    check_stream_chunk(chunk)
     if sizes and slots_per_character:
         raise ValueError("give the stream's memory sizes in slots or in slots per character, not both")
     config, embedder, step, test, alphabets, _ = restore_held_out(run_dir, sources, split)
@@ -133,7 +142,8 @@ def run_stream(run_dir, sources=None, sizes: Sequence[int] | None = None, seed: 
         return build_memory(kind, config.model.output_dim, memory, seed=config.train.seed + 4, capacity=size,
                             classes=size)
 
-    results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed, readouts)
+    results = stream_evaluation(embed_images(embedder, test.images), test.labels, sizes, make_memory, seed, readouts,
+                                chunk)
     found = {"run": str(run_dir), "step": step, "evaluated": split, "alphabets": list(alphabets), **results}
     if slots_per_character:
         found["slots_per_character"] = [float(m) for m in slots_per_character]
