@@ -35,6 +35,7 @@ so the same results give the same interval bytes.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -119,9 +120,18 @@ class PairedDifference(NamedTuple):
 
 
 def _bootstrap_means(values: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(np.random.SeedSequence([seed, values.size]))
-    picks = rng.integers(0, values.size, size=(resamples, values.size))
-    return values[picks].mean(axis=1)
+    return values[_bootstrap_picks(values.size, resamples, seed)].mean(axis=1)
+
+
+@functools.lru_cache(maxsize=4)
+def _bootstrap_picks(size: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, size] indices of the resamples. They depend on the size and the seed only, so
+    every interval of one report draws the same ones: drawn once, not once per interval (a
+    run's report asks for a thousand intervals over 100 repeats)."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, size]))
+    picks = rng.integers(0, size, size=(resamples, size))
+    picks.setflags(write=False)
+    return picks
 
 
 def _percentile_interval(values: np.ndarray, confidence: float, resamples: int, seed: int) -> tuple[float, float]:
