@@ -317,9 +317,11 @@ def add_embed(actions) -> None:
     embed.add_argument("--checkpoint", required=True, metavar="DIR", help="a run directory from `omniglot train`")
     embed.add_argument("--out", required=True, type=Path, help="npz file to write")
     embed.add_argument("--data", nargs="+", default=None, metavar="PATH", help=DATA_HELP)
-    embed.add_argument("--split", choices=("test", "unseen", "train"), default="test",
-                       help="test: the run's held-out alphabets (default); unseen: every drawing of --data, a character "
-                            "set the run never had; train: its training classes (with rotations if it added them)")
+    embed.add_argument("--split", choices=("test", "validation", "unseen", "train"), default="test",
+                       help="test: the run's held-out alphabets (default); validation: its validation alphabets (for "
+                            "choosing settings, such as the gallery's threshold rule); unseen: every drawing of --data, "
+                            "a character set the run never had; train: its training classes (with rotations if it "
+                            "added them)")
     embed.set_defaults(handler=handle_embed)
 
 

@@ -35,17 +35,23 @@ independent, P(best of P < t) = P(best of P - 1 < t) ** (P / (P - 1)), so the re
 gallery's FPIR is `1 - (1 - f) ** (P / (P - 1))` for a leave-one-out rate f, and the
 threshold is chosen at the leave-one-out rate `1 - (1 - fpir) ** ((P - 1) / P)`.
 
-Too few searches. n non-mated searches cannot resolve an FPIR much below 1 / n. The
-threshold (rule "pairs", the default) is the largest of three lower limits: just above the
-highest leave-one-out stranger score allowed at the rate (the sample rule); a normal fitted
-to the Fisher z (atanh) of the (searched person, enrolled person) scores, whose spread
-includes the spread between such pairs of people (a stranger who resembles one enrolled
-person scores high on every photo), read at the per-person rate 1 - (1 - fpir) ** (1 / P);
-and the photo-pair threshold at FAR = fpir (a gallery's FPIR is at least the pair rate). The
-calibration says when the FPIR is not resolved, and what the counts alone guarantee: with
+Too few searches. n non-mated searches cannot resolve an FPIR much below 1 / n, and the
+searches of one person are not independent (a stranger who resembles one enrolled person
+scores high against them on every photo). The threshold (rule "pairs_t+extreme", the
+default) is the largest of four lower limits, the two models read at the per-person rate
+1 - (1 - fpir) ** (1 / P) for a gallery of P people:
+- the sample rule: just above the highest leave-one-out stranger score allowed at the rate;
+- "pairs_t": a Student-t prediction on the Fisher z (atanh) of the (searched person,
+  enrolled person) scores, whose spread includes the spread between such pairs; with few
+  people there are few pairs, and the t refuses to trust their spread (a 2-person gallery
+  names almost no one at FPIR 0.001: it cannot show that strangers stay out);
+- "extreme": an exponential tail (peaks over threshold) on the top (kept photo, other
+  person) scores, which follows the heavy tail of look-alike identities among many people;
+- the photo-pair threshold at FAR = fpir (a gallery's FPIR is at least the pair rate).
+The calibration says when the FPIR is not resolved, and what the counts alone guarantee: with
 k of n searches accepted, FPIR <= the one-sided 95% Clopper-Pearson bound (about 3 / n for
-none), corrected for gallery size. The rule was chosen on the celebrity set's train photos
-only, among the ones in RULES with and without the pair floor (docs/lab/2026-12-gallery-thresholds.md).
+none), corrected for gallery size. The rule was chosen among RULES on two choosing sets, the
+celebrity train photos and Omniglot validation-alphabet keys (docs/lab/2026-12-gallery-thresholds.md).
 """
 
 from __future__ import annotations
@@ -56,13 +62,15 @@ from statistics import NormalDist
 import numpy as np
 from scipy.stats import beta
 
+from experiments.faces.person_tails import PERSON_RULES, model_threshold
+
 REPORTED_FPIRS = (1e-2, 1e-3)
 DEFAULT_FPIR = 1e-3
 CONFIDENCE = 0.95
 MIN_TAIL_SEARCHES = 3       # a normal tail needs a spread: fewer searches use the sample rule alone
 SELF_MATCH = 1.0 - 1e-5     # similarity at which a store-all row is the searched photo itself
-RULES = ("sample", "tail", "max", "pairs")   # threshold rules compared in docs/lab/2026-12-gallery-thresholds.md
-DEFAULT_RULE = "pairs"      # chosen on the celebrity set's train photos (docs/lab/2026-12-gallery-thresholds.md), with the pair floor on
+RULES = ("sample", "tail", "max", *PERSON_RULES)   # threshold rules compared in docs/lab/2026-12-gallery-thresholds.md
+DEFAULT_RULE = "pairs_t+extreme"   # chosen on two choosing sets, with the pair floor on (docs/lab/2026-12-gallery-thresholds.md)
 
 
 def check_fpir(fpir: float) -> float:
@@ -99,28 +107,6 @@ def person_scores(queries, query_labels, keys, key_labels) -> np.ndarray:
     out = np.stack([similarity[:, key_labels == p].max(axis=1) for p in people], axis=1) if people.size else \
         np.zeros((len(query_labels), 0))
     return np.where(query_labels[:, None] == people[None, :], -np.inf, out)
-
-
-def pairs_threshold(by_person: np.ndarray, query_labels, fpir: float) -> float:
-    """A normal on the Fisher z of (stranger, enrolled person) scores, with the spread between such pairs.
-
-    A stranger who resembles one enrolled person scores high against them on every photo,
-    so the scores come in pairs of identities, and few people give few pairs. The spread
-    is the variance of the pair means plus the pooled variance within pairs; the gallery
-    holds all `by_person.shape[1]` people, each one chance: rate per person 1 - (1 - fpir) ** (1 / P).
-    NaN without two pairs.
-    """
-    query_labels = np.asarray(query_labels)
-    groups = [np.arctanh(np.clip(by_person[query_labels == q, j], -0.999999, 0.999999))
-              for q in np.unique(query_labels) for j in range(by_person.shape[1])
-              if np.isfinite(by_person[query_labels == q, j]).all() and (query_labels == q).any()]
-    if len(groups) < 2:
-        return float("nan")
-    means = np.array([g.mean() for g in groups])
-    within = sum(((g - g.mean()) ** 2).sum() for g in groups) / max(sum(g.size - 1 for g in groups), 1)
-    spread = np.sqrt(means.var(ddof=1) + within)
-    per_person = 1.0 - (1.0 - fpir) ** (1.0 / by_person.shape[1])
-    return float(np.tanh(means.mean() + spread * NormalDist().inv_cdf(1.0 - per_person)))
 
 
 def mated_scores(queries, query_labels, keys, key_labels, self_in_keys: bool) -> np.ndarray:
@@ -191,7 +177,7 @@ def threshold_at_fpir(nonmated: np.ndarray, fpir: float, people: int, rule: str 
                       by_person: np.ndarray | None = None, query_labels=None) -> float:
     """The threshold at gallery FPIR `fpir` from leave-one-out non-mated scores; +inf without any.
 
-    Rule "pairs" also needs `by_person` (person_scores) and the queries' labels.
+    The PERSON_RULES also need `by_person` (person_scores) and the queries' labels.
     """
     if rule not in RULES:
         raise ValueError(f"rule must be one of {', '.join(RULES)}, got {rule!r}")
@@ -201,8 +187,8 @@ def threshold_at_fpir(nonmated: np.ndarray, fpir: float, people: int, rule: str 
         return float("inf")
     rate = loo_target(check_fpir(fpir), people)
     sample = sample_threshold(finite, rate)
-    if rule == "pairs":
-        tail = pairs_threshold(by_person, query_labels, fpir)
+    if rule in PERSON_RULES:
+        tail = model_threshold(rule, by_person, query_labels, fpir)
     else:
         tail = tail_threshold(finite, rate)
     if rule == "sample" or np.isnan(tail):
@@ -288,9 +274,13 @@ class IdentificationCalibration:
                    f"(leave-one-out strangers accepted there: {self.loo_fpir:.4f}, gallery-size corrected)")
         if not self.resolved:
             out.append(f"note: {self.nonmated_searches} non-mated searches cannot resolve FPIR {self.fpir_target:.0e} "
-                       f"(one accepted search is {self.fpir_resolvable:.1e}); the threshold rests on a normal tail "
-                       f"fit and the photo-pair rate, and the counts alone guarantee "
+                       f"(one accepted search is {self.fpir_resolvable:.1e}); the threshold rests on per-person tail "
+                       f"models and the photo-pair rate, and the counts alone guarantee "
                        f"only FPIR <= {self.fpir_bound:.1e} (95%). Enroll more people for a better estimate.")
+        if self.threshold >= 1.0:
+            out.append(f"note: at FPIR {self.fpir_target:.0e} this gallery of {self.people} people names no one: it cannot "
+                       f"show that strangers stay out. Enroll more people, or set a larger --fpir (strangers then get "
+                       f"in more often).")
         return out
 
 

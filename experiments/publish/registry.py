@@ -59,6 +59,7 @@ BLOCKS: dict[str, Block] = {
     "gallery-summary": Block((gallery.GALLERY_RESULTS,), gallery.gallery_summary, (README,)),
     "gallery-results": Block((gallery.GALLERY_RESULTS,), gallery.gallery_results, (GALLERY,)),
     "gallery-many-classes": Block((gallery.MANY_CLASSES,), gallery.many_classes, (GALLERY,)),
+    "gallery-rule-choice": Block((gallery.RULE_CHOICE,), gallery.rule_choice, (GALLERY,)),
     "open-set": Block((gallery.OPEN_SET_SUMMARY, gallery.OPEN_SET_CONFIG), gallery.open_set, (GALLERY,)),
     # ---- Omniglot: the official benchmark (kshot omniglot benchmark)
     "omniglot-official": Block((omniglot_official.OFFICIAL, omniglot_official.LAKE_OFFICIAL, omniglot.REFERENCES),

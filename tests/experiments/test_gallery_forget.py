@@ -65,7 +65,8 @@ def test_forgetting_leaves_nothing_of_the_person_in_any_array_of_the_file(tmp_pa
             assert not array[empty].any(), name
     loaded = Gallery.load(path, embedder=FakeEmbedder())
     assert loaded.threshold is not None and loaded.calibration.people == 3   # recalibrated without bob
-    answers = [r.answer for r in loaded.identify([photo_folder(tmp_path / "q", {"cleo": 1, "bob": 1})])]
+    # A threshold between the stand-in's known and strangers' scores: 3 people name almost no one at FPIR 0.001.
+    answers = [r.answer for r in loaded.identify([photo_folder(tmp_path / "q", {"cleo": 1, "bob": 1})], threshold=0.35)]
     assert answers == ["unknown", "cleo"]                                  # bob is a stranger now
 
 

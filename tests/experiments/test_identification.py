@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from experiments.faces import identification, open_set
+from experiments.faces import identification, open_set, person_tails
 
 
 def _people(rng, n_people, per_person, dim=32, noise=0.35):
@@ -125,3 +125,58 @@ def test_one_photo_enrolled_under_two_names_keeps_the_threshold_a_cosine():
     c = identification.calibrate(photos, labels, photos, labels, fpir=1e-3)
     assert c.threshold == 1.0
     assert identification.threshold_for(photos, labels, photos[:1], labels[:1], 1e-3) == np.inf   # one person
+
+
+def test_pairs_t_does_not_trust_the_spread_of_two_pairs_and_is_the_normal_with_many():
+    rng = np.random.default_rng(5)
+    photos, labels = _people(rng, 2, 10)
+    by_person = identification.person_scores(photos, labels, photos, labels)
+    normal = person_tails.pairs_threshold(by_person, labels, 1e-3)
+    assert normal < 0.999                                                  # the normal trusts two pairs
+    assert person_tails.pairs_threshold(by_person, labels, 1e-3, predictive=True) == pytest.approx(1.0, abs=1e-6)
+    photos, labels = _people(rng, 40, 5)                                   # 40 * 39 pairs: t ~ normal
+    by_person = identification.person_scores(photos, labels, photos, labels)
+    assert person_tails.pairs_threshold(by_person, labels, 1e-3, predictive=True) == pytest.approx(
+        person_tails.pairs_threshold(by_person, labels, 1e-3), abs=0.01)
+
+
+def test_the_extreme_tail_reads_an_exponential_tail_at_the_per_person_rate():
+    rng = np.random.default_rng(6)
+    z = 0.1 * rng.exponential(size=(20_000, 5))                            # P(z > x) = exp(-x / 0.1)
+    rate = person_tails.per_person_rate(1e-3, 5)
+    threshold = person_tails.extreme_threshold(np.tanh(z), 1e-3)
+    assert np.arctanh(threshold) == pytest.approx(-0.1 * np.log(rate), rel=0.05)
+    assert np.isnan(person_tails.extreme_threshold(np.tanh(z[:2]), 1e-3))   # 10 scores: no tail to fit
+
+
+def test_a_few_look_alike_pairs_raise_the_extreme_tail_above_the_normal():
+    rng = np.random.default_rng(7)
+    photos, labels = _people(rng, 30, 5, dim=64, noise=0.5)
+    for twin in range(0, 6, 2):                                            # three pairs of look-alike people
+        photos[labels == twin + 1] = photos[labels == twin] + 0.3 * rng.normal(size=(5, 64)) / 8
+    by_person = identification.person_scores(photos, labels, photos, labels)
+    assert person_tails.extreme_threshold(by_person, 1e-3) > person_tails.pairs_threshold(by_person, labels, 1e-3)
+
+
+def test_the_default_threshold_is_the_largest_of_sample_both_models_and_the_pair_floor():
+    rng = np.random.default_rng(8)
+    photos, labels = _people(rng, 6, 8)
+    by_person = identification.person_scores(photos, labels, photos, labels)
+    rate = identification.loo_target(1e-3, 6)
+    parts = [identification.sample_threshold(by_person.max(axis=1), rate),
+             person_tails.pairs_threshold(by_person, labels, 1e-3, predictive=True),
+             person_tails.extreme_threshold(by_person, 1e-3),
+             identification.sample_threshold(identification.impostor_pair_scores(photos, labels), 1e-3)]
+    assert identification.DEFAULT_RULE == "pairs_t+extreme"
+    assert identification.threshold_for(photos, labels, photos, labels, 1e-3) == pytest.approx(min(max(parts), 1.0))
+
+
+def test_a_calibration_that_names_no_one_says_so_and_what_to_do():
+    from experiments.faces.identification import IdentificationCalibration  # deferred: only this test builds one
+
+    fields = dict(fpir_target=1e-3, people=2, entries=10, nonmated_searches=10, mated_searches=10,
+                  fpir_resolvable=0.1, fpir_bound=0.3, loo_fpir=0.0, fnir_at_fpir={}, threshold_at_fpir={})
+    silent = IdentificationCalibration(threshold=0.7, **fields).lines()
+    assert not any("names no one" in line for line in silent)
+    loud = IdentificationCalibration(threshold=1.0, **fields).lines()
+    assert any("names no one" in line and "--fpir" in line for line in loud)

@@ -14,18 +14,18 @@ from experiments.episodic.evaluation.heldout import restore_held_out, restore_wi
 from experiments.episodic.model import embed_images
 from kshot_io import atomic_write
 
-EXPORTED_SPLITS = ("test", "unseen", "train")
+EXPORTED_SPLITS = ("test", "validation", "unseen", "train")
 
 
 def export_embeddings(run_dir: str | os.PathLike, out: str | os.PathLike, sources=None, split: str = "test") -> dict:
     """The trained embedder's keys of one split's drawings, in the `kshot embed` npz format.
 
     Labels are "Alphabet/characterNN"; the held-out ("test") split is the run's own;
-    "unseen" is every drawing of `sources` (heldout.py); "train" the run's training
+    "validation" its validation alphabets (for choosing, never for reporting); "unseen" is every drawing of `sources` (heldout.py); "train" the run's training
     classes. Returns a short description.
     """
     if split not in EXPORTED_SPLITS:
-        raise ValueError(f"split must be 'test' (held-out alphabets), 'unseen' or 'train', got {split!r}")
+        raise ValueError(f"split must be 'test' (held-out alphabets), 'validation', 'unseen' or 'train', got {split!r}")
     if split == "train":
         _, trained, step, data = restore_with_data(run_dir, sources)
         part = data.train
