@@ -63,7 +63,7 @@ def add_run(subparsers) -> None:
                         help="repeats of the frozen-embedder methods ([run] repeats); on an existing run, more repeats are added")
     parser.add_argument("--seed", type=int, default=None, help="seed of every random choice")
     parser.add_argument("--models", default=None, help=f"comma-separated subset of: {','.join(METHODS)}")
-    parser.add_argument("--data", default=None, help="dataset name (celebrities, celebrities_lowres) or folder root/<label>/<image>")
+    parser.add_argument("--data", default=None, help="dataset name (celebrities, or a shifted copy celebrities_<variant>: see data/README.md) or folder root/<label>/<image>")
     parser.add_argument("--aligned", action="store_true", default=None, help="images are already face crops: skip MTCNN detection")
     parser.add_argument("--weights", default=None, help="FaceNet weights: registry name or a keras-facenet-style h5 (default: the registry's)")
     parser.add_argument("--skip-bad", action="store_true", default=None,
@@ -134,7 +134,8 @@ def handle_run(args) -> int:
     print(config_repeats_note(config))
     need_crops = any(needs_images(m) for m in config.run.models)
     data = prepare_data(config.data, need_crops=need_crops, progress=not args.no_progress)
-    outcome = run_experiment(config, out_dir, data, progress=not args.no_progress, make_figures=not args.no_figures)
+    outcome = run_experiment(config, out_dir, data, progress=not args.no_progress, make_figures=not args.no_figures,
+                             chunk_size=config.run.chunk_size)
     print()
     print(f"accuracy, mean [95% interval] over repeats, by shots ({report.metrics.ACCURACY_METHOD}):")
     print(report.accuracy_table(outcome["summary"]).to_string())
@@ -182,7 +183,7 @@ def add_embed(subparsers) -> None:
         "embed", help="align and embed a dataset with the pretrained FaceNet into an npz",
         description=EMBED_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", required=True, help="'celebrities' or a folder laid out as root/<label>/<image>")
+    parser.add_argument("--data", required=True, help="'celebrities', a shifted copy 'celebrities_<variant>' (data/README.md), or a folder laid out as root/<label>/<image>")
     parser.add_argument("--out", required=True, type=Path, help="npz file to write")
     parser.add_argument("--aligned", action="store_true", help="images are already face crops: no detection, only resize")
     parser.add_argument("--weights", default=None, help="registry name or a keras-facenet-style h5 (default: the registry's)")
@@ -203,7 +204,8 @@ def handle_embed(args) -> int:
 
     embedder = Embedder.from_pretrained(load_pretrained(args.weights), batch_size=args.batch_size,
                                         progress=not args.quiet)
-    result = embedder.embed_paths([str(p) for p in dataset.paths], aligned=args.aligned, use_cache=not args.no_cache)
+    aligned = args.aligned or dataset.aligned   # a shifted celebrity set is face crops already: no second detection
+    result = embedder.embed_paths([str(p) for p in dataset.paths], aligned=aligned, use_cache=not args.no_cache)
     index_of = {str(p): i for i, p in enumerate(dataset.paths)}
     kept = [index_of[p] for p in result.kept_paths]
     skipped = [f"{p}: {reason}" for p, reason in [*dataset.skipped, *result.skipped]]

@@ -1,6 +1,6 @@
 """The face k-shot experiment (`kshot run`): a memory against store-all 1-NN over many shuffles.
 
-Data in: datasets.py (folders and the built-in sets), shifts.py (degraded copies),
+Data in: datasets.py (folders and the built-in sets), shifts.py + shift_filters.py (degraded copies),
 embedder.py (FaceNet with caches), run_data.py (what a run learns from),
 embeddings_file.py (an `--embeddings` npz, checked row by row).
 Methods: methods.py (the registry, plain data), adapters.py (how a method takes part

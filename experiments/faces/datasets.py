@@ -1,5 +1,5 @@
 """Image datasets: a folder per identity (`root/<label>/<image>`), the built-in `celebrities` and its
-domain-shifted variants (`celebrities_lowres`, see experiments.faces.shifts).
+domain-shifted variants (`celebrities_lowres`, `celebrities_blur`, ...: experiments.faces.shifts).
 
 Order is deterministic: labels sorted, then file names sorted (for `celebrities`,
 the train split first, then val). Hidden files and folders (names starting with
@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from experiments.faces.shifts import ensure_variant
+from experiments.faces.shifts import VARIANTS, ensure_variant
 from facenet_tf.fetch import ensure_celebrities
 from facenet_tf.images import IMAGE_EXTENSIONS
 
@@ -137,7 +137,7 @@ def _train_then_val(name: str, root: Path, skip_bad: bool) -> ImageDataset:
 
 BUILTIN_DATASETS: dict[str, Callable[..., ImageDataset]] = {
     "celebrities": load_celebrities,
-    "celebrities_lowres": functools.partial(load_celebrity_variant, "lowres"),
+    **{f"celebrities_{variant}": functools.partial(load_celebrity_variant, variant) for variant in VARIANTS},
 }
 
 
