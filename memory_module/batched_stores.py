@@ -228,8 +228,13 @@ class BatchedReservoir(_BatchedStore):
         self.values.scatter_nd_update(where, tf.boolean_mask(label, store))
 
 
-def batched(memory, repeats: int):
-    """The batched twin of a memory_module memory: same settings, `repeats` independent states."""
+def batched(memory, repeats: int, **overrides):
+    """The batched twin of a memory_module memory: same settings, `repeats` independent states.
+
+    `overrides` replace settings that change no answer, such as store-all's initial_capacity:
+    a caller that knows how many items a repeat can be fed sizes the table to them, instead
+    of multiplying 1,024 mostly empty rows per repeat.
+    """
     import memory_module  # deferred: memory_module/__init__ imports this module
 
     kinds = {
@@ -243,5 +248,9 @@ def batched(memory, repeats: int):
     if kind is None:
         raise ValueError(f"{type(memory).__name__} has no batched form; run it one repeat at a time")
     config = dict(memory.get_config())
+    unknown = set(overrides) - set(config)
+    if unknown:
+        raise ValueError(f"{type(memory).__name__} has no setting {', '.join(sorted(unknown))}")
+    config.update(overrides)
     config["dtype"] = tf.as_dtype(config["dtype"])
     return kind(repeats, **config)

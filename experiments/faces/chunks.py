@@ -78,7 +78,9 @@ class BatchedFrozen:
         self.repeats = repeats
         self.embeddings = adapter.embeddings
         self.labels = adapter.labels
-        self.memory = memory_module.batched(adapter.memory, repeats)
+        # Store-all is fed at most every item once: a table of that many rows, not its default 1,024.
+        fits = {"initial_capacity": len(self.embeddings)} if "initial_capacity" in adapter.memory.get_config() else {}
+        self.memory = memory_module.batched(adapter.memory, repeats, **fits)
         memory = self.memory
         key_dim = self.embeddings.shape[1]
         queries = tf.TensorSpec([repeats, None, key_dim], tf.float32)

@@ -138,3 +138,10 @@ def test_batched_refuses_what_it_cannot_batch():
     with pytest.raises(ValueError, match=r"shape \[repeats=2"):
         BatchedKaiserMemory(2, 4, D).lookup(np.zeros((3, 1, D), np.float32))
     assert "batched" in memory_module.__all__
+
+
+def test_a_batched_twin_takes_settings_that_change_no_answer_and_refuses_unknown_ones():
+    twin = memory_module.batched(memory_module.StoreAllNearestNeighbour(8), 3, initial_capacity=16)
+    assert twin.initial_capacity == 16 and tuple(twin.keys.read_value().shape) == (3, 16, 8)
+    with pytest.raises(ValueError, match="no setting memory_size"):
+        memory_module.batched(memory_module.StoreAllNearestNeighbour(8), 3, memory_size=16)
