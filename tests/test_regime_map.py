@@ -2,7 +2,6 @@
 
 import json
 
-import numpy as np
 import pytest
 from support import clustered_embeddings, write_embeddings_npz
 
@@ -155,8 +154,7 @@ def test_exact_ties_are_all_named_as_best():
 
 @pytest.mark.parametrize("folder", ["choosing", "reporting", "reporting/official_evaluation"])
 def test_the_committed_tables_are_rendered_from_their_results_files(folder):
-    import json  # deferred: only this test reads the committed results
-    from pathlib import Path
+    from pathlib import Path  # deferred: only this test reads the committed results
 
     from experiments.studies.regime_map_report import TABLE_MD, map_markdown
 
