@@ -127,10 +127,12 @@ class TouchedRows:
         rescored = np.where((own >= 0) & ~excluded[:, :used], (self.clock - self.last_written[:, :used])
                             + noise[np.maximum(own, 0)], -np.inf)
         # A written slot among the first never-written ones takes its written score there; its own column drops out.
-        same = first[None, :, None] == own[:, None, :]  # [R, first, used]
-        score[:, : first.size] = np.where(same.any(axis=2), np.where(same, rescored[:, None, :], -np.inf).max(axis=2, initial=-np.inf),
-                                          score[:, : first.size])
-        score[:, first.size:] = np.where(same.any(axis=1), -np.inf, rescored)
+        position = np.full(self.memory.memory_size, -1)
+        position[first] = np.arange(first.size)
+        at = np.where(own >= 0, position[np.maximum(own, 0)], -1)  # [R, used]: each written slot's place in `first`
+        copy_in, row_in = np.nonzero(at >= 0)
+        score[copy_in, at[copy_in, row_in]] = rescored[copy_in, row_in]
+        score[:, first.size:] = np.where(at >= 0, -np.inf, rescored)
         order = np.lexsort((candidates, -score), axis=1)[:, :most]  # oldest first, lower slot first among equals
         # The k-th victim of copy r takes its k-th miss in batch order, in a row of its own or a new one.
         copy, k = np.nonzero(np.arange(most)[None, :] < n_miss[:, None])
