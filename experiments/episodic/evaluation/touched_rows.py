@@ -68,11 +68,14 @@ class TouchedRows:
 
     The keys live in a variable updated in place (a chunk's keys are read by every lookup,
     and copying them per write would cost more than the matmul); the bookkeeping is numpy.
+    The variable holds `rows` rows, doubled when an insert needs more: a lookup reads every
+    row, and most copies fill far fewer than `capacity` (hits merge instead of inserting).
     """
 
     def __init__(self, memory: KaiserMemory, repeats: int, capacity: int, schedule: NoiseSchedule) -> None:
         self.memory, self.repeats, self.capacity, self.schedule = memory, repeats, capacity, schedule
-        self.keys = tf.Variable(tf.zeros([repeats, capacity, memory.key_dim], memory.dtype), trainable=False)
+        self.rows = min(capacity, 8)
+        self.keys = tf.Variable(tf.zeros([repeats, self.rows, memory.key_dim], memory.dtype), trainable=False)
         self.slots = np.full((repeats, capacity), -1, np.int64)  # the dense slot each row stands for
         self.values = np.full((repeats, capacity), -1, np.int64)
         self.last_written = np.zeros((repeats, capacity), np.int64)
@@ -81,13 +84,14 @@ class TouchedRows:
 
     def lookup(self, unit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels, similarity, row) [R, B] of unit queries [R, B, d]; label -1 and row -1 for an empty copy."""
-        filled = self.values[:, None, :] >= 0
+        values, slots = self.values[:, : self.rows], self.slots[:, : self.rows]  # rows past these are empty
+        filled = values[:, None, :] >= 0
         sim = np.where(filled, similarities(tf.constant(unit), read_whole(self.keys)).numpy(), -np.inf)
         best = sim.max(axis=2)
-        slot = np.where((sim == best[..., None]) & filled, self.slots[:, None, :], NO_SLOT).min(axis=2)
-        row = np.argmax(self.slots[:, None, :] == slot[..., None], axis=2)
+        slot = np.where((sim == best[..., None]) & filled, slots[:, None, :], NO_SLOT).min(axis=2)
+        row = np.argmax(slots[:, None, :] == slot[..., None], axis=2)
         found = slot != NO_SLOT
-        labels = np.where(found, np.take_along_axis(self.values, row, axis=1), -1)
+        labels = np.where(found, np.take_along_axis(values, row, axis=1), -1)
         return labels, best, np.where(found, row, -1)
 
     def write(self, unit: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -144,8 +148,16 @@ class TouchedRows:
         rank = earlier_new - earlier_new[np.searchsorted(copy, copy)]  # new rows before this one in its copy
         rows = np.where(new, self.filled[copy] + rank, same_slot.argmax(axis=1))
         self.filled += np.bincount(copy[new], minlength=self.repeats)
+        if int(self.filled.max()) > self.rows:
+            self._grow(min(self.capacity, max(2 * self.rows, int(self.filled.max()))))
         self.slots[copy, rows], self.values[copy, rows], self.last_written[copy, rows] = victims, labels[copy, items], now
         self.keys.scatter_nd_update(np.stack([copy, rows], axis=1), unit[copy, items])
+
+
+    def _grow(self, rows: int) -> None:
+        extra = tf.zeros([self.repeats, rows - self.rows, self.memory.key_dim], self.memory.dtype)
+        self.keys = tf.Variable(tf.concat([self.keys.read_value(), extra], axis=1), trainable=False)
+        self.rows = rows
 
 
 def task_answers(memory: KaiserMemory, keys: np.ndarray, rounds: np.ndarray, query_items: np.ndarray,
