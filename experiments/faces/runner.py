@@ -174,6 +174,17 @@ def memory_seed(config: RunConfig, repeat: int, model: str) -> int:
     return int(model_generator(config.run.seed, repeat, model).integers(0, 2**31 - 1))
 
 
+def chunk_of(adapter, data: PreparedData, config: RunConfig, chunk_size: int) -> int:
+    """Repeats per batched call for this method (`chunk_size`, or fewer to fit chunks.CALL_BUDGET_BYTES);
+    0 when it runs one repeat at a time: chunk size 1, not batchable, or too large a memory
+    for a chunk of chunks.MIN_CHUNK repeats."""
+    chunks.check_chunk_size(chunk_size)
+    fitted = chunks.fitting_chunk(chunk_size, len(data.labels), getattr(adapter.memory, "memory_size", 0))
+    if chunk_size == 1 or not chunks.batchable(adapter, config) or fitted < min(chunk_size, chunks.MIN_CHUNK):
+        return 0
+    return fitted
+
+
 def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, config: RunConfig,
                     chunk_size: int = chunks.DEFAULT_CHUNK_SIZE):
     """Yield the RepeatResult of every repeat in `todo`, in order.
@@ -184,14 +195,12 @@ def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, co
     large for a chunk of chunks.MIN_CHUNK repeats run one repeat at a time.
     The results are the same either way.
     """
-    chunks.check_chunk_size(chunk_size)
-    fitted = chunks.fitting_chunk(chunk_size, len(data.labels), getattr(adapter.memory, "memory_size", 0))
-    if chunk_size == 1 or not chunks.batchable(adapter, config) or fitted < min(chunk_size, chunks.MIN_CHUNK):
+    chunk_size = chunk_of(adapter, data, config, chunk_size)
+    if not chunk_size:
         for r in todo:
             yield run_repeat(adapter, model, r, data, config)
         return
     n_classes = len(data.class_names)
-    chunk_size = fitted
     batched = None
     for first in range(0, len(todo), chunk_size):
         chunk = todo[first : first + chunk_size]
@@ -305,11 +314,11 @@ def run_experiment(
             adapter = build_adapter(model, data, config)
             todo = [r for r in range(repeats) if r not in done_ids]
             # Chunked repeats take milliseconds each: one disk barrier per chunk, not an fsync per file.
-            durable_each = chunk_size == 1 or not chunks.batchable(adapter, config)
+            chunk = chunk_of(adapter, data, config, chunk_size)
             for result in compute_repeats(adapter, model, todo, data, config, chunk_size):
-                save_repeat(out_dir, result, digest, durable=durable_each)
+                save_repeat(out_dir, result, digest, durable=not chunk)
                 computed.append(result)
-                if not durable_each and (len(computed) % chunk_size == 0 or len(computed) == len(todo)):
+                if chunk and (len(computed) % chunk == 0 or len(computed) == len(todo)):
                     flush_to_disk()
                 bar.update(1)
             bar.close()
