@@ -69,18 +69,20 @@ def _blocks(states: tf.Tensor, n_blocks: tf.Tensor) -> list:
     steps = tf.range(n_blocks, dtype=tf.int64)[None, :]
     lanes = _add_to_counter([lane[:, None] + tf.zeros_like(steps) for lane in counter], steps)
     key_low, key_high = (word[:, None] for word in _words(states[:, 2]))
-    for round_ in range(_ROUNDS):
-        low0, high0 = _mulhilo(_MULTIPLIERS[0], lanes[0])
-        low1, high1 = _mulhilo(_MULTIPLIERS[1], lanes[2])
-        lanes = [
-            tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high1, lanes[1]), key_low),
-            low1,
-            tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high0, lanes[3]), key_high),
-            low0,
-        ]
-        if round_ < _ROUNDS - 1:
-            key_low = tf.bitwise.bitwise_and(key_low + _KEY_STEPS[0], _WORD)
-            key_high = tf.bitwise.bitwise_and(key_high + _KEY_STEPS[1], _WORD)
+
+    def one_round(round_, lane0, lane1, lane2, lane3, key_low, key_high):
+        low0, high0 = _mulhilo(_MULTIPLIERS[0], lane0)
+        low1, high1 = _mulhilo(_MULTIPLIERS[1], lane2)
+        return (round_ + 1,
+                tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high1, lane1), key_low), low1,
+                tf.bitwise.bitwise_xor(tf.bitwise.bitwise_xor(high0, lane3), key_high), low0,
+                # the key of the next round (unused after the last one)
+                tf.bitwise.bitwise_and(key_low + _KEY_STEPS[0], _WORD), tf.bitwise.bitwise_and(key_high + _KEY_STEPS[1], _WORD))
+
+    # A loop, not ten unrolled rounds: the same arithmetic, but a graph of one round instead of
+    # ten, which is most of what tracing and optimising a batched memory's write cost.
+    _, *lanes, _, _ = tf.while_loop(lambda round_, *_: round_ < _ROUNDS, one_round,
+                                    (tf.constant(0), *lanes, key_low, key_high))
     return lanes
 
 
