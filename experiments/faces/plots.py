@@ -253,26 +253,37 @@ def _shots_label(shots: int) -> str:
 def separate_texts(fig, texts, rounds: int = 200) -> None:
     """Shift annotations (in offset points) until no two bounding boxes overlap.
 
-    Draws the figure first so constrained layout has placed the axes; each round moves the
-    lower of the first overlapping pair down (the upper one up) by the overlap.
+    Draws the figure so constrained layout has placed the axes, then moves annotations
+    against that layout: each move shifts the upper of the first overlapping pair up and the
+    lower one down by half the overlap (an annotation finds its place from its offset without
+    a redraw). The figure is drawn again after a round of moves, since the layout may follow
+    the annotations, until a draw finds no overlap; at most `rounds` moves in all.
     """
     if len(texts) < 2:
         return
     canvas = FigureCanvasAgg(fig)
     points_per_pixel = 72.0 / fig.dpi
-    for _ in range(rounds):
+    moves = 0
+    while moves < rounds:
         canvas.draw()
         renderer = canvas.get_renderer()
-        boxes = [text.get_window_extent(renderer) for text in texts]
-        pair = next(((i, j) for i in range(len(texts)) for j in range(i + 1, len(texts)) if boxes[i].overlaps(boxes[j])), None)
-        if pair is None:
+        moved = False
+        while moves < rounds:
+            boxes = [text.get_window_extent(renderer) for text in texts]
+            pair = next(((i, j) for i in range(len(texts)) for j in range(i + 1, len(texts))
+                         if boxes[i].overlaps(boxes[j])), None)
+            if pair is None:
+                break
+            i, j = pair
+            upper, lower = (i, j) if boxes[i].y0 + boxes[i].y1 >= boxes[j].y0 + boxes[j].y1 else (j, i)
+            overlap = (boxes[lower].y1 - boxes[upper].y0 + 2.0) * points_per_pixel / 2
+            for index, sign in ((upper, 1.0), (lower, -1.0)):
+                x, y = texts[index].xyann
+                texts[index].xyann = (x, y + sign * overlap)
+            moves += 1
+            moved = True
+        if not moved:
             return
-        i, j = pair
-        upper, lower = (i, j) if boxes[i].y0 + boxes[i].y1 >= boxes[j].y0 + boxes[j].y1 else (j, i)
-        overlap = (boxes[lower].y1 - boxes[upper].y0 + 2.0) * points_per_pixel / 2
-        for index, sign in ((upper, 1.0), (lower, -1.0)):
-            x, y = texts[index].xyann
-            texts[index].xyann = (x, y + sign * overlap)
 
 
 def footprint_positions(learned: pd.DataFrame) -> dict[str, np.ndarray]:

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from experiments.core import figures
 from experiments.faces import plots
@@ -252,3 +253,17 @@ def test_saved_figures_are_byte_identical_between_two_saves(tmp_path):
     for one, other in zip(first, second):
         assert one.read_bytes() == other.read_bytes(), one.suffix
     assert b"<dc:date>" not in first[1].read_bytes()
+
+
+def test_separate_texts_leaves_no_two_annotations_overlapping_after_the_final_layout():
+    fig = Figure(figsize=(4, 3), layout="constrained")
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1])
+    texts = [ax.annotate(f"{k} shots", (0.5, 0.5), xytext=(4, 4), textcoords="offset points", fontsize=6)
+             for k in range(8)]  # eight labels on one point
+    plots.separate_texts(fig, texts)
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    boxes = [text.get_window_extent(canvas.get_renderer()) for text in texts]
+    overlapping = [(i, j) for i in range(len(boxes)) for j in range(i + 1, len(boxes)) if boxes[i].overlaps(boxes[j])]
+    assert overlapping == []
