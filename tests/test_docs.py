@@ -66,6 +66,10 @@ EDITS = [  # (results file, old text, new text, a block that must go stale, the 
      "| memory_fold@16 | 8,648 | 0.33 | 71.1 |", "footprint-goal", "docs/MEMORY_POLICIES.md"),
     ("docs/results/gallery/results.json", '"nonmated_searches": 89', '"nonmated_searches": 90', "gallery-results",
      "docs/GALLERY.md"),
+    ("docs/results/finetune_shifts/paired_differences.csv", "5,50,0.003913,-0.009348", "5,50,0.013913,-0.009348",
+     "finetune-shifts", "docs/FINETUNING.md"),
+    ("docs/results/finetune_shifts/decision.json", '"celebrities_noise": "wins"', '"celebrities_noise": "loses"',
+     "finetune-shifts", "docs/FINETUNING.md"),
 ]
 
 

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
-from experiments.publish import faces, gallery, omniglot, omniglot_official, readme
+from experiments.publish import faces, finetune_shifts, gallery, omniglot, omniglot_official, readme
 
 README = "README.md"
 BLOG = "docs/BLOG_SETTING.md"
@@ -50,6 +50,8 @@ BLOCKS: dict[str, Block] = {
     "finetune-shift": Block((faces.STUDY_PAIRED,), faces.finetune_shift, (README, BLOG)),
     "finetune-study": Block((faces.STUDY_TABLE, faces.STUDY_PAIRED), faces.finetune_study, (FINETUNING,)),
     "lowres-drop": Block((faces.STUDY_PAIRED, faces.CELEBRITY_SUMMARY), faces.lowres_drop, (FINETUNING,)),
+    "finetune-shifts": Block((finetune_shifts.PAIRED, finetune_shifts.DECISION), finetune_shifts.finetune_shifts,
+                             (FINETUNING,)),
     # ---- accuracy against footprint
     "footprint-summary": Block(faces.FOOTPRINT_FILES, faces.footprint_summary, (README,)),
     "footprint-faces": Block(faces.FOOTPRINT_FILES[:2], faces.footprint_faces, (POLICIES,)),

@@ -53,30 +53,32 @@ class Setting:
     memory: dict = field(default_factory=dict)
 
 
-def _setting(name: str, model: str, scope: str, optimizer: str, rate: float, steps: int, **memory) -> Setting:
+def make_setting(name: str, model: str, scope: str, optimizer: str, rate: float, steps: int, **memory) -> Setting:
     return Setting(name, model, {"trainable_from": scope, "optimizer": optimizer, "learning_rate": rate,
                                  "steps_per_shot": steps}, memory)
 
 
 OFF, ON = "memory_finetune_phase_off", "memory_finetune_phase_on"
 SETTINGS = (
-    _setting("B8_off_adam1e-5_s1", OFF, "Block8", "adam", 1e-5, 1),   # today's defaults, Block8 scope
-    _setting("B8_off_adam1e-4_s1", OFF, "Block8", "adam", 1e-4, 1),
-    _setting("B8_off_adam1e-4_s3", OFF, "Block8", "adam", 1e-4, 3),
-    _setting("B8_on_adam1e-4_s3", ON, "Block8", "adam", 1e-4, 3),     # the blog's phase ON keys
-    _setting("B8_oncons_adam1e-4_s3", ON + "_consistent", "Block8", "adam", 1e-4, 3),
-    _setting("B8_offcons_adam1e-4_s3", OFF + "_consistent", "Block8", "adam", 1e-4, 3),
-    _setting("B8_offcons_adam1e-4_s3_proj", OFF + "_consistent", "Block8", "adam", 1e-4, 3, query_projection=True),
-    _setting("bneck_offcons_adam1e-3_s3", OFF + "_consistent", "bottleneck", "adam", 1e-3, 3),
+    make_setting("B8_off_adam1e-5_s1", OFF, "Block8", "adam", 1e-5, 1),   # today's defaults, Block8 scope
+    make_setting("B8_off_adam1e-4_s1", OFF, "Block8", "adam", 1e-4, 1),
+    make_setting("B8_off_adam1e-4_s3", OFF, "Block8", "adam", 1e-4, 3),
+    make_setting("B8_on_adam1e-4_s3", ON, "Block8", "adam", 1e-4, 3),     # the blog's phase ON keys
+    make_setting("B8_oncons_adam1e-4_s3", ON + "_consistent", "Block8", "adam", 1e-4, 3),
+    make_setting("B8_offcons_adam1e-4_s3", OFF + "_consistent", "Block8", "adam", 1e-4, 3),
+    make_setting("B8_offcons_adam1e-4_s3_proj", OFF + "_consistent", "Block8", "adam", 1e-4, 3, query_projection=True),
+    make_setting("bneck_offcons_adam1e-3_s3", OFF + "_consistent", "bottleneck", "adam", 1e-3, 3),
 )
 
 
-def config_for(setting: Setting, repeats: int):
+def config_for(setting: Setting, repeats: int, data: str = DATA, max_shots: int = MAX_SHOTS):
+    """The run config of one setting next to store-all; `data` and `max_shots` let
+    experiments.studies.finetune_shifts run the same protocol on other shifts."""
     return cfg.from_dict({
-        "run": {"repeats": repeats, "max_shots": MAX_SHOTS, "models": ["baseline", "memory", setting.model]},
-        "data": {"source": DATA},
+        "run": {"repeats": repeats, "max_shots": max_shots, "models": ["baseline", "memory", setting.model]},
+        "data": {"source": data},
         "memory": dict(setting.memory),
-        "finetune": {"repeats": repeats, "max_shots": MAX_SHOTS, "eval_images_per_class": 0, **setting.finetune},
+        "finetune": {"repeats": repeats, "max_shots": max_shots, "eval_images_per_class": 0, **setting.finetune},
     })
 
 

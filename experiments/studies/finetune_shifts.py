@@ -1,0 +1,176 @@
+"""Which fine-tuning recipe holds across face shifts? Choose on three shifts, report on five.
+
+    python -m experiments.studies.finetune_shifts choose [--out DIR] [--repeats 50] [--max-shots 10]
+    python -m experiments.studies.finetune_shifts report [--out DIR] [--repeats 50] [--max-shots 10]
+    python -m experiments.studies.finetune_shifts results [--out DIR] --results docs/results/finetune_shifts
+
+The plan (sets, candidates, protocol, decision rule) was written in
+docs/lab/2026-12-finetune-shifts.md before any accuracy on these shifts was read; this
+module is that plan as code. `choose` runs every candidate on the choosing shifts;
+`report` applies the decision rule to what is on disk and then runs the reporting shifts
+ONCE for the chosen recipe (for every candidate if none was loss-free); `results` writes
+the committed results file. Every run directory resumes like `kshot run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from experiments.core.run_files import DATASET_FILE
+from experiments.studies import finetune_study as study
+from kshot_io import write_text_atomic
+
+CHOOSING = ("celebrities_lowres", "celebrities_blur", "celebrities_jpeg")
+REPORTING = ("celebrities", "celebrities_gray", "celebrities_noise", "celebrities_occlusion", "celebrities_cartoon")
+_BY_NAME = {s.name: s for s in study.SETTINGS}
+CANDIDATES = (
+    _BY_NAME["B8_offcons_adam1e-4_s3"],        # the lowres study's choice, today's documented recipe
+    _BY_NAME["B8_offcons_adam1e-4_s3_proj"],   # the other lowres winner
+    study.make_setting("B8_offcons_adam1e-4_s1", study.OFF + "_consistent", "Block8", "adam", 1e-4, 1),  # the gentler hedge
+)
+CURRENT_DEFAULT = CANDIDATES[0].name
+CONFIDENCE = 0.95
+RESULTS_FILE = "paired_differences.csv"
+DECISION_FILE = "decision.json"
+
+
+def run_dir(out: Path, shift: str, candidate: str) -> Path:
+    return out / shift / candidate
+
+
+def run_shift(out: Path, shift: str, candidates, repeats: int, max_shots: int) -> None:
+    """Run every candidate (next to store-all) on one shift; the data is prepared once per shift."""
+    from experiments.faces.run_data import prepare_data  # deferred: loads TensorFlow and FaceNet
+    from experiments.faces.runner import run_experiment  # deferred: loads TensorFlow
+
+    data = prepare_data(study.config_for(candidates[0], repeats, shift, max_shots).data, need_crops=True)
+    for candidate in candidates:
+        print(f"== {shift} / {candidate.name}", flush=True)
+        outcome = run_experiment(study.config_for(candidate, repeats, shift, max_shots),
+                                 run_dir(out, shift, candidate.name), data, make_figures=False, progress=False)
+        for model, timing in outcome["timing"].items():
+            print(f"{model}: {timing['seconds_per_repeat']:.2f} s per repeat", flush=True)
+
+
+def _regime(directory: Path) -> dict:
+    with np.load(directory / DATASET_FILE) as dataset:
+        return {"people": int(len(dataset["class_names"])), "photos": int(len(dataset["labels"]))}
+
+
+def shift_table(out: Path, shifts, candidates, repeats: int) -> pd.DataFrame:
+    """One row per (shift, candidate, shots) whose run has every repeat on disk; partial runs are left out."""
+    frames = []
+    for shift in shifts:
+        for candidate in candidates:
+            directory = run_dir(out, shift, candidate.name)
+            if not (directory / "results.csv").is_file():
+                continue
+            results = pd.read_csv(directory / "results.csv")
+            table = study.paired_differences(results, candidate.model, confidence=CONFIDENCE)
+            if table.empty or int(table["repeats"].min()) < repeats:
+                continue
+            regime = _regime(directory)
+            table.insert(0, "candidate", candidate.name)
+            table.insert(0, "shift", shift)
+            table["people"], table["photos"] = regime["people"], regime["photos"]
+            table["slots"] = int(study.config_for(candidate, repeats, shift).memory.sizes[0])
+            frames.append(table)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def verdict(rows: pd.DataFrame) -> str:
+    """One shift and candidate: "loses" if at some shot the interval is entirely below 0,
+    else "wins" if at some shot it is entirely above 0, else "within noise"."""
+    if (rows["ci_high"] < 0).any():
+        return "loses"
+    return "wins" if (rows["ci_low"] > 0).any() else "within noise"
+
+
+def choose(table: pd.DataFrame, candidates, shifts=CHOOSING) -> dict:
+    """The decision rule on the choosing shifts: the loss-free candidate with the largest mean gain.
+
+    Every candidate must have every choosing shift on disk, or nothing is chosen (an
+    incomplete set must not pick a recipe). Returns {"chosen": name or None, "candidates":
+    {name: {"loss_free", "mean_gain", "per_shift": {shift: verdict}}}, "complete": bool}.
+    """
+    summary, complete = {}, True
+    for candidate in candidates:
+        mine = table[(table["candidate"] == candidate.name) & table["shift"].isin(shifts)] if len(table) else table
+        present = set(mine["shift"]) if len(mine) else set()
+        complete &= present == set(shifts)
+        scored = mine[mine["shots"] >= 1] if len(mine) else mine
+        summary[candidate.name] = {
+            "loss_free": bool(len(mine) and not (mine["ci_high"] < 0).any()),
+            "mean_gain": float(scored["mean_difference"].mean()) if len(scored) else float("nan"),
+            "per_shift": {s: verdict(mine[mine["shift"] == s]) for s in shifts if s in present},
+        }
+    free = [name for name, s in summary.items() if s["loss_free"]]
+    chosen = max(free, key=lambda name: summary[name]["mean_gain"]) if complete and free else None
+    return {"chosen": chosen, "complete": complete, "candidates": summary}
+
+
+def reporting_candidates(decision: dict, candidates):
+    """Who is read on the reporting shifts: the chosen recipe, or every candidate if none was loss-free."""
+    if not decision["complete"]:
+        raise SystemExit("report: the choosing shifts are not complete for every candidate; run `choose` first")
+    return [c for c in candidates if c.name == decision["chosen"]] if decision["chosen"] else list(candidates)
+
+
+def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDATES) -> dict:
+    """The committed results: every complete (shift, candidate) run's paired differences and the decision."""
+    table = shift_table(out, CHOOSING + REPORTING, candidates, repeats)
+    if table.empty:
+        raise SystemExit(f"results: no complete run of {repeats} repeats under {out}")
+    decision = choose(table, candidates)
+    reported = table[table["shift"].isin(REPORTING)]
+    decision["reporting"] = {
+        name: {s: verdict(reported[(reported["candidate"] == name) & (reported["shift"] == s)])
+               for s in REPORTING if ((reported["candidate"] == name) & (reported["shift"] == s)).any()}
+        for name in dict.fromkeys(reported["candidate"])}
+    decision["missing"] = [f"{s} / {c.name}" for s in CHOOSING for c in candidates
+                           if not ((table["shift"] == s) & (table["candidate"] == c.name)).any()]
+    decision["missing"] += [s for s in REPORTING if s not in set(reported["shift"])]
+    decision.update({"repeats": repeats, "confidence": CONFIDENCE, "choosing": list(CHOOSING),
+                     "reporting_shifts": list(REPORTING), "current_default": CURRENT_DEFAULT})
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(results_dir / RESULTS_FILE, table.to_csv(index=False, float_format="%.6f"))
+    write_text_atomic(results_dir / DECISION_FILE, json.dumps(decision, indent=2, sort_keys=True) + "\n")
+    return decision
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("step", choices=("choose", "report", "results"))
+    parser.add_argument("--out", type=Path, default=Path("runs/finetune_shifts"))
+    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--max-shots", type=int, default=study.MAX_SHOTS)
+    parser.add_argument("--shifts", default="", help="comma-separated shifts of this step (default: all of the step's set)")
+    parser.add_argument("--results", type=Path, default=Path("docs/results/finetune_shifts"))
+    args = parser.parse_args(argv)
+
+    allowed = CHOOSING if args.step == "choose" else REPORTING
+    shifts = [s for s in args.shifts.split(",") if s] or list(allowed)
+    wrong = [s for s in shifts if s not in allowed]
+    if wrong and args.step != "results":
+        raise SystemExit(f"--shifts: {', '.join(wrong)} not in the {args.step} set; it holds {', '.join(allowed)}")
+    if args.step == "choose":
+        for shift in shifts:
+            run_shift(args.out, shift, CANDIDATES, args.repeats, args.max_shots)
+    elif args.step == "report":
+        decision = choose(shift_table(args.out, CHOOSING, CANDIDATES, args.repeats), CANDIDATES)
+        chosen = reporting_candidates(decision, CANDIDATES)
+        print(f"chosen on {', '.join(CHOOSING)}: {decision['chosen'] or 'none loss-free; reading every candidate'}")
+        for shift in shifts:
+            run_shift(args.out, shift, chosen, args.repeats, args.max_shots)
+    else:
+        print(json.dumps(write_results(args.out, args.results, args.repeats), indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,129 @@
+"""The fine-tuning-across-shifts study: its decision rule, its reading of run directories, its
+results file and the block rendered from it, on scripted run directories (no FaceNet, no training)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from experiments.core.run_files import DATASET_FILE
+from experiments.publish.finetune_shifts import finetune_shifts as render_block
+from experiments.studies import finetune_shifts as shifts
+from experiments.studies import finetune_study as study
+
+DEFAULT, PROJ, GENTLE = (c.name for c in shifts.CANDIDATES)
+REPEATS, SHOTS = 6, 3
+
+
+def fake_run(out, shift, candidate, gain, repeats=REPEATS, seed=0, photos_per_class=3):
+    """A run directory as run_experiment leaves it: results.csv (store-all, the fine-tuned model) and dataset.npz.
+
+    The fine-tuned model scores store-all + `gain` + a little per-repeat noise at every shot >= 1."""
+    rng = np.random.default_rng(seed)
+    model = next(c.model for c in shifts.CANDIDATES if c.name == candidate)
+    rows = []
+    for repeat in range(repeats):
+        for shots in range(SHOTS + 1):
+            base = 0.5 + 0.05 * shots + 0.01 * rng.standard_normal()
+            tuned = base + (gain if shots >= 1 else 0.0) + 0.002 * rng.standard_normal()
+            rows += [{"model": "baseline", "repeat": repeat, "shots": shots, "accuracy": base},
+                     {"model": model, "repeat": repeat, "shots": shots, "accuracy": tuned}]
+    directory = shifts.run_dir(out, shift, candidate)
+    directory.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(directory / "results.csv", index=False)
+    photos = 5 * photos_per_class
+    np.savez(directory / DATASET_FILE, labels=np.repeat(np.arange(5), photos_per_class),
+             class_names=np.array(list("abcde")), embeddings=np.zeros((photos, 2)),
+             paths=np.array([str(i) for i in range(photos)]))
+
+
+def choosing_runs(out, gains):
+    for shift in shifts.CHOOSING:
+        for candidate, gain in gains.items():
+            fake_run(out, shift, candidate, gain(shift) if callable(gain) else gain)
+
+
+def test_a_candidate_with_a_resolved_loss_on_one_choosing_shift_is_not_chosen(tmp_path):
+    choosing_runs(tmp_path, {DEFAULT: lambda s: -0.05 if s == "celebrities_blur" else 0.10, PROJ: 0.03, GENTLE: 0.01})
+    decision = shifts.choose(shifts.shift_table(tmp_path, shifts.CHOOSING, shifts.CANDIDATES, REPEATS),
+                             shifts.CANDIDATES)
+    assert decision["complete"]
+    assert not decision["candidates"][DEFAULT]["loss_free"]
+    assert decision["candidates"][DEFAULT]["per_shift"]["celebrities_blur"] == "loses"
+    assert decision["chosen"] == PROJ   # the loss-free candidate with the larger mean gain
+    assert decision["candidates"][PROJ]["mean_gain"] == pytest.approx(0.03, abs=0.002)
+
+
+def test_nothing_is_chosen_from_an_incomplete_or_all_losing_choosing_set(tmp_path):
+    fake_run(tmp_path, "celebrities_lowres", DEFAULT, 0.05)
+    table = shifts.shift_table(tmp_path, shifts.CHOOSING, shifts.CANDIDATES, REPEATS)
+    decision = shifts.choose(table, shifts.CANDIDATES)
+    assert decision["chosen"] is None and not decision["complete"]
+    with pytest.raises(SystemExit, match="not complete"):
+        shifts.reporting_candidates(decision, shifts.CANDIDATES)
+
+    losing = tmp_path / "losing"
+    choosing_runs(losing, {DEFAULT: -0.02, PROJ: -0.03, GENTLE: -0.01})
+    decision = shifts.choose(shifts.shift_table(losing, shifts.CHOOSING, shifts.CANDIDATES, REPEATS),
+                             shifts.CANDIDATES)
+    assert decision["chosen"] is None and decision["complete"]
+    assert [c.name for c in shifts.reporting_candidates(decision, shifts.CANDIDATES)] == [DEFAULT, PROJ, GENTLE]
+
+
+def test_a_run_with_fewer_repeats_than_asked_is_left_out(tmp_path):
+    fake_run(tmp_path, "celebrities_lowres", DEFAULT, 0.05, repeats=REPEATS - 1)
+    assert shifts.shift_table(tmp_path, shifts.CHOOSING, shifts.CANDIDATES, REPEATS).empty
+
+
+def test_verdict_reads_the_interval_against_zero():
+    rows = pd.DataFrame({"ci_low": [0.0, 0.01], "ci_high": [0.0, 0.03]})
+    assert shifts.verdict(rows) == "wins"
+    assert shifts.verdict(rows.assign(ci_high=[-0.01, 0.03])) == "loses"
+    assert shifts.verdict(rows.assign(ci_low=[-0.01, -0.01])) == "within noise"
+
+
+def test_results_file_records_regime_and_missing_shifts_and_the_block_says_so(tmp_path):
+    out = tmp_path / "runs"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: 0.05, GENTLE: 0.02})
+    fake_run(out, "celebrities", DEFAULT, -0.02)
+    fake_run(out, "celebrities_gray", DEFAULT, 0.04)
+    root = tmp_path / "repo"
+    decision = shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS)
+    assert decision["chosen"] == DEFAULT
+    assert decision["reporting"] == {DEFAULT: {"celebrities": "loses", "celebrities_gray": "wins"}}
+    assert decision["missing"] == ["celebrities_noise", "celebrities_occlusion", "celebrities_cartoon"]
+    table = pd.read_csv(root / "docs/results/finetune_shifts" / shifts.RESULTS_FILE)
+    assert set(table[["people", "photos", "slots"]].drop_duplicates().itertuples(index=False)) == {(5, 15, 32)}
+    assert set(table["repeats"]) == {REPEATS}
+
+    block = render_block(root)
+    assert "Regime: 5 people, 15 photos with a detected face, a 32-slot memory (6.4 slots per class)" in block
+    assert f"Chosen by the rule: `{DEFAULT}`" in block
+    assert "wins on `celebrities_gray`" in block and "loses on `celebrities`" in block
+    assert "Not run (out of time this round): `celebrities_noise`" in block
+    assert json.loads((root / "docs/results/finetune_shifts" / shifts.DECISION_FILE).read_text())["repeats"] == REPEATS
+
+
+def test_config_for_runs_the_same_setting_on_another_shift_and_shot_count():
+    config = study.config_for(shifts.CANDIDATES[2], 7, "celebrities_blur", max_shots=5)
+    assert config.data.source == "celebrities_blur"
+    assert (config.run.max_shots, config.finetune.max_shots, config.finetune.repeats) == (5, 5, 7)
+    assert config.finetune.steps_per_shot == 1 and config.finetune.learning_rate == 1e-4
+    assert study.config_for(shifts.CANDIDATES[0], 3).data.source == study.DATA   # the lowres study is unchanged
+
+
+def test_a_shift_outside_the_steps_set_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="celebrities_gray not in the choose set"):
+        shifts.main(["choose", "--out", str(tmp_path), "--shifts", "celebrities_gray"])
+
+
+def test_shifts_with_different_photo_counts_are_named_in_the_regime_line(tmp_path):
+    out = tmp_path / "runs"
+    for shift in shifts.CHOOSING:
+        fake_run(out, shift, DEFAULT, 0.05, photos_per_class=4 if shift == "celebrities_jpeg" else 3)
+    root = tmp_path / "repo"
+    shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS, candidates=shifts.CANDIDATES[:1])
+    assert "5 people, 15 (celebrities_lowres), 15 (celebrities_blur), 20 (celebrities_jpeg) photos" in render_block(root)
