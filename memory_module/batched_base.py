@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from memory_module import philox
 from memory_module.base import Usage
+from memory_module.readout import unit_rows
 from memory_module.validation import check_positive_int
 
 
@@ -45,6 +46,32 @@ class BatchedMemoryBase(tf.Module):
         self.seeds = (int(seed),) * self.repeats
         self.rng_state = self._add_state("rng_state", lambda: tf.constant(philox.initial_states(self.seeds)))
         self._generator_state_bytes = 3 * 8  # Philox: a two-word counter and a key, as tf.random.Generator.state
+
+    def _add_size(self) -> None:
+        """Hold `memory_size` in the state, read as a tensor by the traced code (see `resize`)."""
+        self.size = self._add_state("size", lambda: tf.constant(self.memory_size, tf.int64))
+
+    def _n(self) -> tf.Tensor:
+        """Slots per repeat as the state holds it (int64 scalar tensor)."""
+        return self.size.read_value()
+
+    def resize(self, memory_size: int) -> None:
+        """Empty every repeat's memory and give it `memory_size` slots (the same seeds as before).
+
+        The slot count is state, read as a tensor, and every slot table is a variable of
+        unknown length, so calls traced before stay valid: a run over many memory sizes
+        traces one graph per policy instead of one per size (tracing costs more than a
+        chunk's arithmetic). A memory of that size made afresh answers the same
+        (tests/memory_module/test_batched_memory.py). The lookup's vote is fixed when the
+        memory is made, so a size below `vote_k` is refused.
+        """
+        if not hasattr(self, "size"):
+            raise ValueError(f"{type(self).__name__} has no fixed number of slots to resize")
+        memory_size = check_positive_int("memory_size", memory_size)
+        if memory_size < self.vote_k:
+            raise ValueError(f"memory_size {memory_size} is below vote_k {self.vote_k}: make a new memory instead")
+        self.memory_size = memory_size
+        self.reset()
 
     def reset(self, seeds=None) -> None:
         """Empty every state; restart repeat r's generator from `seeds[r]` (from the last seeds when None).
@@ -78,6 +105,15 @@ class BatchedMemoryBase(tf.Module):
         if q.shape.rank != 3 or q.shape[0] != self.repeats or q.shape[2] != self.key_dim:
             raise ValueError(f"queries must have shape [repeats={self.repeats}, batch, {self.key_dim}], got {q.shape}")
         return q
+
+    def _unit_queries(self, queries, normalized: bool) -> tf.Tensor:
+        """The queries as unit rows; `normalized`: they already are (memory_module.readout.unit_rows of
+        each row, e.g. gathered from a table normalised once), so they are used as given.
+
+        A run that asks about the same items many times normalises each once instead of per call.
+        """
+        q = self._check_queries(queries)
+        return q if normalized else unit_rows(q, axis=2)
 
     def _check_labels(self, labels, q: tf.Tensor) -> tf.Tensor:
         v = tf.convert_to_tensor(labels)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from memory_module.batched_base import BatchedMemoryBase, grow_columns, repeat_index
+from memory_module.keep import nearest_of_label
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.memory import EVICTIONS, ON_EVICT
 from memory_module.readout import LookupResult, Pool, batched_answer, batched_pool, read_whole, similarities, unit_rows
@@ -31,6 +32,7 @@ from memory_module.validation import (
     check_positive_int,
     check_similarity,
 )
+from memory_module.ward import fold_priority, fold_target_scores
 
 
 class BatchedKaiserMemory(BatchedMemoryBase):
@@ -39,8 +41,8 @@ class BatchedKaiserMemory(BatchedMemoryBase):
     def __init__(self, repeats: int, memory_size: int, key_dim: int, choose_k: int = 256, alpha: float = 0.1,
                  age_noise: float = 8.0, seed: int = 0, vote_k: int = 1, running_mean: bool = False,
                  query_projection: bool = False, merge_threshold: float = -1.0, eviction: str = "oldest",
-                 on_evict: str = "drop", dtype=tf.float32, label_limit: int = DEFAULT_LABEL_LIMIT,
-                 name: str | None = None) -> None:
+                 on_evict: str = "drop", fill_first: bool = False, keep_classes: bool = False, dtype=tf.float32,
+                 label_limit: int = DEFAULT_LABEL_LIMIT, name: str | None = None) -> None:
         super().__init__(repeats, name=name)
         if query_projection:
             raise ValueError("query_projection=True has no batched form (each repeat trains its own projection); "
@@ -55,47 +57,51 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         self.merge_threshold = check_similarity("merge_threshold", merge_threshold)
         self.eviction = check_choice("eviction", eviction, EVICTIONS)
         self.on_evict = check_choice("on_evict", on_evict, ON_EVICT)
-        self.pool_k = min(check_positive_int("choose_k", choose_k), self.memory_size)
-        self.vote_k = min(check_positive_int("vote_k", vote_k), self.pool_k)
+        self.fill_first = bool(fill_first)
+        self.keep_classes = bool(keep_classes)
+        self.choose_k = check_positive_int("choose_k", choose_k)
+        self.vote_k = min(check_positive_int("vote_k", vote_k), self.choose_k, self.memory_size)
 
-        r, n, empty = self.repeats, self.memory_size, tf.constant(UNKNOWN_LABEL, tf.int64)
-        self.keys = self._add_state("keys", lambda: tf.zeros([r * n, self.key_dim], self.dtype))
-        self.values = self._add_state("values", lambda: tf.fill([r * n], empty))
-        self.last_written = self._add_state("last_written", lambda: tf.zeros([r * n], tf.int64))
+        r, d, empty = self.repeats, self.key_dim, tf.constant(UNKNOWN_LABEL, tf.int64)
+        self._add_size()
+        self.keys = self._add_state("keys", lambda: tf.zeros([r * self.memory_size, d], self.dtype), shape=[None, d])
+        self.values = self._add_state("values", lambda: tf.fill([r * self.memory_size], empty), shape=[None])
+        self.last_written = self._add_state("last_written", lambda: tf.zeros([r * self.memory_size], tf.int64),
+                                            shape=[None])
         self.clock = self._add_state("clock", lambda: tf.constant(0, tf.int64))
         self.recent_slot = self._add_state("recent_slot", lambda: tf.zeros([r, 0], tf.int64), shape=[r, None])
         self.recent_size = self._add_state("recent_size", lambda: tf.zeros([r], tf.int64))
-        self.counts = self._add_state("counts", lambda: tf.zeros([r * n], tf.int64)) if self.running_mean else None
+        self.counts = (self._add_state("counts", lambda: tf.zeros([r * self.memory_size], tf.int64), shape=[None])
+                       if self.running_mean else None)
         self._add_generators(seed)
 
     # ------------------------------------------------------------------ views
 
     def _keys3(self) -> tf.Tensor:
-        return tf.reshape(read_whole(self.keys), [self.repeats, self.memory_size, self.key_dim])
+        return tf.reshape(read_whole(self.keys), [self.repeats, -1, self.key_dim])
 
     def _values2(self) -> tf.Tensor:
-        return tf.reshape(read_whole(self.values), [self.repeats, self.memory_size])
+        return tf.reshape(read_whole(self.values), [self.repeats, -1])
 
     def _offsets(self) -> tf.Tensor:
         """[R, 1]: the first global row of each repeat."""
-        return tf.range(self.repeats, dtype=tf.int64)[:, None] * self.memory_size
+        return tf.range(self.repeats, dtype=tf.int64)[:, None] * self._n()
 
     # ------------------------------------------------------------------ reading
 
-    def lookup(self, queries) -> LookupResult:
+    def lookup(self, queries, normalized: bool = False) -> LookupResult:
         """Answers [R, B] for queries [R, B, d]; changes nothing."""
-        unit = unit_rows(self._check_queries(queries), axis=2)
+        unit = self._unit_queries(queries, normalized)
         return batched_answer(self._pool(unit, self.vote_k), self.vote_k)
 
-    def __call__(self, queries, labels=None, update: bool = False) -> dict:
+    def __call__(self, queries, labels=None, update: bool = False, normalized: bool = False) -> dict:
         """As KaiserMemory.__call__, per repeat: labels, similarity, slot [R, B]; loss [R] (each repeat's batch mean)."""
-        q = self._check_queries(queries)
         if labels is None:
             if update:
                 raise ValueError("update=True needs labels: the memory cannot write without them")
-            return self.lookup(q)._asdict()
-        v = self._check_labels(labels, q)
-        unit = unit_rows(q, axis=2)
+            return self.lookup(queries, normalized)._asdict()
+        unit = self._unit_queries(queries, normalized)
+        v = self._check_labels(labels, unit)
         pool = self._pool(unit)
         result = batched_answer(pool, self.vote_k)
         out = result._asdict()
@@ -106,7 +112,8 @@ class BatchedKaiserMemory(BatchedMemoryBase):
 
     def _pool(self, unit: tf.Tensor, k: int | None = None) -> Pool:
         """KaiserMemory._pool per repeat: the choose_k pool, or the vote_k a lookup reads."""
-        return batched_pool(unit, self._keys3(), self._values2(), k or self.pool_k)
+        pool_k = tf.cast(tf.minimum(tf.constant(self.choose_k, tf.int64), self._n()), tf.int32)
+        return batched_pool(unit, self._keys3(), self._values2(), k or pool_k)
 
     # ------------------------------------------------------------------ size
 
@@ -114,11 +121,9 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         return tf.math.count_nonzero(self._values2() >= 0, axis=1)
 
     def _bytes(self) -> tf.Tensor:
-        n = self.memory_size
-        fixed = n * self.key_dim * self.dtype.size + 8 * n + 8 * n + 8 + self._generator_bytes()  # keys, values, ages, clock
-        if self.counts is not None:
-            fixed += 8 * n
-        return tf.constant(fixed, tf.int64) + 8 * self.recent_size.read_value()
+        per_slot = self.key_dim * self.dtype.size + 8 + 8 + (8 if self.counts is not None else 0)  # key, value, age, count
+        fixed = self._n() * per_slot + 8 + self._generator_bytes()  # + the clock
+        return fixed + 8 * self.recent_size.read_value()
 
     # ------------------------------------------------------------------ the rule (KaiserMemory's, per repeat)
 
@@ -153,16 +158,16 @@ class BatchedKaiserMemory(BatchedMemoryBase):
 
     def _noisy_ages(self, excluded: tf.Tensor) -> tf.Tensor:
         """[R, N] float64 noisy ages, -inf at the `excluded` global rows (KaiserMemory._noisy_ages per repeat)."""
-        ages = self.clock.read_value() - tf.reshape(read_whole(self.last_written), [self.repeats, self.memory_size])
+        ages = self.clock.read_value() - tf.reshape(read_whole(self.last_written), [self.repeats, -1])
         noisy_age = tf.cast(ages, tf.float64)
         if self.age_noise > 0:
-            noise = self._uniform(self.memory_size, -self.age_noise, self.age_noise, dtype=tf.float32)
+            noise = self._uniform(self._n(), -self.age_noise, self.age_noise, dtype=tf.float32)
             noisy_age += tf.cast(noise, tf.float64)
         flat = tf.tensor_scatter_nd_update(
             tf.reshape(noisy_age, [-1]), excluded[:, None],
             tf.fill(tf.shape(excluded), tf.constant(-float("inf"), tf.float64)),
         )
-        return tf.reshape(flat, [self.repeats, self.memory_size])
+        return tf.reshape(flat, [self.repeats, -1])
 
     def _victims(self, excluded: tf.Tensor, count: tf.Tensor) -> tf.Tensor:
         """Global rows each repeat's inserts overwrite: `count[r]` distinct rows of repeat r, repeat-major."""
@@ -173,13 +178,16 @@ class BatchedKaiserMemory(BatchedMemoryBase):
             _, order = tf.math.top_k(noisy_age, k=most, sorted=True)
             order = tf.cast(order, tf.int64)
         else:
+            if self.eviction == "ward":  # the fold priority replaces the age (KaiserMemory._victims)
+                counts = None if self.counts is None else tf.reshape(read_whole(self.counts), [self.repeats, -1])
+                noisy_age = fold_priority(noisy_age, self._keys3(), self._values2(), counts)
             order = self._balanced_order(noisy_age, excluded)[:, :most]
         take = tf.range(tf.cast(most, tf.int64))[None, :] < count[:, None]
         return tf.boolean_mask(order + self._offsets(), take)
 
     def _balanced_order(self, noisy_age: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
         """[R, N] every repeat's slots in class_balanced victim order (KaiserMemory._victims' sort, per repeat)."""
-        r, n = self.repeats, self.memory_size
+        r, n = self.repeats, self._n()
         values = read_whole(self.values)
         # One label id per (repeat, value): a label of one repeat is never grouped with another's.
         repeat_of_row = tf.reshape(repeat_index(r, n), [-1])
@@ -194,7 +202,7 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         rank_sorted = tf.range(r * n, dtype=tf.int64) - tf.gather(first_of_label, sorted_label)
         rank = tf.scatter_nd(by_label_then_age[:, None], rank_sorted, [r * n])
         remaining = tf.gather(held, label_id) - rank
-        remaining = tf.where(values >= 0, remaining, tf.constant(n + 1, tf.int64))  # empty first
+        remaining = tf.where(values >= 0, remaining, n + 1)  # empty first
         is_excluded = tf.scatter_nd(excluded[:, None], tf.ones_like(excluded, tf.bool), [r * n])
         remaining = tf.reshape(tf.where(is_excluded, tf.constant(-1, tf.int64), remaining), [r, n])
         by_remaining = tf.argsort(tf.gather(remaining, by_age, batch_dims=1), axis=1, direction="DESCENDING", stable=True)
@@ -204,22 +212,27 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         """KaiserMemory._release per repeat: each filled victim folds into its label's nearest other slot."""
         if self.on_evict == "drop":
             return
+        n = self._n()
         values = read_whole(self.values)
         victim_keys = tf.gather(self.keys, victims)
         victim_values = tf.gather(values, victims)
-        victim_repeat = victims // self.memory_size
-        is_victim = tf.scatter_nd(victims[:, None], tf.ones_like(victims, tf.bool), [self.repeats * self.memory_size])
-        is_victim = tf.gather(tf.reshape(is_victim, [self.repeats, self.memory_size]), victim_repeat)
+        victim_repeat = victims // n
+        is_victim = tf.scatter_nd(victims[:, None], tf.ones_like(victims, tf.bool), [self.repeats * n])
+        is_victim = tf.gather(tf.reshape(is_victim, [self.repeats, -1]), victim_repeat)
         repeat_values = tf.gather(self._values2(), victim_repeat)  # [M, N]
         allowed = tf.equal(repeat_values, victim_values[:, None]) & (victim_values[:, None] >= 0) & ~is_victim
         # Against every repeat's keys ([M, R*N]; a gather of each victim's repeat would copy
         # M x N keys), then each victim's own repeat's N columns: the same dot products.
         similarity = similarities(victim_keys[:, None, :], read_whole(self.keys)[None])[:, 0]
-        own_columns = victim_repeat[:, None] * self.memory_size + tf.range(self.memory_size, dtype=tf.int64)[None, :]
+        own_columns = victim_repeat[:, None] * n + tf.range(n, dtype=tf.int64)[None, :]
         similarity = tf.gather(similarity, own_columns, batch_dims=1)  # [M, N]
+        if self.eviction == "ward":
+            counts = tf.ones_like(values) if self.counts is None else read_whole(self.counts)
+            own_counts = tf.gather(tf.reshape(counts, [self.repeats, -1]), victim_repeat)  # [M, N]
+            similarity = fold_target_scores(similarity, tf.gather(counts, victims), own_counts)
         similarity = tf.where(allowed, similarity, tf.constant(-float("inf"), similarity.dtype))
         folds = tf.reduce_any(allowed, axis=1)
-        target = tf.argmax(similarity, axis=1, output_type=tf.int64) + victim_repeat * self.memory_size
+        target = tf.argmax(similarity, axis=1, output_type=tf.int64) + victim_repeat * n
         target = tf.boolean_mask(target, folds)
         weight = tf.ones_like(victims) if self.counts is None else tf.gather(self.counts, victims)
         weight = tf.boolean_mask(weight, folds)
@@ -240,15 +253,29 @@ class BatchedKaiserMemory(BatchedMemoryBase):
 
     def _merges(self, v: tf.Tensor, before: LookupResult) -> tf.Tensor:
         hit = tf.equal(before.labels, v)
+        if self.fill_first:  # per repeat: no hit merges while the batch fits its empty slots
+            room = tf.math.count_nonzero(self._values2() < 0, axis=1) >= tf.shape(v, out_type=tf.int64)[1]
+            hit = hit & ~room[:, None]
         if self.merge_threshold <= -1.0:
             return hit
         return hit & (before.similarity >= tf.constant(self.merge_threshold, before.similarity.dtype))
 
+    def _merge_slots(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult,
+                     merges: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        """KaiserMemory._merge_slots per repeat: [R, B] merges and each repeat's own slot numbers."""
+        if not self.keep_classes:
+            return merges, before.slot
+        values = self._values2()
+        own = nearest_of_label(unit, v, self._keys3(), values)  # [R, B]
+        full = tf.math.count_nonzero(values < 0, axis=1) < tf.shape(v, out_type=tf.int64)[1]
+        kept = ~merges & (own >= 0) & full[:, None]
+        return merges | kept, tf.where(kept, own, before.slot)
+
     def _write(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult) -> None:
-        r, n = self.repeats, self.memory_size
+        r, n = self.repeats, self._n()
         batch = tf.shape(v, out_type=tf.int64)[1]
         now = self.clock + 1
-        merges = self._merges(v, before)  # [R, B]
+        merges, merge_slots = self._merge_slots(unit, v, before, self._merges(v, before))  # [R, B] each
         flat_merges = tf.reshape(merges, [-1])
         flat_unit = tf.reshape(unit, [-1, self.key_dim])
         flat_v = tf.reshape(v, [-1])
@@ -256,8 +283,8 @@ class BatchedKaiserMemory(BatchedMemoryBase):
 
         # Merges: all the items merging into one slot merge at once (order-free).
         hit_positions = tf.boolean_mask(positions, flat_merges)
-        hit_local = tf.boolean_mask(tf.reshape(before.slot, [-1]), flat_merges)
-        hit_slots, segment = tf.unique(tf.boolean_mask(tf.reshape(before.slot + self._offsets(), [-1]), flat_merges))
+        hit_local = tf.boolean_mask(tf.reshape(merge_slots, [-1]), flat_merges)
+        hit_slots, segment = tf.unique(tf.boolean_mask(tf.reshape(merge_slots + self._offsets(), [-1]), flat_merges))
         n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(tf.gather(flat_unit, hit_positions), segment, n_hit_slots)
         merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)

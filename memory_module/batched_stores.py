@@ -31,25 +31,27 @@ class _BatchedStore(BatchedMemoryBase):
         """`memory_size` empty rows per repeat (keys and values): the table FIFO and reservoir fill."""
         self.memory_size = check_positive_int("memory_size", memory_size)
         self.vote_k = min(self.vote_k, self.memory_size)
-        r, n = self.repeats, self.memory_size
-        self.keys = self._add_state("keys", lambda: tf.zeros([r, n, self.key_dim], self.dtype))
-        self.values = self._add_state("values", lambda: tf.fill([r, n], tf.constant(UNKNOWN_LABEL, tf.int64)))
+        r, d = self.repeats, self.key_dim
+        self._add_size()
+        self.keys = self._add_state("keys", lambda: tf.zeros([r, self.memory_size, d], self.dtype), shape=[r, None, d])
+        self.values = self._add_state("values", lambda: tf.fill([r, self.memory_size], tf.constant(UNKNOWN_LABEL, tf.int64)),
+                                      shape=[r, None])
 
-    def lookup(self, queries) -> LookupResult:
-        unit = unit_rows(self._check_queries(queries), axis=2)
+    def lookup(self, queries, normalized: bool = False) -> LookupResult:
+        unit = self._unit_queries(queries, normalized)
         keys, values = self._table()
         return batched_answer(batched_pool(unit, keys, values, self.vote_k), self.vote_k)
 
-    def __call__(self, queries, labels=None, update: bool = False) -> dict:
-        q = self._check_queries(queries)
+    def __call__(self, queries, labels=None, update: bool = False, normalized: bool = False) -> dict:
         if labels is None and update:
             raise ValueError(f"update=True needs labels: {type(self).__name__} cannot store without them")
-        out = self.lookup(q)._asdict()
+        unit = self._unit_queries(queries, normalized)
+        out = self.lookup(unit, normalized=True)._asdict()
         if labels is not None:
-            v = self._check_labels(labels, q)
+            v = self._check_labels(labels, unit)
             out["loss"] = tf.zeros([self.repeats], self.dtype)
             if update:
-                self._store(unit_rows(q, axis=2), v)
+                self._store(unit, v)
         return out
 
     def _table(self) -> tuple:
@@ -109,14 +111,14 @@ class BatchedFifo(_BatchedStore):
         return tf.math.count_nonzero(self.values.read_value() >= 0, axis=1)
 
     def _bytes(self) -> tf.Tensor:
-        n = self.memory_size
-        return tf.fill([self.repeats], tf.constant(n * self.key_dim * self.dtype.size + 8 * n + 8, tf.int64))
+        n = self._n()
+        return tf.fill([self.repeats], n * self.key_dim * self.dtype.size + 8 * n + 8)
 
     def _store(self, unit, v) -> None:
         batch = tf.shape(v, out_type=tf.int64)[1]
-        kept = tf.minimum(batch, self.memory_size)
+        kept = tf.minimum(batch, self._n())
         first = batch - kept
-        where = self._rows(tf.math.floormod(self.written + first + tf.range(kept), self.memory_size))
+        where = self._rows(tf.math.floormod(self.written + first + tf.range(kept), self._n()))
         self.keys.scatter_nd_update(where, unit[:, first:])
         self.values.scatter_nd_update(where, v[:, first:])
         self.written.assign_add(batch)
@@ -175,9 +177,9 @@ class BatchedReservoir(_BatchedStore):
         return tf.math.count_nonzero(self.values.read_value() >= 0, axis=1)
 
     def _bytes(self) -> tf.Tensor:
-        n = self.memory_size
+        n = self._n()
         fixed = n * self.key_dim * self.dtype.size + 8 * n + self._generator_bytes()
-        return tf.constant(fixed, tf.int64) + 9 * self.seen_size.read_value()  # seen (int64) and full (bool) per label id
+        return fixed + 9 * self.seen_size.read_value()  # seen (int64) and full (bool) per label id
 
     def _store(self, unit, v) -> None:
         needed = tf.reduce_max(v, axis=1) + 1

@@ -64,6 +64,10 @@ Rules (defaults = the paper):
              gone), instead of the globally oldest slot.
     _release `on_evict="merge"`: an evicted key is not dropped but merged (with `_merge`)
              into the most similar other slot of its label, when its label has one.
+    ward     `eviction="ward"`: class_balanced, folding the cheapest count-weighted pair (memory_module.ward).
+    fill     `fill_first=True`: hits are inserted, not merged, while the batch fits the empty slots.
+    keep     `keep_classes=True`: once the batch no longer fits the empty slots, a miss whose label
+             holds a slot merges into that label's nearest slot instead of evicting (memory_module.keep).
   The loss code is the same under every option; the options change only which keys the
   pool and the recent-slot positive find.
 """
@@ -87,7 +91,7 @@ from memory_module.validation import (
 )
 from memory_module.write_policy import WritePolicy
 
-EVICTIONS = ("oldest", "class_balanced")
+EVICTIONS = ("oldest", "class_balanced", "ward")
 ON_EVICT = ("drop", "merge")
 
 
@@ -106,8 +110,10 @@ class KaiserMemory(WritePolicy, MemoryBase):
     query_projection: a trainable [d, d] query projection, as the reference TF1 code.
     merge_threshold: a cosine similarity in [-1, 1] below which a hit is inserted instead of
                  merged (beyond the paper); -1, the default, lets every hit merge (the paper).
-    eviction:    "oldest" (the paper) or "class_balanced" (beyond the paper).
+    eviction:    "oldest" (the paper), "class_balanced" or "ward" (beyond the paper).
     on_evict:    "drop" (the paper) or "merge" the evicted key into its label's nearest slot.
+    fill_first:  insert hits while the batch fits the empty slots (beyond the paper).
+    keep_classes: when full, merge a miss of a held label into its nearest slot (beyond the paper).
     dtype:       tf.float32 or tf.float64, for keys and queries.
     label_limit: label ids must be < label_limit (bounds the recent-slot table).
     """
@@ -126,6 +132,8 @@ class KaiserMemory(WritePolicy, MemoryBase):
         merge_threshold: float = -1.0,
         eviction: str = "oldest",
         on_evict: str = "drop",
+        fill_first: bool = False,
+        keep_classes: bool = False,
         dtype=tf.float32,
         label_limit: int = DEFAULT_LABEL_LIMIT,
         name: str | None = None,
@@ -144,6 +152,8 @@ class KaiserMemory(WritePolicy, MemoryBase):
         self.merge_threshold = check_similarity("merge_threshold", merge_threshold)
         self.eviction = check_choice("eviction", eviction, EVICTIONS)
         self.on_evict = check_choice("on_evict", on_evict, ON_EVICT)
+        self.fill_first = bool(fill_first)
+        self.keep_classes = bool(keep_classes)
         self.pool_k = min(self.choose_k, self.memory_size)
         self.vote_k = min(self.vote_k, self.pool_k)
 
@@ -188,6 +198,8 @@ class KaiserMemory(WritePolicy, MemoryBase):
             "merge_threshold": self.merge_threshold,
             "eviction": self.eviction,
             "on_evict": self.on_evict,
+            "fill_first": self.fill_first,
+            "keep_classes": self.keep_classes,
             "dtype": self.dtype.name,
             "label_limit": self.label_limit,
         }
@@ -310,12 +322,12 @@ class KaiserMemory(WritePolicy, MemoryBase):
     def _write(self, unit: tf.Tensor, v: tf.Tensor, before: LookupResult) -> None:
         self._warn_if_outgrown(unit, v, self.memory_size)
         now = self.clock + 1
-        merges = self._merges(v, before)
+        merges, merge_slots = self._merge_slots(unit, v, before, self._merges(v, before))
         positions = tf.range(tf.shape(v, out_type=tf.int64)[0])
 
         # Merges: all the items merging into one slot merge at once (order-free).
         hit_positions = tf.boolean_mask(positions, merges)
-        hit_slots, segment = tf.unique(tf.boolean_mask(before.slot, merges))
+        hit_slots, segment = tf.unique(tf.boolean_mask(merge_slots, merges))
         n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(tf.gather(unit, hit_positions), segment, n_hit_slots)
         merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
@@ -338,7 +350,7 @@ class KaiserMemory(WritePolicy, MemoryBase):
 
         # Recent slot per label: the last item of the batch written for that label wins.
         written_positions = tf.concat([hit_positions, stored_positions], axis=0)
-        written_slots = tf.concat([tf.boolean_mask(before.slot, merges), miss_slots], axis=0)
+        written_slots = tf.concat([tf.boolean_mask(merge_slots, merges), miss_slots], axis=0)
         labels, label_segment = tf.unique(tf.gather(v, written_positions))
         last = tf.math.unsorted_segment_max(written_positions, label_segment, tf.shape(labels)[0])
         slot_of_position = tf.scatter_nd(

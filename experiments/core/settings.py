@@ -30,7 +30,7 @@ import tomllib
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"  # the presets shipped with the package
 # memory_module.memory's choices, restated so that reading a config needs no TensorFlow
 # (tests/experiments/test_config.py checks that they agree).
-EVICTIONS = ("oldest", "class_balanced")
+EVICTIONS = ("oldest", "class_balanced", "ward")
 ON_EVICT = ("drop", "merge")
 
 

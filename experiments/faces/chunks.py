@@ -3,11 +3,12 @@
 A frozen repeat is a few dozen tiny matrix products; run one repeat at a time, the time
 goes to per-call overhead. Here the memories of a chunk of repeats live in one batched
 memory (memory_module.batched), so one graph call feeds and evaluates every repeat of the
-chunk at one shot. The answers are then handed, repeat by repeat, to the ordinary
-`run_repeat` through `Replay`, an adapter that serves the chunk's answers in order: the
-shuffles, feed orders, unknown-answer guesses and scoring stay the one code path the
-per-repeat run uses, and the answers are the per-repeat memory's to the last bit
-(memory_module's batched memories are tested equal, repeat by repeat).
+chunk at one shot, and the chunk's answers are scored for all its repeats at once
+(`chunk_results`). The schedules (shuffles, feed orders) are the per-repeat run's, the
+unknown-answer guesses are drawn by the same function in the same order
+(experiments.faces.scoring), and the answers are the per-repeat memory's to the last bit
+(memory_module's batched memories are tested equal, repeat by repeat), so the results
+are byte-identical to the per-repeat path's.
 
 What is batched: frozen methods (experiments.faces.adapters.FrozenMethod) whose memory has
 a batched form, in closed-set runs (an open-set run evaluates a different number of
@@ -24,7 +25,10 @@ import numpy as np
 import tensorflow as tf
 
 import memory_module
+from experiments.faces import scoring
 from experiments.faces.adapters import FrozenMethod
+from experiments.faces.results import RepeatResult
+from memory_module.readout import unit_rows
 
 DEFAULT_CHUNK_SIZE = 250  # repeats per batched call: 1,000 repeats in 4 calls per shot
 CALL_BUDGET_BYTES = 256 * 2**20  # the largest tensor of one call (similarities) stays below this
@@ -35,15 +39,14 @@ MIN_CHUNK = 32
 
 
 @dataclass(frozen=True)
-class StepAnswers:
-    """What a frozen adapter's step reports for one repeat at one iteration."""
+class ChunkAnswers:
+    """What the chunk's memories answered at every iteration, one entry per iteration, repeats on axis 0."""
 
-    loss: float
-    labels: np.ndarray  # int64 [E] dense class ids, UNKNOWN_LABEL where nothing is stored
-    similarity: np.ndarray  # [E] similarity behind each answer
-    slots: int
-    bytes: int
-    seconds: float  # this repeat's share of the chunk's call
+    loss: list  # float32 [R] each: the batch loss of the feed before the evaluation (0 at 0 shots)
+    labels: list  # int64 [R, E] each: dense class ids, UNKNOWN_LABEL where nothing is stored
+    slots: list  # int64 [R] each
+    bytes: list  # int64 [R] each
+    seconds: list  # float: the iteration's call, shared by the chunk's repeats
 
 
 def batchable(adapter, config) -> bool:
@@ -72,33 +75,42 @@ def fitting_chunk(chunk_size: int, n_items: int, memory_size: int) -> int:
 
 
 class BatchedFrozen:
-    """A frozen method's memory for `repeats` repeats at once, with one traced call per iteration."""
+    """A frozen method's memory for `repeats` repeats at once, with one traced call per iteration.
+
+    The items' unit embeddings are computed once and stay in the graph; a call takes the
+    feed and evaluation indices of every repeat and gathers its queries itself, so neither
+    a repeats x items x d copy nor its normalisation is paid per call.
+    """
 
     def __init__(self, adapter: FrozenMethod, repeats: int):
         self.repeats = repeats
-        self.embeddings = adapter.embeddings
-        self.labels = adapter.labels
-        # Store-all is fed at most every item once: a table of that many rows, not its default 1,024.
-        fits = {"initial_capacity": len(self.embeddings)} if "initial_capacity" in adapter.memory.get_config() else {}
-        self.memory = memory_module.batched(adapter.memory, repeats, **fits)
-        memory = self.memory
-        key_dim = self.embeddings.shape[1]
-        queries = tf.TensorSpec([repeats, None, key_dim], tf.float32)
+        n_items = len(adapter.embeddings)
+        # Store-all's table starts with one row per class (what one shot feeds) and doubles as it
+        # fills, instead of its default 1,024 rows: a lookup reads every row, and at a few shots
+        # most of a larger table would be empty.
+        classes = int(adapter.labels.max()) + 1 if n_items else 1
+        fits = {"initial_capacity": classes} if "initial_capacity" in adapter.memory.get_config() else {}
+        self.memory = memory = memory_module.batched(adapter.memory, repeats, **fits)
+        unit = unit_rows(tf.constant(adapter.embeddings), axis=1)
+        labels = tf.constant(adapter.labels)
+        indices = tf.TensorSpec([repeats, None], tf.int32)
         # autograph=False: the memories use tf.cond / tf.while_loop explicitly, and converting
         # their Python to graph code costs more than the whole chunk's arithmetic.
 
-        @tf.function(input_signature=[queries, tf.TensorSpec([repeats, None], tf.int64), queries], autograph=False)
-        def feed_then_lookup(feed_q, feed_v, eval_q):
-            loss = memory(feed_q, feed_v, update=True)["loss"]
-            return loss, memory.lookup(eval_q), memory.usage()
+        @tf.function(input_signature=[indices, indices], autograph=False)
+        def feed_then_lookup(feed, evaluate):
+            loss = memory(tf.gather(unit, feed), tf.gather(labels, feed), update=True, normalized=True)["loss"]
+            return loss, memory.lookup(tf.gather(unit, evaluate), normalized=True).labels, memory.usage()
 
         self._feed_then_lookup = feed_then_lookup
+        self._unit = unit
 
-    def _lookup_only(self, eval_q):
+    def _lookup_only(self, evaluate):
         """The 0-shot evaluation, eagerly: once per chunk, cheaper than tracing a second graph."""
-        return tf.zeros([self.repeats], tf.float32), self.memory.lookup(eval_q), self.memory.usage()
+        answer = self.memory.lookup(tf.gather(self._unit, evaluate), normalized=True)
+        return tf.zeros([self.repeats], tf.float32), answer.labels, self.memory.usage()
 
-    def run(self, seeds: list[int], schedules: list[list]) -> list[list[StepAnswers]]:
+    def run(self, seeds: list[int], schedules: list[list]) -> ChunkAnswers:
         """Every iteration of every repeat; `seeds` and `schedules` (protocol iterations) one per repeat.
 
         A chunk shorter than `repeats` is padded with copies of its last repeat, whose
@@ -109,24 +121,87 @@ class BatchedFrozen:
         seeds = list(seeds) + [seeds[-1]] * pad
         schedules = list(schedules) + [schedules[-1]] * pad
         self.memory.reset(seeds)
-        answers: list[list[StepAnswers]] = [[] for _ in range(used)]
+        answers = ChunkAnswers([], [], [], [], [])
         for i in range(len(schedules[0])):
-            feed = np.stack([s[i].feed for s in schedules])
-            evaluate = np.stack([s[i].evaluate for s in schedules])
+            feed = np.stack([s[i].feed for s in schedules]).astype(np.int32)
+            evaluate = np.stack([s[i].evaluate for s in schedules]).astype(np.int32)
             start = time.perf_counter()
-            if feed.shape[1] == 0:
-                loss, answer, usage = self._lookup_only(self.embeddings[evaluate])
-            else:
-                loss, answer, usage = self._feed_then_lookup(self.embeddings[feed], self.labels[feed],
-                                                             self.embeddings[evaluate])
-            loss, labels, similarity = loss.numpy(), answer.labels.numpy(), answer.similarity.numpy()
-            slots, nbytes = usage.slots.numpy(), usage.bytes.numpy()
-            share = (time.perf_counter() - start) / used
-            for r in range(used):
-                # + 0.0 as FrozenMethod.step: a zero loss is reported as 0.0, never -0.0.
-                answers[r].append(StepAnswers(float(loss[r]) + 0.0, labels[r].astype(np.int64), similarity[r],
-                                              int(slots[r]), int(nbytes[r]), share))
+            call = self._lookup_only if feed.shape[1] == 0 else self._feed_then_lookup
+            loss, labels, usage = call(evaluate) if feed.shape[1] == 0 else call(feed, evaluate)
+            answers.loss.append(loss.numpy()[:used])
+            answers.labels.append(labels.numpy()[:used])
+            answers.slots.append(usage.slots.numpy()[:used])
+            answers.bytes.append(usage.bytes.numpy()[:used])
+            answers.seconds.append(time.perf_counter() - start)
         return answers
+
+
+_TRACED: dict = {}  # settings but the size -> (embeddings, labels, BatchedFrozen); see batched_frozen
+MAX_TRACED = 16
+
+
+def batched_frozen(adapter: FrozenMethod, repeats: int) -> BatchedFrozen:
+    """A BatchedFrozen for `adapter`: one already traced for the same method on the same items
+    at another memory size, resized (memory_module's batched `resize`), or a new one.
+
+    Tracing and optimising a memory's graph takes longer than running a chunk of it, and a
+    footprint study runs each method at many sizes: this keeps it to one trace per method.
+    The entries hold the item arrays they were traced on, so their ids stay theirs.
+    """
+    config = adapter.memory.get_config()
+    if "memory_size" not in config:
+        return BatchedFrozen(adapter, repeats)
+    settings = tuple(sorted((name, repr(value)) for name, value in config.items() if name != "memory_size"))
+    key = (type(adapter.memory), settings, adapter.memory.vote_k, repeats, id(adapter.embeddings), id(adapter.labels))
+    if key in _TRACED:
+        frozen = _TRACED[key][2]
+        frozen.memory.resize(config["memory_size"])
+        return frozen
+    frozen = BatchedFrozen(adapter, repeats)
+    if len(_TRACED) >= MAX_TRACED:
+        del _TRACED[next(iter(_TRACED))]
+    _TRACED[key] = (adapter.embeddings, adapter.labels, frozen)
+    return frozen
+
+
+def chunk_results(model: str, repeats: list[int], rngs: list, schedules: list[list], answers: ChunkAnswers,
+                  labels: np.ndarray, n_classes: int) -> list[RepeatResult]:
+    """The RepeatResult of every repeat of a chunk, scored as run_repeat scores one repeat.
+
+    `rngs`: each repeat's (model, repeat) generator, after the memory seed was drawn from
+    it; unknown answers are guessed from it in iteration order (experiments.faces.scoring),
+    exactly as the per-repeat path guesses, and the rest is counted for all repeats at once.
+    """
+    start = time.perf_counter()
+    count, used = len(schedules[0]), len(repeats)
+    predicted = [a.copy() for a in answers.labels]
+    for r, rng in enumerate(rngs):
+        for i in range(count):
+            if (predicted[i][r] < 0).any():
+                predicted[i][r] = scoring.guess_unknown(predicted[i][r], rng, n_classes)
+    confusion = np.zeros((used, count, n_classes, n_classes), np.int64)
+    n_correct = np.zeros((used, count), np.int64)
+    for i in range(count):
+        truth = labels[np.stack([s[i].evaluate for s in schedules])]
+        confusion[:, i] = scoring.confusions(truth, predicted[i], n_classes)
+        n_correct[:, i] = np.sum(truth == predicted[i], axis=1)
+    feed = np.full((used, count, n_classes), -1, np.int64)
+    for r, schedule in enumerate(schedules):
+        for i, it in enumerate(schedule):
+            feed[r, i, : it.feed.size] = it.feed
+    scored = (time.perf_counter() - start) / (used * count)
+    seconds = np.array(answers.seconds) / used + scored
+    shots = np.array([it.shots for it in schedules[0]], np.int64)
+    n_eval = np.array([it.evaluate.size for it in schedules[0]], np.int64)
+    # + 0.0 as FrozenMethod.step: a zero loss is reported as 0.0, never -0.0.
+    loss = np.stack(answers.loss, axis=1).astype(np.float64) + 0.0
+    slots, nbytes = np.stack(answers.slots, axis=1), np.stack(answers.bytes, axis=1)
+    return [
+        RepeatResult(model=model, repeat=repeat, shots=shots.copy(), n_eval=n_eval.copy(), n_correct=n_correct[r],
+                     memory_bytes=nbytes[r].astype(np.int64), slots_in_use=slots[r].astype(np.int64),
+                     memory_loss=loss[r], seconds=seconds.copy(), confusion=confusion[r], feed=feed[r])
+        for r, repeat in enumerate(repeats)
+    ]
 
 
 def same_shapes(schedules: list[list]) -> bool:
@@ -137,41 +212,3 @@ def same_shapes(schedules: list[list]) -> bool:
                                      for a, b in zip(s, first))
         for s in schedules
     )
-
-
-class Replay:
-    """The adapter calls `run_repeat` makes, answered from one repeat's share of a chunk."""
-
-    def __init__(self, seed: int, steps: list[StepAnswers], adapter: FrozenMethod):
-        self.seed = seed
-        self.steps = steps
-        self.memory = adapter.memory  # its settings only; the state is the chunk's
-        self.embeddings = adapter.embeddings
-        self.last_similarity = np.zeros(0, np.float32)
-        self._next = 0
-        self._current: StepAnswers | None = None
-
-    def start_repeat(self, seed: int) -> None:
-        if seed != self.seed:
-            raise RuntimeError(f"this repeat was computed with memory seed {self.seed}, but the run asks for {seed}")
-        self._next = 0
-
-    def step(self, feed: np.ndarray, evaluate: np.ndarray) -> tuple[float, np.ndarray]:
-        self._current = self.steps[self._next]
-        self._next += 1
-        if self._current.labels.size != len(evaluate):
-            raise RuntimeError(f"step {self._next - 1}: {self._current.labels.size} answers for {len(evaluate)} items")
-        self.last_similarity = self._current.similarity
-        return self._current.loss, self._current.labels
-
-    def seconds(self) -> np.ndarray:
-        return np.array([s.seconds for s in self.steps])
-
-    def embeddings_of(self, indices: np.ndarray) -> np.ndarray:
-        return self.embeddings[indices]
-
-    def slots_in_use(self) -> int:
-        return self._current.slots
-
-    def memory_bytes(self) -> int:
-        return self._current.bytes

@@ -5,7 +5,8 @@ config section holding its repeats and max_shots), and experiments.faces.adapter
 builds the method from its entry; every adapter answers the same four calls. The
 registry is plain data, so the settings can check names without building anything:
 - a write policy of the Kaiser memory is one entry of kind "kaiser" whose `options`
-  fix some [memory] options (eviction, on_evict, running_mean, merge_threshold);
+  fix some [memory] options (eviction, on_evict, running_mean, merge_threshold, fill_first,
+  keep_classes);
 - a fixed-size baseline is one entry naming its memory_module memory
   (experiments.core.memories builds every kind);
 - a fine-tuned method is one entry with `finetune` set: the train-phase switch and
@@ -53,6 +54,21 @@ METHODS: dict[str, Method] = {
         Method("memory_fold", "kaiser", options=dict(eviction="class_balanced", on_evict="merge", running_mean=True),
                needs_images=False, budget="run", bounded=True,
                summary="class-balanced, running mean, an evicted key merged into its class's nearest slot"),
+        Method("memory_ward", "kaiser", options=dict(eviction="ward", on_evict="merge", running_mean=True),
+               needs_images=False, budget="run", bounded=True,
+               summary="memory_fold, folding the class's cheapest count-weighted (Ward) pair, not its oldest slot"),
+        Method("memory_ward_fill", "kaiser",
+               options=dict(eviction="ward", on_evict="merge", running_mean=True, fill_first=True),
+               needs_images=False, budget="run", bounded=True,
+               summary="memory_ward, inserting hits until the memory is full (then budgeted clustering)"),
+        Method("memory_fold_fill", "kaiser",
+               options=dict(eviction="class_balanced", on_evict="merge", running_mean=True, fill_first=True),
+               needs_images=False, budget="run", bounded=True,
+               summary="memory_fold, inserting hits until the memory is full"),
+        Method("memory_ward_keep", "kaiser",
+               options=dict(eviction="ward", on_evict="merge", running_mean=True, fill_first=True, keep_classes=True),
+               needs_images=False, budget="run", bounded=True,
+               summary="memory_ward_fill; once full, a miss of a class it holds merges into that class's nearest slot"),
         Method("fifo", "fifo", needs_images=False, budget="run", bounded=True,
                summary="1-NN over the memory_size most recent embeddings"),
         Method("reservoir", "reservoir", needs_images=False, budget="run",

@@ -20,6 +20,7 @@ when it happens to hit the true class.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from experiments.core.run_dir import GROWABLE, config_digest, open_run_dir
 from experiments.core.run_files import SKIPPED_FILE
 from experiments.core.settings import to_toml
-from experiments.faces import chunks, methods, open_set, protocol, report
+from experiments.faces import chunks, methods, open_set, protocol, report, scoring
 from experiments.faces import settings as cfg
 from experiments.faces.adapters import build_adapter
 from experiments.faces.repeats import finished_repeats, save_repeat
@@ -76,26 +77,47 @@ def repeat_iterations(labels: np.ndarray, n_classes: int, config: RunConfig, mod
     open-set run the held-out classes are left out of the schedule and all their images
     are added to every evaluation.
     """
+    budget = config.budget(model)
+    strangers = tuple(held_out_classes(config, n_classes, repeat).tolist())
+    return _schedule(np.asarray(labels).tobytes(), str(np.asarray(labels).dtype), n_classes, config.run.order,
+                     config.run.seed, budget.max_shots, budget.eval_images_per_class, strangers, repeat)
+
+
+@functools.lru_cache(maxsize=256)  # a run's repeats for every model; bounded for large item sets
+def _schedule(labels: bytes, dtype: str, n_classes: int, order: str, seed: int, max_shots: int,
+              eval_images_per_class: int, strangers: tuple, repeat: int) -> tuple:
+    """repeat_iterations, remembered: every model of a run draws the same schedule for a repeat,
+    and drawing it is most of a frozen repeat's Python time once the memory runs batched.
+    Callers never change the arrays of a schedule."""
+    labels = np.frombuffer(labels, dtype=dtype)
     members = protocol.class_members(labels, n_classes)
-    if config.run.order == "sorted":
+    if order == "sorted":
         # The blog's fixed order: dataset order is sorted file names within a class; feeds in class order.
         rng, shuffled = None, members
     else:
-        rng = shuffle_generator(config.run.seed, repeat)
+        rng = shuffle_generator(seed, repeat)
         shuffled = protocol.shuffle_classes(members, rng)
-    budget = config.budget(model)
-    if budget.eval_images_per_class > 0:
-        keep = budget.max_shots + budget.eval_images_per_class
+    if eval_images_per_class > 0:
+        keep = max_shots + eval_images_per_class
         shuffled = [s[:keep] for s in shuffled]
-    strangers = set(held_out_classes(config, n_classes, repeat).tolist())
     if not strangers:
-        return protocol.schedule(shuffled, budget.max_shots, feed_rng=rng)
-    known = [s for c, s in enumerate(shuffled) if c not in strangers]
-    stranger_items = np.concatenate([shuffled[c] for c in sorted(strangers)])
-    return [
-        dataclasses.replace(it, evaluate=np.sort(np.concatenate([it.evaluate, stranger_items])).astype(np.int64))
-        for it in protocol.schedule(known, budget.max_shots, feed_rng=rng)
-    ]
+        iterations = protocol.schedule(shuffled, max_shots, feed_rng=rng)
+    else:
+        known = [s for c, s in enumerate(shuffled) if c not in set(strangers)]
+        stranger_items = np.concatenate([shuffled[c] for c in sorted(strangers)])
+        iterations = [
+            dataclasses.replace(it, evaluate=np.sort(np.concatenate([it.evaluate, stranger_items])).astype(np.int64))
+            for it in protocol.schedule(known, max_shots, feed_rng=rng)
+        ]
+    for it in iterations:  # shared by every caller: a write would change another model's schedule
+        it.feed.flags.writeable = False
+        it.evaluate.flags.writeable = False
+    return tuple(iterations)
+
+
+def forget_schedules() -> None:
+    """Empty the schedule memory (a benchmark timing two paths gives each the same start)."""
+    _schedule.cache_clear()
 
 
 def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig,
@@ -131,14 +153,8 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         start = time.perf_counter()
         memory_loss[i], answered = adapter.step(it.feed, it.evaluate)
         answered = np.array(answered, dtype=np.int64)
-        predicted = answered.copy()
-        unknown = predicted < 0
-        if unknown.any():
-            # A guess is one of the classes the run can name: every class, or the known ones in an open set.
-            if strangers.size:
-                predicted[unknown] = rng.choice(known, size=int(unknown.sum()))
-            else:
-                predicted[unknown] = rng.integers(0, n_classes, size=int(unknown.sum()))
+        # A guess is one of the classes the run can name: every class, or the known ones in an open set.
+        predicted = scoring.guess_unknown(answered, rng, known if strangers.size else n_classes)
         truth = data.labels[it.evaluate]
         np.add.at(confusion[i], (truth, predicted), 1)
         is_stranger = np.isin(truth, strangers)
@@ -167,11 +183,6 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         **out,
         **extra,
     )
-
-
-def memory_seed(config: RunConfig, repeat: int, model: str) -> int:
-    """The memory seed of (model, repeat): the first draw of its generator (run_repeat draws it the same way)."""
-    return int(model_generator(config.run.seed, repeat, model).integers(0, 2**31 - 1))
 
 
 def chunk_of(adapter, data: PreparedData, config: RunConfig, chunk_size: int) -> int:
@@ -210,13 +221,11 @@ def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, co
                 yield run_repeat(adapter, model, r, data, config, iterations=schedule)
             continue
         if batched is None:
-            batched = chunks.BatchedFrozen(adapter, min(chunk_size, len(todo)))
-        seeds = [memory_seed(config, r, model) for r in chunk]
+            batched = chunks.batched_frozen(adapter, min(chunk_size, len(todo)))
+        rngs = [model_generator(config.run.seed, r, model) for r in chunk]
+        seeds = [int(rng.integers(0, 2**31 - 1)) for rng in rngs]  # as run_repeat draws the memory seed
         answers = batched.run(seeds, schedules)
-        for r, seed, schedule, steps in zip(chunk, seeds, schedules, answers):
-            replay = chunks.Replay(seed, steps, adapter)
-            result = run_repeat(replay, model, r, data, config, iterations=schedule)
-            yield dataclasses.replace(result, seconds=result.seconds + replay.seconds())
+        yield from chunks.chunk_results(model, chunk, rngs, schedules, answers, data.labels, n_classes)
 
 
 def repeat_digest(config: RunConfig, data: PreparedData) -> str:
@@ -349,4 +358,24 @@ def run_notes(config: RunConfig, data: PreparedData) -> list[str]:
     ]
     if data.skipped:
         notes.append(f"{len(data.skipped)} image(s) skipped (see skipped.txt).")
+    if any(methods.METHODS[methods.split_name(m)[0]].finetune for m in config.run.models):
+        notes.append(finetune_recipe_note(config))
     return notes + list(data.notes)
+
+
+def finetune_recipe_note(config: RunConfig) -> str:
+    """Which fine-tuning recipe this run used, beside the one docs/FINETUNING.md found to hold across shifts.
+
+    The defaults are the blog demo's (one gentle step per shot); the recipe chosen on the
+    face shifts is different, so a reader of the summary must see which one made its numbers.
+    """
+    f = config.finetune
+    used = (f"Fine-tuning recipe of this run: FaceNet from {f.trainable_from} up, {f.optimizer} at learning rate "
+            f"{f.learning_rate:g}, {f.steps_per_shot} optimizer step(s) per shot; each fine-tuned model's name says its "
+            "phase switch and key rule.")
+    chosen = (f.trainable_from, f.optimizer, f.learning_rate, f.steps_per_shot) == ("Block8", "adam", 1e-4, 3)
+    if chosen:
+        return used + (" It is the recipe docs/FINETUNING.md chose across face shifts (with consistent keys: "
+                       "memory_finetune_phase_off_consistent; measured on 5 people, shots 1 to 5).")
+    return used + (" docs/FINETUNING.md chose another across face shifts (5 people, shots 1 to 5): "
+                   "--set finetune.learning_rate=1e-4 --set finetune.steps_per_shot=3 with memory_finetune_phase_off_consistent.")

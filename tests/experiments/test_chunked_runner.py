@@ -54,6 +54,26 @@ def test_chunks_equal_the_per_repeat_loop(data, model):
             assert_same_repeat(got, want, f"{model} chunk_size={chunk_size} repeat {want.repeat}")
 
 
+def test_a_run_over_several_memory_sizes_traces_each_method_once_and_equals_the_per_repeat_loop(data, tmp_path,
+                                                                                                    monkeypatch):
+    config = cfg.from_dict({"run": {"repeats": REPEATS, "max_shots": 4, "models": FROZEN},
+                            "memory": {"memory_size": [6, 3, 9]}})
+    reference = tmp_path / "reference"
+    run_experiment(config, reference, data, progress=False, make_figures=False, chunk_size=1)
+    made = []
+    original = chunks.BatchedFrozen.__init__
+
+    def counted(self, adapter, repeats):
+        made.append(adapter.memory.get_config().get("memory_size"))
+        original(self, adapter, repeats)
+
+    monkeypatch.setattr(chunks.BatchedFrozen, "__init__", counted)
+    monkeypatch.setattr(chunks, "_TRACED", {})
+    run_experiment(config, tmp_path / "chunked", data, progress=False, make_figures=False, chunk_size=3)
+    assert (tmp_path / "chunked" / "results.csv").read_bytes() == (reference / "results.csv").read_bytes()
+    assert len(made) == len(FROZEN), f"one batched memory per method, not per size: {made}"
+
+
 def test_a_resumed_subset_of_repeats_equals_the_same_repeats_of_a_full_run(data):
     model = "memory_fold"
     config = config_for([model])

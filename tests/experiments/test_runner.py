@@ -9,7 +9,7 @@ from experiments.core.memories import build_memory
 from experiments.faces import settings as cfg
 from experiments.faces.adapters import build_adapter
 from experiments.faces.run_data import load_embeddings_file
-from experiments.faces.runner import run_experiment, run_repeat
+from experiments.faces.runner import forget_schedules, repeat_iterations, run_experiment, run_notes, run_repeat
 
 
 def small_config(**overrides):
@@ -208,3 +208,29 @@ def test_sorted_order_feeds_image_i_of_every_class_at_iteration_i(tmp_path):
         assert 0.0 <= zero_shot <= 1.0   # a uniform guess, not a fixed answer
     with pytest.raises(cfg.ConfigError, match=r"\[run\] order = 'random' is out of range; allowed: shuffle or sorted"):
         small_config(run__order="random")
+
+
+def test_a_repeats_schedule_is_shared_by_models_read_only_and_follows_the_seed():
+    labels = np.repeat(np.arange(4), 6)
+    config = small_config()
+    first = repeat_iterations(labels, 4, config, "memory", 3)
+    assert repeat_iterations(labels, 4, config, "baseline", 3) is first  # drawn once, for every model
+    with pytest.raises(ValueError, match="read-only"):
+        first[1].feed[0] = 0
+    forget_schedules()
+    again = repeat_iterations(labels, 4, config, "memory", 3)
+    assert again is not first
+    assert all(np.array_equal(a.feed, b.feed) and np.array_equal(a.evaluate, b.evaluate) for a, b in zip(first, again))
+    other_seed = small_config(run__seed=1)
+    assert any(not np.array_equal(a.feed, b.feed) for a, b in zip(first, repeat_iterations(labels, 4, other_seed, "memory", 3)))
+
+
+def test_the_summary_names_the_fine_tuning_recipe_a_run_used(tmp_path):
+    data = synthetic_data(tmp_path)
+    assert not any("Fine-tuning recipe" in note for note in run_notes(small_config(), data))
+    demo = small_config(run__models=["baseline", "memory_finetune_phase_off"])
+    note = next(note for note in run_notes(demo, data) if "Fine-tuning recipe" in note)
+    assert "learning rate 1e-05, 1 optimizer step(s)" in note and "chose another" in note
+    chosen = small_config(run__models=["memory_finetune_phase_off_consistent"], finetune__learning_rate=1e-4,
+                          finetune__steps_per_shot=3)
+    assert "It is the recipe docs/FINETUNING.md chose" in next(n for n in run_notes(chosen, data) if "recipe" in n)

@@ -32,6 +32,11 @@ KAISER_POLICIES = {
     "balanced": dict(eviction="class_balanced"),
     "threshold": dict(eviction="class_balanced", merge_threshold=0.7),
     "fold": dict(eviction="class_balanced", on_evict="merge", running_mean=True),
+    "ward": dict(eviction="ward", on_evict="merge", running_mean=True),
+    "ward_fill": dict(eviction="ward", on_evict="merge", running_mean=True, fill_first=True),
+    "fold_fill": dict(eviction="class_balanced", on_evict="merge", running_mean=True, fill_first=True),
+    "ward_keep": dict(eviction="ward", on_evict="merge", running_mean=True, fill_first=True, keep_classes=True),
+    "ward_plain": dict(eviction="ward", on_evict="merge"),
     "vote": dict(vote_k=3, choose_k=5),
     "no_noise": dict(age_noise=0.0, on_evict="merge"),
 }
@@ -145,3 +150,39 @@ def test_a_batched_twin_takes_settings_that_change_no_answer_and_refuses_unknown
     assert twin.initial_capacity == 16 and tuple(twin.keys.read_value().shape) == (3, 16, 8)
     with pytest.raises(ValueError, match="no setting memory_size"):
         memory_module.batched(memory_module.StoreAllNearestNeighbour(8), 3, memory_size=16)
+
+
+@pytest.mark.parametrize("kind", sorted(name for name in BUILDERS if name not in ("store_all", "class_means")))
+def test_a_resized_memory_answers_as_one_made_at_that_size_under_the_same_trace(kind):
+    twin = batched(BUILDERS[kind](10), REPEATS)
+
+    @tf.function
+    def step(feed, labels, evaluate):
+        return twin(feed, labels, update=True), twin.lookup(evaluate), twin.usage()
+
+    for memory_size in (10, 3, 7):
+        if memory_size != twin.memory_size:
+            twin.resize(memory_size)
+        streams = _streams(memory_size)
+        expected = [_single_run(BUILDERS[kind](memory_size), streams[r], SEEDS[r]) for r in range(REPEATS)]
+        twin.reset(SEEDS)
+        for i in range(len(streams[0])):
+            feed, labels, evaluate = (np.stack([streams[r][i][part] for r in range(REPEATS)]) for part in range(3))
+            called, looked, usage = step(feed, labels, evaluate)
+            for r in range(REPEATS):
+                want_called, want_looked, want_usage = expected[r][i]
+                where = f"{kind} resized to N={memory_size} step {i} repeat {r}"
+                for name in ("labels", "similarity", "slot"):
+                    np.testing.assert_array_equal(called[name][r], want_called[name], err_msg=f"{where}: write {name}")
+                    np.testing.assert_array_equal(getattr(looked, name)[r], getattr(want_looked, name), err_msg=where)
+                assert float(called["loss"][r]) + 0.0 == float(want_called["loss"]) + 0.0, where
+                assert (int(usage.slots[r]), int(usage.bytes[r])) == (int(want_usage.slots), int(want_usage.bytes)), where
+    assert step.experimental_get_tracing_count() == 1, "resizing retraced the step"
+
+
+def test_resize_refuses_a_size_below_the_vote_and_stores_without_a_size():
+    twin = batched(KaiserMemory(10, D, vote_k=3, choose_k=5), REPEATS)
+    with pytest.raises(ValueError, match="below vote_k 3"):
+        twin.resize(2)
+    with pytest.raises(ValueError, match="no fixed number of slots"):
+        batched(StoreAllNearestNeighbour(D), REPEATS).resize(4)
