@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from experiments.core.metrics import accuracy_interval
+from experiments.core.metrics import accuracy_interval, paired_difference
 from experiments.core.run_files import RESULTS_FILE
 from experiments.faces import settings as cfg
 from experiments.faces.footprint import footprint_table
@@ -88,22 +88,34 @@ def restrict(data: PreparedData, names: list[str]) -> PreparedData:
                         paths=[data.paths[i] for i in keep], description=f"{data.description}, {len(names)} classes")
 
 
-def cell_config(sizes: list[int], shots: int, repeats: int, seed: int, source: str):
+def cell_config(sizes: list[int], shots: int, repeats: int, seed: int, source: str,
+                methods: tuple[str, ...] = MAP_METHODS):
     """The face-run config of one (key set, classes) run: every map method, one memory size per slots value."""
     return cfg.from_dict({
-        "run": {"seed": seed, "repeats": repeats, "max_shots": shots, "models": list(MAP_METHODS)},
+        "run": {"seed": seed, "repeats": repeats, "max_shots": shots, "models": list(methods)},
         "data": {"embeddings": source},
         "memory": {"memory_size": sorted(set(sizes))},
     })
 
 
-def _model(method: str, size: int) -> str:
-    return sweep_name(method, size) if METHODS[method].bounded else method
+def _model(method: str, size: int, swept: bool = True) -> str:
+    """The run's model name: `method@size` in a sweep; one size alone is no sweep (the settings keep a plain size)."""
+    return sweep_name(method, size) if METHODS[method].bounded and swept else method
 
 
-def cell_rows(frame: pd.DataFrame, key_set: str, classes: int, slots: tuple[float, ...]) -> list[dict]:
-    """One cell per slots-per-class value, from a run's results.csv frame."""
+def _per_repeat(at: pd.DataFrame, model: str) -> np.ndarray:
+    mine = at[at["model"] == model].sort_values("repeat")
+    return mine["accuracy"].to_numpy()
+
+
+def cell_rows(frame: pd.DataFrame, key_set: str, classes: int, slots: tuple[float, ...],
+              methods: tuple[str, ...] = MAP_METHODS) -> list[dict]:
+    """One cell per slots-per-class value, from a run's results.csv frame.
+
+    When class means ran, every other method also gets its paired difference to class
+    means (vs_class_means, with its 95% interval over the same shuffles)."""
     table = footprint_table(frame).set_index("model")
+    swept = len({memory_size(value, classes) for value in slots}) > 1
     shots = int(table["shots"].iloc[0])
     at = frame[frame["shots"] == shots]
     cells = []
@@ -111,9 +123,10 @@ def cell_rows(frame: pd.DataFrame, key_set: str, classes: int, slots: tuple[floa
         size = memory_size(value, classes)
         entry = {"key_set": key_set, "classes": int(classes), "slots_per_class": float(value),
                  "memory_size": size, "shots": shots, "repeats": int(table.loc[STORE_ALL, "repeats"]), "methods": {}}
-        for method in MAP_METHODS:
-            row = table.loc[_model(method, size)]
-            mine = at[at["model"] == _model(method, size)].sort_values("repeat")
+        for method in methods:
+            model = _model(method, size, swept)
+            row = table.loc[model]
+            mine = at[at["model"] == model].sort_values("repeat")
             accuracy = accuracy_interval(mine["n_correct"].to_numpy(), mine["n_eval"].to_numpy())
             entry["methods"][method] = {
                 "accuracy": float(row["accuracy"]), "accuracy_low": accuracy.low, "accuracy_high": accuracy.high,
@@ -122,21 +135,27 @@ def cell_rows(frame: pd.DataFrame, key_set: str, classes: int, slots: tuple[floa
                 "vs_store_all_low": None if method == STORE_ALL else float(row["vs_store_all_low"]),
                 "vs_store_all_high": None if method == STORE_ALL else float(row["vs_store_all_high"]),
             }
+            if "class_means" in methods and method != "class_means":
+                versus = paired_difference(_per_repeat(at, model), _per_repeat(at, "class_means"))
+                entry["methods"][method].update(vs_class_means=versus.mean, vs_class_means_low=versus.low,
+                                                vs_class_means_high=versus.high)
         cells.append(entry)
     return cells
 
 
-def read_results(path: Path) -> dict:
-    """The results json at `path`, or an empty one; a file of another study or schema is refused."""
+def read_results(path: Path, methods: tuple[str, ...] = MAP_METHODS) -> dict:
+    """The results json at `path`, or an empty one; a file of another study, schema or method list is refused."""
     if not path.is_file():
         return {"study": "regime_map", "schema": SCHEMA, "slots_per_class": list(SLOTS_PER_CLASS),
-                "methods": list(MAP_METHODS), "key_sets": {}, "cells": []}
+                "methods": list(methods), "key_sets": {}, "cells": []}
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path} is not valid JSON ({error}); move it away to start the map afresh") from error
     if results.get("study") != "regime_map" or results.get("schema") != SCHEMA:
         raise ValueError(f"{path} is not a regime map of schema {SCHEMA}; give another --out or move the file away")
+    if results.get("methods") != list(methods):
+        raise ValueError(f"{path} holds methods {results.get('methods')}, not {list(methods)}; give another --out")
     return results
 
 
@@ -150,11 +169,17 @@ def write_results(path: Path, results: dict) -> None:
 
 
 def run_map(key_sets: list[KeySet], classes: list[int], out: Path, work: Path, shots: int, repeats: int,
-            seed: int = 0, slots: tuple[float, ...] = SLOTS_PER_CLASS, log=print) -> dict:
-    """Run every missing cell of key_sets x classes x slots into out/regime_map.json; returns the results."""
+            seed: int = 0, slots: tuple[float, ...] = SLOTS_PER_CLASS, log=print,
+            methods: tuple[str, ...] = MAP_METHODS) -> dict:
+    """Run every missing cell of key_sets x classes x slots into out/regime_map.json; returns the results.
+
+    methods: the map's methods by default; a study of other policies names its own (with
+    baseline, the store-all every difference is taken to)."""
+    if STORE_ALL not in methods or any(m not in METHODS for m in methods):
+        raise ValueError(f"methods {list(methods)}: each must be a face-registry method, baseline among them")
     out.mkdir(parents=True, exist_ok=True)
     path = out / RESULTS_JSON
-    results = read_results(path)
+    results = read_results(path, methods)
     for key_set in key_sets:
         data = load_embeddings_file(key_set.path, cfg.DataSection())
         known = results["key_sets"].get(key_set.name)
@@ -171,13 +196,14 @@ def run_map(key_sets: list[KeySet], classes: list[int], out: Path, work: Path, s
                 log(f"{key_set.name} {count} classes: done, skipped")
                 continue
             names = subsample_classes(data.class_names, count, seed)
-            config = cell_config([memory_size(s, count) for s in slots], shots, repeats, seed, str(key_set.path))
+            config = cell_config([memory_size(s, count) for s in slots], shots, repeats, seed, str(key_set.path),
+                                 methods)
             run_dir = work / key_set.name / f"{count}c"
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)   # "smaller than store-all's keys" is the point here
                 run_experiment(config, run_dir, restrict(data, names), progress=False, make_figures=False, log=log)
             frame = pd.read_csv(run_dir / RESULTS_FILE)
-            new = cell_rows(frame, key_set.name, count, slots)
+            new = cell_rows(frame, key_set.name, count, slots, methods)
             results["cells"] += [c for c in new if c["slots_per_class"] in missing]
             write_results(path, results)
             log(f"{key_set.name} {count} classes: {len(missing)} cell(s) written")
