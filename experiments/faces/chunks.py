@@ -137,7 +137,9 @@ class BatchedFrozen:
 
 
 _TRACED: dict = {}  # settings but the size -> (embeddings, labels, BatchedFrozen); see batched_frozen
-MAX_TRACED = 16
+# A run lists each method's sizes one after another (methods.run_models), so the last two
+# methods' chunks are all it reuses; each entry holds a chunk of memories (up to hundreds of MB).
+MAX_TRACED = 2
 
 
 def batched_frozen(adapter: FrozenMethod, repeats: int) -> BatchedFrozen:
