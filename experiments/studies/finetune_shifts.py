@@ -2,14 +2,17 @@
 
     python -m experiments.studies.finetune_shifts choose [--out DIR] [--repeats 50] [--max-shots 10]
     python -m experiments.studies.finetune_shifts report [--out DIR] [--repeats 50] [--max-shots 10]
-    python -m experiments.studies.finetune_shifts results [--out DIR] --results docs/results/finetune_shifts
+    python -m experiments.studies.finetune_shifts extend [--out DIR] [--shifts a,b] [--max-shots 10]
+    python -m experiments.studies.finetune_shifts results [--out DIR] [--extended DIR] --results docs/results/finetune_shifts
 
 The plan (sets, candidates, protocol, decision rule) was written in
 docs/lab/2026-12-finetune-shifts.md before any accuracy on these shifts was read; this
 module is that plan as code. `choose` runs every candidate on the choosing shifts;
 `report` applies the decision rule to what is on disk and then runs the reporting shifts
-ONCE for the chosen recipe (for every candidate if none was loss-free); `results` writes
-the committed results file. Every run directory resumes like `kshot run`.
+ONCE for the chosen recipe (for every candidate if none was loss-free); `extend` runs the
+chosen recipe alone to more shots on any shift (an extension declared in the lab notes,
+never a re-choice); `results` writes the committed results file. Every run directory
+resumes like `kshot run`.
 """
 
 from __future__ import annotations
@@ -34,6 +37,9 @@ CANDIDATES = (
     study.make_setting("B8_offcons_adam1e-4_s1", study.OFF + "_consistent", "Block8", "adam", 1e-4, 1),  # the gentler hedge
 )
 CURRENT_DEFAULT = CANDIDATES[0].name
+# the extension to 10 shots, declared in the lab notes: reporting shifts first, then blur and jpeg
+# (lowres has its 10 shots in the committed lowres study, docs/results/finetune_lowres)
+EXTENDED_SHIFTS = REPORTING + ("celebrities_blur", "celebrities_jpeg")
 CONFIDENCE = 0.95
 RESULTS_FILE = "paired_differences.csv"
 DECISION_FILE = "decision.json"
@@ -83,6 +89,21 @@ def shift_table(out: Path, shifts, candidates, repeats: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+def prefer_longest(*tables: pd.DataFrame) -> pd.DataFrame:
+    """One run per (shift, candidate): the one that reached the most shots (the first given on a tie).
+
+    A 10-shot run cannot resume a 5-shot one (the shot count is part of a run's identity), so
+    an extension lives in its own directory; this keeps its rows and drops the shorter run's."""
+    runs: dict[tuple[str, str], pd.DataFrame] = {}   # first-seen order, so the table keeps its row order
+    for frame in tables:
+        if not len(frame):
+            continue
+        for key, rows in frame.groupby(["shift", "candidate"], sort=False):
+            if key not in runs or rows["shots"].max() > runs[key]["shots"].max():
+                runs[key] = rows
+    return pd.concat(runs.values(), ignore_index=True) if runs else pd.DataFrame()
+
+
 def verdict(rows: pd.DataFrame) -> str:
     """One shift and candidate: "loses" if at some shot the interval is entirely below 0,
     else "wins" if at some shot it is entirely above 0, else "within noise"."""
@@ -121,12 +142,29 @@ def reporting_candidates(decision: dict, candidates):
     return [c for c in candidates if c.name == decision["chosen"]] if decision["chosen"] else list(candidates)
 
 
-def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDATES) -> dict:
-    """The committed results: every complete (shift, candidate) run's paired differences and the decision."""
-    table = shift_table(out, CHOOSING + REPORTING, candidates, repeats)
-    if table.empty:
+def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDATES, extended: Path | None = None,
+                  ) -> dict:
+    """The committed results: every complete (shift, candidate) run's paired differences and the decision.
+
+    The choice is computed from the runs under `out` only (the choosing runs, as they were when
+    the recipe was chosen); runs under `extended` (the chosen recipe to more shots) replace the
+    shorter run of the same shift and recipe in the table and in the verdicts, never in the choice."""
+    chosen_from = shift_table(out, CHOOSING + REPORTING, candidates, repeats)
+    if chosen_from.empty:
         raise SystemExit(f"results: no complete run of {repeats} repeats under {out}")
-    decision = choose(table, candidates)
+    decision = choose(chosen_from, candidates)
+    table = chosen_from
+    if extended is not None:
+        longer = shift_table(extended, CHOOSING + REPORTING, candidates, repeats)
+        table = prefer_longest(chosen_from, longer)
+        decision["extended"] = sorted(f"{s} / {c}" for s, c in set(zip(longer["shift"], longer["candidate"]))
+                                      ) if len(longer) else []
+        decision["extended_verdicts"] = {
+            f"{s} / {c}": verdict(rows) for (s, c), rows in longer.groupby(["shift", "candidate"])
+        } if len(longer) else {}
+        decision["not_extended"] = [s for s in EXTENDED_SHIFTS if f"{s} / {decision['chosen']}" not in decision["extended"]]
+    decision["max_shots"] = {f"{s} / {c}": int(rows["shots"].max())
+                             for (s, c), rows in table.groupby(["shift", "candidate"], sort=False)}
     reported = table[table["shift"].isin(REPORTING)]
     decision["reporting"] = {
         name: {s: verdict(reported[(reported["candidate"] == name) & (reported["shift"] == s)])
@@ -145,15 +183,17 @@ def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDA
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("choose", "report", "results"))
+    parser.add_argument("step", choices=("choose", "report", "extend", "results"))
     parser.add_argument("--out", type=Path, default=Path("runs/finetune_shifts"))
     parser.add_argument("--repeats", type=int, default=50)
     parser.add_argument("--max-shots", type=int, default=study.MAX_SHOTS)
     parser.add_argument("--shifts", default="", help="comma-separated shifts of this step (default: all of the step's set)")
     parser.add_argument("--results", type=Path, default=Path("docs/results/finetune_shifts"))
+    parser.add_argument("--extended", type=Path, default=None,
+                        help="results: run directories of `extend`; their longer runs replace the shorter ones")
     args = parser.parse_args(argv)
 
-    allowed = CHOOSING if args.step == "choose" else REPORTING
+    allowed = {"choose": CHOOSING, "extend": CHOOSING + REPORTING}.get(args.step, REPORTING)
     shifts = [s for s in args.shifts.split(",") if s] or list(allowed)
     wrong = [s for s in shifts if s not in allowed]
     if wrong and args.step != "results":
@@ -167,8 +207,13 @@ def main(argv=None) -> int:
         print(f"chosen on {', '.join(CHOOSING)}: {decision['chosen'] or 'none loss-free; reading every candidate'}")
         for shift in shifts:
             run_shift(args.out, shift, chosen, args.repeats, args.max_shots)
+    elif args.step == "extend":
+        chosen = [c for c in CANDIDATES if c.name == CURRENT_DEFAULT]
+        for shift in shifts:
+            run_shift(args.out, shift, chosen, args.repeats, args.max_shots)
     else:
-        print(json.dumps(write_results(args.out, args.results, args.repeats), indent=2, sort_keys=True))
+        decision = write_results(args.out, args.results, args.repeats, extended=args.extended)
+        print(json.dumps(decision, indent=2, sort_keys=True))
     return 0
 
 

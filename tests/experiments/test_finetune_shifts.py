@@ -18,17 +18,20 @@ DEFAULT, PROJ, GENTLE = (c.name for c in shifts.CANDIDATES)
 REPEATS, SHOTS = 6, 3
 
 
-def fake_run(out, shift, candidate, gain, repeats=REPEATS, seed=0, photos_per_class=3):
+def fake_run(out, shift, candidate, gain, repeats=REPEATS, seed=0, photos_per_class=3, max_shots=SHOTS,
+             late_gain=None):
     """A run directory as run_experiment leaves it: results.csv (store-all, the fine-tuned model) and dataset.npz.
 
-    The fine-tuned model scores store-all + `gain` + a little per-repeat noise at every shot >= 1."""
+    The fine-tuned model scores store-all + `gain` + a little per-repeat noise at every shot >= 1
+    (+ `late_gain` instead beyond shot SHOTS, when given)."""
     rng = np.random.default_rng(seed)
     model = next(c.model for c in shifts.CANDIDATES if c.name == candidate)
     rows = []
     for repeat in range(repeats):
-        for shots in range(SHOTS + 1):
+        for shots in range(max_shots + 1):
             base = 0.5 + 0.05 * shots + 0.01 * rng.standard_normal()
-            tuned = base + (gain if shots >= 1 else 0.0) + 0.002 * rng.standard_normal()
+            shift_gain = late_gain if late_gain is not None and shots > SHOTS else gain
+            tuned = base + (shift_gain if shots >= 1 else 0.0) + 0.002 * rng.standard_normal()
             rows += [{"model": "baseline", "repeat": repeat, "shots": shots, "accuracy": base},
                      {"model": model, "repeat": repeat, "shots": shots, "accuracy": tuned}]
     directory = shifts.run_dir(out, shift, candidate)
@@ -127,3 +130,55 @@ def test_shifts_with_different_photo_counts_are_named_in_the_regime_line(tmp_pat
     root = tmp_path / "repo"
     shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS, candidates=shifts.CANDIDATES[:1])
     assert "5 people, 15 (celebrities_lowres), 15 (celebrities_blur), 20 (celebrities_jpeg) photos" in render_block(root)
+
+
+def test_longer_runs_replace_the_shorter_ones_in_the_table_but_never_in_the_choice(tmp_path):
+    out, longer = tmp_path / "runs", tmp_path / "longer"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: 0.05, GENTLE: 0.02})
+    fake_run(out, "celebrities", DEFAULT, 0.01)
+    fake_run(out, "celebrities_gray", DEFAULT, 0.01)
+    fake_run(longer, "celebrities", DEFAULT, 0.01, max_shots=SHOTS + 2, late_gain=-0.05)          # loses late
+    fake_run(longer, "celebrities_blur", DEFAULT, 0.08, max_shots=SHOTS + 2, late_gain=-0.05)     # loses late
+    root = tmp_path / "repo"
+    decision = shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS, extended=longer)
+    assert decision["chosen"] == DEFAULT and decision["candidates"][DEFAULT]["loss_free"]   # the choice stands
+    assert decision["extended_verdicts"] == {f"celebrities / {DEFAULT}": "loses",
+                                             f"celebrities_blur / {DEFAULT}": "loses"}
+    assert decision["reporting"][DEFAULT] == {"celebrities": "loses", "celebrities_gray": "wins"}
+    assert decision["max_shots"][f"celebrities / {DEFAULT}"] == SHOTS + 2
+    assert decision["max_shots"][f"celebrities_gray / {DEFAULT}"] == SHOTS
+    assert "celebrities_gray" in decision["not_extended"] and "celebrities" not in decision["not_extended"]
+    table = pd.read_csv(root / "docs/results/finetune_shifts" / shifts.RESULTS_FILE)
+    clean = table[(table["shift"] == "celebrities") & (table["candidate"] == DEFAULT)]
+    assert sorted(clean["shots"]) == list(range(SHOTS + 3))   # the longer run only, no duplicated shots
+    assert list(dict.fromkeys(table["shift"]))[:3] == list(shifts.CHOOSING)   # row order kept
+
+    block = render_block(root)
+    assert f"| `celebrities` | reporting | `{DEFAULT}` | 1-{SHOTS + 2} |" in block
+    assert f"| `celebrities_gray` | reporting | `{DEFAULT}` | 1-{SHOTS} |" in block
+    assert f"shots 1 to {SHOTS} or {SHOTS + 2} (the `shots` column)" in block
+    assert "Not extended (out of time this round): `celebrities_gray`" in block
+
+
+def test_extend_runs_the_chosen_recipe_alone_on_any_shift(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(shifts, "run_shift", lambda out, shift, candidates, repeats, max_shots:
+                        calls.append((shift, [c.name for c in candidates], max_shots)))
+    shifts.main(["extend", "--out", str(tmp_path), "--shifts", "celebrities_gray,celebrities_blur", "--max-shots", "10"])
+    assert calls == [("celebrities_gray", [DEFAULT], 10), ("celebrities_blur", [DEFAULT], 10)]
+
+
+def test_the_block_shows_the_verdict_the_study_computed_not_one_recomputed_from_the_rounded_file(tmp_path):
+    out = tmp_path / "runs"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: 0.05, GENTLE: 0.02})
+    fake_run(out, "celebrities", DEFAULT, 0.0)
+    fake_run(out / "longer", "celebrities_gray", DEFAULT, 0.0, max_shots=SHOTS + 2)
+    results = tmp_path / "repo/docs/results/finetune_shifts"
+    shifts.write_results(out, results, REPEATS, extended=out / "longer")
+    decision = json.loads((results / shifts.DECISION_FILE).read_text())
+    # an interval end of -1e-18 is "-0.000000" in the CSV: only the study's unrounded verdict is "loses"
+    decision["reporting"][DEFAULT]["celebrities"] = "loses"
+    decision["extended_verdicts"][f"celebrities_gray / {DEFAULT}"] = "loses"
+    (results / shifts.DECISION_FILE).write_text(json.dumps(decision))
+    block = render_block(tmp_path / "repo")
+    assert [line.endswith("| loses |") for line in block.splitlines() if "| reporting |" in line] == [True, True]
