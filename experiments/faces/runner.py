@@ -375,7 +375,7 @@ def finetune_recipe_note(config: RunConfig) -> str:
             "phase switch and key rule.")
     chosen = (f.trainable_from, f.optimizer, f.learning_rate, f.steps_per_shot) == ("Block8", "adam", 1e-4, 3)
     if chosen:
-        return used + (" It is the recipe docs/FINETUNING.md chose across face shifts (with consistent keys: "
-                       "memory_finetune_phase_off_consistent; measured on 5 people, shots 1 to 5).")
-    return used + (" docs/FINETUNING.md chose another across face shifts (5 people, shots 1 to 5): "
+        return used + (" It is the recipe docs/FINETUNING.md chose on face shifts (with consistent keys: "
+                       "memory_finetune_phase_off_consistent; 5 people; the shifts where it loses are named there).")
+    return used + (" docs/FINETUNING.md chose another on face shifts (5 people; the shifts where it loses are named there): "
                    "--set finetune.learning_rate=1e-4 --set finetune.steps_per_shot=3 with memory_finetune_phase_off_consistent.")

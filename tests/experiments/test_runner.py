@@ -233,4 +233,4 @@ def test_the_summary_names_the_fine_tuning_recipe_a_run_used(tmp_path):
     assert "learning rate 1e-05, 1 optimizer step(s)" in note and "chose another" in note
     chosen = small_config(run__models=["memory_finetune_phase_off_consistent"], finetune__learning_rate=1e-4,
                           finetune__steps_per_shot=3)
-    assert "It is the recipe docs/FINETUNING.md chose" in next(n for n in run_notes(chosen, data) if "recipe" in n)
+    assert "It is the recipe docs/FINETUNING.md chose on face shifts" in next(n for n in run_notes(chosen, data) if "recipe" in n)
