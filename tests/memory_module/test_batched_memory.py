@@ -96,13 +96,19 @@ def test_batched_equals_single_repeat_by_repeat(kind, memory_size):
     def step(feed, labels, evaluate):
         return twin(feed, labels, update=True), twin.lookup(evaluate), twin.usage()
 
+    _assert_twin_replays(step, twin, streams, expected, f"{kind} N={memory_size}")
+
+
+def _assert_twin_replays(step, twin, streams, expected, label):
+    """Reset `twin` to SEEDS, feed every repeat's stream through `step`, and compare each repeat,
+    step by step, with the single memories' `expected` outputs (_single_run)."""
     twin.reset(SEEDS)
     for i in range(len(streams[0])):
         feed, labels, evaluate = (np.stack([streams[r][i][part] for r in range(REPEATS)]) for part in range(3))
         called, looked, usage = step(feed, labels, evaluate)
         for r in range(REPEATS):
             want_called, want_looked, want_usage = expected[r][i]
-            where = f"{kind} N={memory_size} step {i} repeat {r}"
+            where = f"{label} step {i} repeat {r}"
             for name in ("labels", "similarity", "slot"):
                 np.testing.assert_array_equal(called[name][r], want_called[name], err_msg=f"{where}: write answers {name}")
                 np.testing.assert_array_equal(getattr(looked, name)[r], getattr(want_looked, name), err_msg=f"{where}: {name}")
@@ -165,18 +171,7 @@ def test_a_resized_memory_answers_as_one_made_at_that_size_under_the_same_trace(
             twin.resize(memory_size)
         streams = _streams(memory_size)
         expected = [_single_run(BUILDERS[kind](memory_size), streams[r], SEEDS[r]) for r in range(REPEATS)]
-        twin.reset(SEEDS)
-        for i in range(len(streams[0])):
-            feed, labels, evaluate = (np.stack([streams[r][i][part] for r in range(REPEATS)]) for part in range(3))
-            called, looked, usage = step(feed, labels, evaluate)
-            for r in range(REPEATS):
-                want_called, want_looked, want_usage = expected[r][i]
-                where = f"{kind} resized to N={memory_size} step {i} repeat {r}"
-                for name in ("labels", "similarity", "slot"):
-                    np.testing.assert_array_equal(called[name][r], want_called[name], err_msg=f"{where}: write {name}")
-                    np.testing.assert_array_equal(getattr(looked, name)[r], getattr(want_looked, name), err_msg=where)
-                assert float(called["loss"][r]) + 0.0 == float(want_called["loss"]) + 0.0, where
-                assert (int(usage.slots[r]), int(usage.bytes[r])) == (int(want_usage.slots), int(want_usage.bytes)), where
+        _assert_twin_replays(step, twin, streams, expected, f"{kind} resized to N={memory_size}")
     assert step.experimental_get_tracing_count() == 1, "resizing retraced the step"
 
 

@@ -124,9 +124,13 @@ def test_fill_first_inserts_hits_until_the_batch_no_longer_fits():
 def test_ward_matches_the_numpy_rule_on_random_streams(seed, fill_first):
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(4, D))
-    memory, reference = _memory(6, fill_first), WardReference(6, fill_first)
-    for step in range(40):
-        label = int(rng.integers(0, 4))
+    _assert_follows_reference(_memory(6, fill_first), WardReference(6, fill_first), rng, centres)
+
+
+def _assert_follows_reference(memory, reference, rng, centres, steps=40):
+    """Write the same random stream (one item per write, around `centres`) to both; compare every state."""
+    for step in range(steps):
+        label = int(rng.integers(0, len(centres)))
         query = centres[label] + 0.7 * rng.normal(size=D)
         _write(memory, query, label)
         reference.write(query, label)
@@ -141,15 +145,7 @@ def test_keep_classes_matches_the_numpy_rule_on_random_streams(seed, n_classes):
     # 8 classes on 6 slots: unheld labels still take victims; 4 classes: held labels' misses merge.
     rng = np.random.default_rng(seed)
     centres = rng.normal(size=(n_classes, D))
-    memory, reference = _memory(6, True, keep_classes=True), WardReference(6, True, keep_classes=True)
-    for step in range(40):
-        label = int(rng.integers(0, n_classes))
-        query = centres[label] + 0.7 * rng.normal(size=D)
-        _write(memory, query, label)
-        reference.write(query, label)
-        np.testing.assert_array_equal(memory.values.numpy(), reference.values, err_msg=f"step {step}")
-        np.testing.assert_array_equal(memory.counts.numpy(), reference.counts, err_msg=f"step {step}")
-        np.testing.assert_allclose(memory.keys.numpy(), reference.keys, atol=1e-12, err_msg=f"step {step}")
+    _assert_follows_reference(_memory(6, True, keep_classes=True), WardReference(6, True, keep_classes=True), rng, centres)
 
 
 @pytest.mark.parametrize("keep_classes", [False, True])
