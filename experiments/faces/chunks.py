@@ -126,8 +126,10 @@ class BatchedFrozen:
             feed = np.stack([s[i].feed for s in schedules]).astype(np.int32)
             evaluate = np.stack([s[i].evaluate for s in schedules]).astype(np.int32)
             start = time.perf_counter()
-            call = self._lookup_only if feed.shape[1] == 0 else self._feed_then_lookup
-            loss, labels, usage = call(evaluate) if feed.shape[1] == 0 else call(feed, evaluate)
+            if feed.shape[1] == 0:
+                loss, labels, usage = self._lookup_only(evaluate)
+            else:
+                loss, labels, usage = self._feed_then_lookup(feed, evaluate)
             answers.loss.append(loss.numpy()[:used])
             answers.labels.append(labels.numpy()[:used])
             answers.slots.append(usage.slots.numpy()[:used])
