@@ -157,3 +157,15 @@ def grow_columns(variable: tf.Variable, needed: tf.Tensor, fill, doubling: bool 
 def repeat_index(repeats: int, batch: tf.Tensor) -> tf.Tensor:
     """[R, B] int64: the repeat of every item of a [R, B] batch."""
     return tf.tile(tf.range(repeats, dtype=tf.int64)[:, None], tf.stack([1, batch]))
+
+
+def rows_where(tensor: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """The rows of `tensor` where the 1-D `mask` is true: tf.boolean_mask's answer, in a few graph ops.
+
+    boolean_mask builds about 25 ops of shape bookkeeping per use; a batched memory's call
+    is traced once per method and run a few dozen times, so its graph's size (tracing and
+    optimising it) is a large share of a short run. The same gather of the same rows.
+    """
+    if mask.shape.rank != 1:
+        raise ValueError(f"rows_where needs a 1-D mask (flatten both first), got shape {mask.shape}")
+    return tf.gather(tensor, tf.reshape(tf.where(mask), [-1]))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from memory_module.batched_base import BatchedMemoryBase, grow_columns, repeat_index
+from memory_module.batched_base import BatchedMemoryBase, grow_columns, repeat_index, rows_where
 from memory_module.keep import nearest_of_label
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.memory import EVICTIONS, ON_EVICT
@@ -183,7 +183,7 @@ class BatchedKaiserMemory(BatchedMemoryBase):
                 noisy_age = fold_priority(noisy_age, self._keys3(), self._values2(), counts)
             order = self._balanced_order(noisy_age, excluded)[:, :most]
         take = tf.range(tf.cast(most, tf.int64))[None, :] < count[:, None]
-        return tf.boolean_mask(order + self._offsets(), take)
+        return rows_where(tf.reshape(order + self._offsets(), [-1]), tf.reshape(take, [-1]))
 
     def _balanced_order(self, noisy_age: tf.Tensor, excluded: tf.Tensor) -> tf.Tensor:
         """[R, N] every repeat's slots in class_balanced victim order (KaiserMemory._victims' sort, per repeat)."""
@@ -233,10 +233,10 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         similarity = tf.where(allowed, similarity, tf.constant(-float("inf"), similarity.dtype))
         folds = tf.reduce_any(allowed, axis=1)
         target = tf.argmax(similarity, axis=1, output_type=tf.int64) + victim_repeat * n
-        target = tf.boolean_mask(target, folds)
+        target = rows_where(target, folds)
         weight = tf.ones_like(victims) if self.counts is None else tf.gather(self.counts, victims)
-        weight = tf.boolean_mask(weight, folds)
-        folded_keys = tf.boolean_mask(victim_keys, folds) * tf.cast(weight, victim_keys.dtype)[:, None]
+        weight = rows_where(weight, folds)
+        folded_keys = rows_where(victim_keys, folds) * tf.cast(weight, victim_keys.dtype)[:, None]
         targets, segment = tf.unique(target)
         n_targets = tf.shape(targets, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(folded_keys, segment, n_targets)
@@ -282,9 +282,9 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         positions = tf.range(r * batch)
 
         # Merges: all the items merging into one slot merge at once (order-free).
-        hit_positions = tf.boolean_mask(positions, flat_merges)
-        hit_local = tf.boolean_mask(tf.reshape(merge_slots, [-1]), flat_merges)
-        hit_slots, segment = tf.unique(tf.boolean_mask(tf.reshape(merge_slots + self._offsets(), [-1]), flat_merges))
+        hit_positions = rows_where(positions, flat_merges)
+        hit_local = rows_where(tf.reshape(merge_slots, [-1]), flat_merges)
+        hit_slots, segment = tf.unique(rows_where(tf.reshape(merge_slots + self._offsets(), [-1]), flat_merges))
         n_hit_slots = tf.shape(hit_slots, out_type=tf.int64)[0]
         summed = tf.math.unsorted_segment_sum(tf.gather(flat_unit, hit_positions), segment, n_hit_slots)
         merged = tf.math.unsorted_segment_sum(tf.ones_like(segment, tf.int64), segment, n_hit_slots)
@@ -297,7 +297,7 @@ class BatchedKaiserMemory(BatchedMemoryBase):
         n_miss = tf.reduce_sum(misses, axis=1)
         n_store = tf.minimum(n_miss, n - hits_per_repeat)
         stored = (misses > 0) & (n_miss[:, None] - tf.cumsum(misses, axis=1) < n_store[:, None])
-        stored_positions = tf.boolean_mask(positions, tf.reshape(stored, [-1]))
+        stored_positions = rows_where(positions, tf.reshape(stored, [-1]))
         miss_slots = self._victims(hit_slots, n_store)
         self._release(miss_slots)
         self.keys.scatter_nd_update(miss_slots[:, None], tf.gather(flat_unit, stored_positions))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from memory_module.batched_base import BatchedMemoryBase, grow_columns, repeat_index
+from memory_module.batched_base import BatchedMemoryBase, grow_columns, repeat_index, rows_where
 from memory_module.batched_memory import BatchedKaiserMemory
 from memory_module.labels import UNKNOWN_LABEL
 from memory_module.readout import LookupResult, batched_answer, batched_pool, unit_rows
@@ -225,9 +225,9 @@ class BatchedReservoir(_BatchedStore):
         first_empty = tf.argmax(tf.cast(empty, tf.int32), axis=1, output_type=tf.int64)
         slot = tf.where(any_empty, first_empty, chosen)
         store = any_empty | (keep & (n_candidates > 0))
-        where = tf.boolean_mask(tf.stack([r, slot], axis=1), store)
-        self.keys.scatter_nd_update(where, tf.boolean_mask(key, store))
-        self.values.scatter_nd_update(where, tf.boolean_mask(label, store))
+        where = rows_where(tf.stack([r, slot], axis=1), store)
+        self.keys.scatter_nd_update(where, rows_where(key, store))
+        self.values.scatter_nd_update(where, rows_where(label, store))
 
 
 def batched(memory, repeats: int, **overrides):

@@ -107,9 +107,10 @@ def batched_pool(unit_queries: tf.Tensor, keys: tf.Tensor, values: tf.Tensor, k:
 def batched_answer(pool: Pool, vote_k: int = 1) -> LookupResult:
     """`answer` for a pool of R states ([R, B, k] each): [R, B] each."""
     shape = tf.shape(pool.values)
-    flat = Pool(*(tf.reshape(part, [-1, shape[2]]) for part in pool))
+    flat_shape, answer_shape = tf.stack([-1, shape[2]]), shape[:2]  # once: each slice is graph ops to trace
+    flat = Pool(*(tf.reshape(part, flat_shape) for part in pool))
     result = answer(flat, vote_k)
-    return LookupResult(*(tf.reshape(part, shape[:2]) for part in result))
+    return LookupResult(*(tf.reshape(part, answer_shape) for part in result))
 
 
 def answer(pool: Pool, vote_k: int = 1) -> LookupResult:
