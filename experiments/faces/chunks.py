@@ -47,6 +47,7 @@ class ChunkAnswers:
     slots: list  # int64 [R] each
     bytes: list  # int64 [R] each
     seconds: list  # float: the iteration's call, shared by the chunk's repeats
+    evaluate: list  # int32 [R, E] each: the items evaluated (the schedules' indices, stacked once)
 
 
 def batchable(adapter, config) -> bool:
@@ -104,11 +105,29 @@ class BatchedFrozen:
 
         self._feed_then_lookup = feed_then_lookup
         self._unit = unit
+        self._empty_answers: dict = {}  # evaluated items per repeat -> the reset memories' 0-shot answers
 
     def _lookup_only(self, evaluate):
-        """The 0-shot evaluation, eagerly: once per chunk, cheaper than tracing a second graph."""
-        answer = self.memory.lookup(tf.gather(self._unit, evaluate), normalized=True)
-        return tf.zeros([self.repeats], tf.float32), answer.labels, self.memory.usage()
+        """The 0-shot evaluation of a freshly reset memory, eagerly (cheaper than tracing a second graph).
+
+        Reset leaves every repeat in the same state but its generator's seed, which a lookup
+        never reads, so the answer of one chunk's reset memories is every chunk's: it is
+        computed once per number of evaluated items and kept.
+        """
+        known = self._empty_answers.get(evaluate.shape[1])
+        if known is None:
+            answer = self.memory.lookup(tf.gather(self._unit, evaluate), normalized=True)
+            usage = self.memory.usage()
+            known = (np.zeros([self.repeats], np.float32), answer.labels.numpy(), usage.slots.numpy(), usage.bytes.numpy())
+            for array in known:
+                array.setflags(write=False)  # shared by every chunk: scoring copies before it writes
+            self._empty_answers[evaluate.shape[1]] = known
+        return known
+
+    def resize(self, memory_size: int) -> None:
+        """Give the memories `memory_size` slots (memory_module's batched `resize`); a new size, new 0-shot footprints."""
+        self.memory.resize(memory_size)
+        self._empty_answers.clear()
 
     def run(self, seeds: list[int], schedules: list[list]) -> ChunkAnswers:
         """Every iteration of every repeat; `seeds` and `schedules` (protocol iterations) one per repeat.
@@ -121,19 +140,21 @@ class BatchedFrozen:
         seeds = list(seeds) + [seeds[-1]] * pad
         schedules = list(schedules) + [schedules[-1]] * pad
         self.memory.reset(seeds)
-        answers = ChunkAnswers([], [], [], [], [])
+        answers = ChunkAnswers([], [], [], [], [], [])
         for i in range(len(schedules[0])):
             feed = np.stack([s[i].feed for s in schedules]).astype(np.int32)
             evaluate = np.stack([s[i].evaluate for s in schedules]).astype(np.int32)
             start = time.perf_counter()
             if feed.shape[1] == 0:
-                loss, labels, usage = self._lookup_only(evaluate)
+                loss, labels, slots, nbytes = self._lookup_only(evaluate)
             else:
                 loss, labels, usage = self._feed_then_lookup(feed, evaluate)
-            answers.loss.append(loss.numpy()[:used])
-            answers.labels.append(labels.numpy()[:used])
-            answers.slots.append(usage.slots.numpy()[:used])
-            answers.bytes.append(usage.bytes.numpy()[:used])
+                loss, labels, slots, nbytes = loss.numpy(), labels.numpy(), usage.slots.numpy(), usage.bytes.numpy()
+            answers.loss.append(loss[:used])
+            answers.labels.append(labels[:used])
+            answers.slots.append(slots[:used])
+            answers.bytes.append(nbytes[:used])
+            answers.evaluate.append(evaluate[:used])
             answers.seconds.append(time.perf_counter() - start)
         return answers
 
@@ -159,7 +180,7 @@ def batched_frozen(adapter: FrozenMethod, repeats: int) -> BatchedFrozen:
     key = (type(adapter.memory), settings, adapter.memory.vote_k, repeats, id(adapter.embeddings), id(adapter.labels))
     if key in _TRACED:
         frozen = _TRACED[key][2]
-        frozen.memory.resize(config["memory_size"])
+        frozen.resize(config["memory_size"])
         return frozen
     frozen = BatchedFrozen(adapter, repeats)
     if len(_TRACED) >= MAX_TRACED:
@@ -186,7 +207,7 @@ def chunk_results(model: str, repeats: list[int], rngs: list, schedules: list[li
     confusion = np.zeros((used, count, n_classes, n_classes), np.int64)
     n_correct = np.zeros((used, count), np.int64)
     for i in range(count):
-        truth = labels[np.stack([s[i].evaluate for s in schedules])]
+        truth = labels[answers.evaluate[i]]
         confusion[:, i] = scoring.confusions(truth, predicted[i], n_classes)
         n_correct[:, i] = np.sum(truth == predicted[i], axis=1)
     feed = np.full((used, count, n_classes), -1, np.int64)

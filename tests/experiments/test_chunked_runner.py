@@ -74,6 +74,23 @@ def test_a_run_over_several_memory_sizes_traces_each_method_once_and_equals_the_
     assert len(made) == len(FROZEN), f"one batched memory per method, not per size: {made}"
 
 
+def test_the_reset_memories_answer_at_zero_shots_is_computed_once_per_size_and_kept_read_only(data):
+    from experiments.faces.runner import repeat_iterations  # the schedules the runner would feed
+
+    model = "memory"
+    config = config_for([model])
+    frozen = chunks.BatchedFrozen(build_adapter(model, data, config), 3)
+    schedules = [repeat_iterations(data.labels, len(data.class_names), config, model, r) for r in range(6)]
+    first = frozen.run([0, 1, 2], schedules[:3])
+    second = frozen.run([3, 4, 5], schedules[3:])
+    assert second.labels[0].base is first.labels[0].base, "the second chunk reuses the first chunk's 0-shot answer"
+    assert not first.labels[0].flags.writeable and not first.bytes[0].flags.writeable
+    frozen.resize(2)
+    smaller = frozen.run([0, 1, 2], schedules[:3])
+    assert smaller.bytes[0].base is not first.bytes[0].base
+    assert (smaller.bytes[0] < first.bytes[0]).all(), "a resized memory reports its own empty footprint"
+
+
 def test_a_resumed_subset_of_repeats_equals_the_same_repeats_of_a_full_run(data):
     model = "memory_fold"
     config = config_for([model])
