@@ -80,16 +80,19 @@ def schedule(shuffled: list[np.ndarray], max_shots: int, feed_rng: np.random.Gen
     """
     n_shots = max_iterations([len(s) for s in shuffled], max_shots)
     # Each scheduled item's place in its class's order; an item is evaluated at `shots` while its
-    # place is at least `shots`, and flatnonzero lists those in index order (the sorted union).
+    # place is at least `shots`. The items in index order, with their places, make every
+    # iteration's evaluation set one mask (the sorted union of the classes' remainders).
     items = np.concatenate(shuffled).astype(np.int64) if shuffled else np.empty(0, np.int64)
     place = np.full(int(items.max()) + 1 if items.size else 0, -1, np.int64)
     place[items] = np.concatenate([np.arange(len(s)) for s in shuffled]) if shuffled else []
+    in_index_order = np.flatnonzero(place >= 0).astype(np.int64)
+    place_in_index_order = place[in_index_order]
     fed_in_order = np.stack([s[:n_shots] for s in shuffled]).astype(np.int64) if shuffled else np.empty((0, 0), np.int64)
     iterations = []
     for shots in range(n_shots + 1):  # one image of every class is fed per iteration
         feed = fed_in_order[:, shots - 1] if shots else np.empty(0, np.int64)
         if feed_rng is not None and feed.size:
             feed = feed[feed_rng.permutation(feed.size)]
-        evaluate = np.flatnonzero(place >= shots).astype(np.int64)
+        evaluate = in_index_order[place_in_index_order >= shots]
         iterations.append(Iteration(shots=shots, feed=feed, evaluate=evaluate))
     return iterations
