@@ -11,7 +11,9 @@ traced memory reset per repeat, one graph call per iteration) and the batched pa
 per method included in its time). Before timing, both are checked on the first repeats:
 every recorded array of the batched path equals the per-repeat path's, and the
 per-repeat path's confusions equal the plain path's (fresh, eager memory_module objects).
-The load average is printed beside every timing.
+Both paths run with the garbage collector off TensorFlow's long-lived objects
+(experiments.core.heap), as `kshot run` runs them. The load average is printed beside
+every timing.
 
     python benchmarks/protocol_speed.py [--repeats 1000] [--embeddings FILE.npz] [--chunk-size N]
 
@@ -34,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from experiments.core.heap import settled_heap  # noqa: E402
 from experiments.core.memories import build_memory  # noqa: E402
 from experiments.faces import chunks, methods  # noqa: E402
 from experiments.faces import settings as cfg  # noqa: E402
@@ -106,7 +109,8 @@ def main() -> None:
     for model, adapter in adapters.items():
         forget_schedules()  # each path draws its own schedules inside its time
         start = time.perf_counter()
-        one_at_a_time = [run_repeat(adapter, model, r, data, config) for r in range(args.repeats)]
+        with settled_heap():  # as compute_repeats runs: both paths leave TensorFlow's objects out of collection
+            one_at_a_time = [run_repeat(adapter, model, r, data, config) for r in range(args.repeats)]
         seconds = time.perf_counter() - start
         per_repeat_total += seconds
         print(f"{model}, per-repeat path: {seconds:.2f} s for {args.repeats} repeats "

@@ -7,6 +7,7 @@
     metrics.py    intervals (Wilson, bootstrap), paired differences, k-shot accuracy
     figures.py    saving figures and the font and layout rules they share
     paths.py      the repository's own folders
+    heap.py       garbage collection kept off the long-lived heap during tight loops
 
 Nothing here imports the experiments (tests/test_architecture.py checks it). The one
 reader of this project's npz files (kind and version checked) is kshot_io.npz, below

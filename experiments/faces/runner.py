@@ -32,6 +32,7 @@ from typing import Callable
 import numpy as np
 from tqdm import tqdm
 
+from experiments.core.heap import settled_heap
 from experiments.core.run_dir import GROWABLE, config_digest, open_run_dir
 from experiments.core.run_files import SKIPPED_FILE
 from experiments.core.settings import to_toml
@@ -204,28 +205,30 @@ def compute_repeats(adapter, model: str, todo: list[int], data: PreparedData, co
     (experiments.faces.chunks); each result is yielded once its whole chunk is computed,
     so a killed run loses at most one chunk. Other methods, chunk size 1, and memories too
     large for a chunk of chunks.MIN_CHUNK repeats run one repeat at a time.
-    The results are the same either way.
+    The results are the same either way. The loop runs in experiments.core.heap's settled
+    heap: the collector leaves TensorFlow's long-lived objects alone meanwhile.
     """
-    chunk_size = chunk_of(adapter, data, config, chunk_size)
-    if not chunk_size:
-        for r in todo:
-            yield run_repeat(adapter, model, r, data, config)
-        return
-    n_classes = len(data.class_names)
-    batched = None
-    for first in range(0, len(todo), chunk_size):
-        chunk = todo[first : first + chunk_size]
-        schedules = [repeat_iterations(data.labels, n_classes, config, model, r) for r in chunk]
-        if not chunks.same_shapes(schedules):
-            for r, schedule in zip(chunk, schedules):
-                yield run_repeat(adapter, model, r, data, config, iterations=schedule)
-            continue
-        if batched is None:
-            batched = chunks.batched_frozen(adapter, min(chunk_size, len(todo)))
-        rngs = [model_generator(config.run.seed, r, model) for r in chunk]
-        seeds = [int(rng.integers(0, 2**31 - 1)) for rng in rngs]  # as run_repeat draws the memory seed
-        answers = batched.run(seeds, schedules)
-        yield from chunks.chunk_results(model, chunk, rngs, schedules, answers, data.labels, n_classes)
+    with settled_heap():
+        chunk_size = chunk_of(adapter, data, config, chunk_size)
+        if not chunk_size:
+            for r in todo:
+                yield run_repeat(adapter, model, r, data, config)
+            return
+        n_classes = len(data.class_names)
+        batched = None
+        for first in range(0, len(todo), chunk_size):
+            chunk = todo[first : first + chunk_size]
+            schedules = [repeat_iterations(data.labels, n_classes, config, model, r) for r in chunk]
+            if not chunks.same_shapes(schedules):
+                for r, schedule in zip(chunk, schedules):
+                    yield run_repeat(adapter, model, r, data, config, iterations=schedule)
+                continue
+            if batched is None:
+                batched = chunks.batched_frozen(adapter, min(chunk_size, len(todo)))
+            rngs = [model_generator(config.run.seed, r, model) for r in chunk]
+            seeds = [int(rng.integers(0, 2**31 - 1)) for rng in rngs]  # as run_repeat draws the memory seed
+            answers = batched.run(seeds, schedules)
+            yield from chunks.chunk_results(model, chunk, rngs, schedules, answers, data.labels, n_classes)
 
 
 def repeat_digest(config: RunConfig, data: PreparedData) -> str:
