@@ -68,7 +68,8 @@ EDITS = [  # (results file, old text, new text, a block that must go stale, the 
      "docs/GALLERY.md"),
     ("docs/results/finetune_shifts/paired_differences.csv", "5,50,0.003913,-0.009348", "5,50,0.013913,-0.009348",
      "finetune-shifts", "docs/FINETUNING.md"),
-    ("docs/results/finetune_shifts/decision.json", '"celebrities_noise": "wins"', '"celebrities_noise": "loses"',
+    ("docs/results/finetune_shifts/decision.json", '"celebrities_noise / B8_offcons_adam1e-4_s1": "wins"',
+     '"celebrities_noise / B8_offcons_adam1e-4_s1": "loses"',
      "finetune-shifts", "docs/FINETUNING.md"),
 ]
 

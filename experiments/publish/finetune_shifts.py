@@ -76,28 +76,67 @@ def finetune_shifts(root: Path) -> str:
                        rows, "llllrlll"),
         "",
     ]
-    summary = decision["candidates"]
+    lines += _choice_lines(decision)
+    lines += _per_recipe_lines(decision, list(runs))
+    if "extended" in decision and not decision.get("round_two", {}).get("complete"):
+        lines.append(f"- Extended after the choice (the chosen recipe alone, more shots; its rows replace the shorter "
+                     f"runs above and its verdicts were not used in the choice): {_names(decision['extended'])}.")
+        if decision["not_extended"]:
+            lines.append(f"- Not extended (out of time this round): {_names(decision['not_extended'])}.")
+    if decision.get("not_run_longer"):
+        lines.append(f"- Not run to the longer shot count (cut at the declared time; the shorter run's row stays "
+                     f"where there is one): {_names(decision['not_run_longer'])}.")
+    if decision["missing"]:
+        lines.append(f"- Not run (out of time this round): {_names(decision['missing'])}.")
+    return "\n".join(lines)
+
+
+def _rule_line(label: str, summary: dict) -> str:
     free = [name for name, s in summary.items() if s["loss_free"]]
     gains = "; ".join(f"`{name}` {100 * s['mean_gain']:+.1f}" for name, s in summary.items())
-    lines.append(f"- Choosing shifts ({', '.join(f'`{s}`' for s in choosing)}): loss-free {_names(free)}; "
-                 f"mean gain over shifts and shots, points: {gains}.")
+    return f"- {label}: loss-free {_names(free)}; mean gain over shifts and shots, points: {gains}."
+
+
+def _choice_lines(decision: dict) -> list[str]:
+    """Round one's choice (5-shot choosing runs) and, when it was made, round two's re-choice."""
+    choosing = ", ".join(f"`{s}`" for s in decision["choosing"])
+    round_two = decision.get("round_two")
+    first = "Round one, choosing shifts" if round_two else "Choosing shifts"
+    lines = [_rule_line(f"{first} ({choosing})", decision["candidates"])]
     if decision["chosen"]:
         same = decision["chosen"] == decision["current_default"]
-        lines.append(f"- Chosen by the rule: `{decision['chosen']}`"
+        lines.append(f"- Chosen by the rule{' in round one' if round_two else ''}: `{decision['chosen']}`"
                      + (" (unchanged: the lowres study's choice)." if same else
                         f" (it replaces the lowres study's `{decision['current_default']}`)."))
     else:
         lines.append("- No candidate was loss-free on the choosing shifts, so every candidate was read on the "
                      "reporting shifts.")
-    for name, verdicts in decision["reporting"].items():
-        by = {v: [s for s, got in verdicts.items() if got == v] for v in ("wins", "within noise", "loses")}
-        lines.append(f"- `{name}` on the reporting shifts: wins on {_names(by['wins'])}; within noise on "
-                     f"{_names(by['within noise'])}; loses on {_names(by['loses'])}.")
-    if "extended" in decision:
-        lines.append(f"- Extended after the choice (the chosen recipe alone, more shots; its rows replace the shorter "
-                     f"runs above and its verdicts were not used in the choice): {_names(decision['extended'])}.")
-        if decision["not_extended"]:
-            lines.append(f"- Not extended (out of time this round): {_names(decision['not_extended'])}.")
-    if decision["missing"]:
-        lines.append(f"- Not run (out of time this round): {_names(decision['missing'])}.")
-    return "\n".join(lines)
+    if not round_two:
+        return lines
+    if not round_two["complete"]:
+        lines.append("- Round two (every candidate on the choosing shifts to more shots) is incomplete, so it chose "
+                     f"nothing; the default stays `{decision['default']}`.")
+        return lines
+    lines.append(_rule_line(f"Round two, the same rule on shots 1 to {round_two['shots']} of the choosing shifts",
+                            round_two["candidates"]))
+    if round_two["chosen"]:
+        kept = round_two["chosen"] == decision["chosen"]
+        lines.append(f"- Default, chosen by the rule in round two: `{round_two['chosen']}`"
+                     + (" (round one's choice, kept)." if kept else f" (it replaces round one's `{decision['chosen']}`)."))
+    else:
+        lines.append(f"- No candidate was loss-free in round two; the default stays `{decision['default']}`.")
+    return lines
+
+
+def _per_recipe_lines(decision: dict, runs: list[tuple[str, str]]) -> list[str]:
+    """Per recipe, on which shifts it wins, is within noise or loses, and whether any recipe never loses."""
+    by_recipe: dict[str, dict[str, list[str]]] = {}
+    for shift, candidate in runs:
+        got = _decided(decision, shift, candidate)
+        by_recipe.setdefault(candidate, {"wins": [], "within noise": [], "loses": []})[got].append(shift)
+    lines = [f"- `{name}` on every shift it ran on: wins on {_names(by['wins'])}; within noise on "
+             f"{_names(by['within noise'])}; loses on {_names(by['loses'])}." for name, by in by_recipe.items()]
+    holding = [name for name, by in by_recipe.items() if not by["loses"]]
+    lines.append(f"- Never loses on any shift it ran on: {_names(holding)}." if holding else
+                 "- No recipe avoids a loss on every shift: each loses on some shift (above).")
+    return lines

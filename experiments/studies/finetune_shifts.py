@@ -2,16 +2,18 @@
 
     python -m experiments.studies.finetune_shifts choose [--out DIR] [--repeats 50] [--max-shots 10]
     python -m experiments.studies.finetune_shifts report [--out DIR] [--repeats 50] [--max-shots 10]
-    python -m experiments.studies.finetune_shifts extend [--out DIR] [--shifts a,b] [--max-shots 10]
-    python -m experiments.studies.finetune_shifts results [--out DIR] [--extended DIR] --results docs/results/finetune_shifts
+    python -m experiments.studies.finetune_shifts extend [--out DIR] [--shifts a,b] [--recipes a,b] [--max-shots 10]
+    python -m experiments.studies.finetune_shifts results [--out DIR] [--extended DIR ...] --results docs/results/finetune_shifts
 
 The plan (sets, candidates, protocol, decision rule) was written in
 docs/lab/2026-12-finetune-shifts.md before any accuracy on these shifts was read; this
 module is that plan as code. `choose` runs every candidate on the choosing shifts;
 `report` applies the decision rule to what is on disk and then runs the reporting shifts
 ONCE for the chosen recipe (for every candidate if none was loss-free); `extend` runs the
-chosen recipe alone to more shots on any shift (an extension declared in the lab notes,
-never a re-choice); `results` writes the committed results file. Every run directory
+named candidates (round one's choice by default) to more shots on any shift (each
+extension declared in the lab notes first); `results` writes the committed results file,
+with round one's choice and, when every candidate has longer choosing runs, round two's
+re-choice from them. Every run directory
 resumes like `kshot run`.
 """
 
@@ -135,6 +137,17 @@ def choose(table: pd.DataFrame, candidates, shifts=CHOOSING) -> dict:
     return {"chosen": chosen, "complete": complete, "candidates": summary}
 
 
+def named_candidates(names: str):
+    """The candidates named in a comma-separated list, in the list's order; only the fixed three exist."""
+    by_name = {c.name: c for c in CANDIDATES}
+    wanted = [name for name in names.split(",") if name]
+    unknown = [name for name in wanted if name not in by_name]
+    if unknown or not wanted:
+        raise SystemExit(f"--recipes: {', '.join(unknown) or 'none given'} not a candidate; "
+                         f"the candidates fixed in the plan are {', '.join(by_name)}")
+    return [by_name[name] for name in wanted]
+
+
 def reporting_candidates(decision: dict, candidates):
     """Who is read on the reporting shifts: the chosen recipe, or every candidate if none was loss-free."""
     if not decision["complete"]:
@@ -142,27 +155,57 @@ def reporting_candidates(decision: dict, candidates):
     return [c for c in candidates if c.name == decision["chosen"]] if decision["chosen"] else list(candidates)
 
 
-def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDATES, extended: Path | None = None,
-                  ) -> dict:
+def rechoose(longer: pd.DataFrame, candidates) -> dict:
+    """Round two's re-choice: round one's rule on the longer CHOOSING runs, only when every candidate
+    has one on every choosing shift and all reach the same shot count (a mean over 1..5 shots
+    must not compete with a mean over 1..10). Otherwise nothing is chosen and `complete` is False."""
+    mine = longer[longer["shift"].isin(CHOOSING)] if len(longer) else longer
+    decision = choose(mine, candidates)
+    lengths = set(mine.groupby(["shift", "candidate"])["shots"].max()) if len(mine) else set()
+    if len(lengths) != 1:
+        decision.update(chosen=None, complete=False)
+    decision["shots"] = max(lengths) if lengths else 0
+    return decision
+
+
+def _as_dirs(extended) -> list[Path]:
+    return [extended] if isinstance(extended, Path) else list(extended or [])
+
+
+def write_results(out: Path, results_dir: Path, repeats: int, candidates=CANDIDATES, extended=None) -> dict:
     """The committed results: every complete (shift, candidate) run's paired differences and the decision.
 
-    The choice is computed from the runs under `out` only (the choosing runs, as they were when
-    the recipe was chosen); runs under `extended` (the chosen recipe to more shots) replace the
-    shorter run of the same shift and recipe in the table and in the verdicts, never in the choice."""
+    Round one's choice is computed from the runs under `out` only (the 5-shot choosing runs); the
+    runs under `extended` (one directory or several: the longer runs of the extension and of round
+    two) replace the shorter run of the same shift and recipe in the table and in the verdicts.
+    Round two re-chooses from the longer choosing runs when every candidate has them (`rechoose`);
+    the default is round two's choice then, round one's otherwise. Reporting shifts never choose."""
     chosen_from = shift_table(out, CHOOSING + REPORTING, candidates, repeats)
     if chosen_from.empty:
         raise SystemExit(f"results: no complete run of {repeats} repeats under {out}")
     decision = choose(chosen_from, candidates)
+    decision["default"] = decision["chosen"]
     table = chosen_from
-    if extended is not None:
-        longer = shift_table(extended, CHOOSING + REPORTING, candidates, repeats)
+    dirs = _as_dirs(extended)
+    if dirs:
+        longer = prefer_longest(*(shift_table(d, CHOOSING + REPORTING, candidates, repeats) for d in dirs))
         table = prefer_longest(chosen_from, longer)
-        decision["extended"] = sorted(f"{s} / {c}" for s, c in set(zip(longer["shift"], longer["candidate"]))
-                                      ) if len(longer) else []
+        pairs = set(zip(longer["shift"], longer["candidate"])) if len(longer) else set()
+        decision["extended"] = sorted(f"{s} / {c}" for s, c in pairs)
         decision["extended_verdicts"] = {
             f"{s} / {c}": verdict(rows) for (s, c), rows in longer.groupby(["shift", "candidate"])
         } if len(longer) else {}
         decision["not_extended"] = [s for s in EXTENDED_SHIFTS if f"{s} / {decision['chosen']}" not in decision["extended"]]
+        decision["round_two"] = rechoose(longer, candidates)
+        if decision["round_two"]["complete"] and decision["round_two"]["chosen"]:
+            decision["default"] = decision["round_two"]["chosen"]
+        decision["not_run_longer"] = [f"{s} / {c.name}" for s in CHOOSING + REPORTING for c in candidates
+                                      if (s, c.name) not in pairs]
+    order = {name: i for i, name in enumerate(CHOOSING + REPORTING)}
+    ranks = {c.name: i for i, c in enumerate(candidates)}
+    table = table.sort_values(["shift", "candidate", "shots"], kind="stable",
+                              key=lambda col: col.map(order) if col.name == "shift"
+                              else col.map(ranks) if col.name == "candidate" else col).reset_index(drop=True)
     decision["max_shots"] = {f"{s} / {c}": int(rows["shots"].max())
                              for (s, c), rows in table.groupby(["shift", "candidate"], sort=False)}
     reported = table[table["shift"].isin(REPORTING)]
@@ -189,8 +232,10 @@ def main(argv=None) -> int:
     parser.add_argument("--max-shots", type=int, default=study.MAX_SHOTS)
     parser.add_argument("--shifts", default="", help="comma-separated shifts of this step (default: all of the step's set)")
     parser.add_argument("--results", type=Path, default=Path("docs/results/finetune_shifts"))
-    parser.add_argument("--extended", type=Path, default=None,
-                        help="results: run directories of `extend`; their longer runs replace the shorter ones")
+    parser.add_argument("--recipes", default=CURRENT_DEFAULT,
+                        help="extend: comma-separated candidates to run (default: round one's choice alone)")
+    parser.add_argument("--extended", type=Path, action="append", default=None,
+                        help="results: run directories of `extend` (repeatable); their longer runs replace the shorter ones")
     args = parser.parse_args(argv)
 
     allowed = {"choose": CHOOSING, "extend": CHOOSING + REPORTING}.get(args.step, REPORTING)
@@ -208,9 +253,8 @@ def main(argv=None) -> int:
         for shift in shifts:
             run_shift(args.out, shift, chosen, args.repeats, args.max_shots)
     elif args.step == "extend":
-        chosen = [c for c in CANDIDATES if c.name == CURRENT_DEFAULT]
         for shift in shifts:
-            run_shift(args.out, shift, chosen, args.repeats, args.max_shots)
+            run_shift(args.out, shift, named_candidates(args.recipes), args.repeats, args.max_shots)
     else:
         decision = write_results(args.out, args.results, args.repeats, extended=args.extended)
         print(json.dumps(decision, indent=2, sort_keys=True))

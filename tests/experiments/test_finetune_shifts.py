@@ -105,7 +105,8 @@ def test_results_file_records_regime_and_missing_shifts_and_the_block_says_so(tm
     block = render_block(root)
     assert "Regime: 5 people, 15 photos with a detected face, a 32-slot memory (6.4 slots per class)" in block
     assert f"Chosen by the rule: `{DEFAULT}`" in block
-    assert "wins on `celebrities_gray`" in block and "loses on `celebrities`" in block
+    assert (f"- `{DEFAULT}` on every shift it ran on: wins on `celebrities_lowres`, `celebrities_blur`, "
+            "`celebrities_jpeg`, `celebrities_gray`; within noise on none; loses on `celebrities`.") in block
     assert "Not run (out of time this round): `celebrities_noise`" in block
     assert json.loads((root / "docs/results/finetune_shifts" / shifts.DECISION_FILE).read_text())["repeats"] == REPEATS
 
@@ -182,3 +183,85 @@ def test_the_block_shows_the_verdict_the_study_computed_not_one_recomputed_from_
     (results / shifts.DECISION_FILE).write_text(json.dumps(decision))
     block = render_block(tmp_path / "repo")
     assert [line.endswith("| loses |") for line in block.splitlines() if "| reporting |" in line] == [True, True]
+
+
+def test_extend_runs_the_named_candidates_and_refuses_a_name_outside_the_plan(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(shifts, "run_shift", lambda out, shift, candidates, repeats, max_shots:
+                        calls.append((shift, [c.name for c in candidates])))
+    shifts.main(["extend", "--out", str(tmp_path), "--shifts", "celebrities_jpeg", "--recipes", f"{GENTLE},{PROJ}"])
+    assert calls == [("celebrities_jpeg", [GENTLE, PROJ])]
+    with pytest.raises(SystemExit, match="--recipes: B8_new not a candidate; the candidates fixed in the plan are"):
+        shifts.main(["extend", "--out", str(tmp_path), "--recipes", f"{GENTLE},B8_new"])
+    assert len(calls) == 1   # nothing ran
+
+
+def round_two_runs(out, late_gains, shifts_run=shifts.CHOOSING + shifts.REPORTING, max_shots=SHOTS + 2):
+    """Longer runs of every candidate: the round-one gain up to SHOTS, then `late_gains[candidate](shift)`."""
+    for shift in shifts_run:
+        for candidate, late in late_gains.items():
+            fake_run(out, shift, candidate, 0.08 if candidate == DEFAULT else 0.02, max_shots=max_shots,
+                     late_gain=late(shift))
+
+
+def test_round_two_rechooses_from_the_longer_choosing_runs_and_keeps_round_one_readable(tmp_path):
+    out, longer = tmp_path / "runs", tmp_path / "longer"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: -0.05, GENTLE: 0.02})
+    # late on, the default loses on jpeg (a choosing shift) and on occlusion; the gentle one loses only on gray
+    round_two_runs(longer, {
+        DEFAULT: lambda s: -0.05 if s in ("celebrities_jpeg", "celebrities_occlusion") else 0.08,
+        PROJ: lambda s: -0.05,
+        GENTLE: lambda s: -0.05 if s == "celebrities_gray" else 0.03,
+    })
+    root = tmp_path / "repo"
+    decision = shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS, extended=[longer])
+    assert decision["chosen"] == DEFAULT and decision["candidates"][DEFAULT]["loss_free"]   # round one, as it was
+    assert decision["round_two"]["complete"] and decision["round_two"]["shots"] == SHOTS + 2
+    assert not decision["round_two"]["candidates"][DEFAULT]["loss_free"]
+    assert decision["round_two"]["chosen"] == GENTLE and decision["default"] == GENTLE
+    assert decision["reporting"][GENTLE]["celebrities_gray"] == "loses"   # read, but never used to choose
+    assert decision["not_run_longer"] == []
+    table = pd.read_csv(root / "docs/results/finetune_shifts" / shifts.RESULTS_FILE)
+    runs = list(dict.fromkeys(zip(table["shift"], table["candidate"])))
+    assert runs[:3] == [("celebrities_lowres", c) for c in (DEFAULT, PROJ, GENTLE)]   # shift, then candidate order
+    assert [s for s, _ in runs[::3]] == list(shifts.CHOOSING + shifts.REPORTING)
+
+    block = render_block(root)
+    assert f"- Chosen by the rule in round one: `{DEFAULT}`" in block
+    assert f"- Default, chosen by the rule in round two: `{GENTLE}` (it replaces round one's `{DEFAULT}`)." in block
+    assert f"on shots 1 to {SHOTS + 2} of the choosing shifts: loss-free `{GENTLE}`;" in block
+    assert f"- `{GENTLE}` on every shift it ran on: wins on `celebrities_lowres`" in block
+    assert "loses on `celebrities_gray`." in block
+    assert "- No recipe avoids a loss on every shift" in block
+
+
+def test_round_two_chooses_nothing_unless_every_candidate_has_equally_long_choosing_runs(tmp_path):
+    out = tmp_path / "runs"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: 0.05, GENTLE: 0.02})
+    missing = tmp_path / "missing"   # the gentle one was cut on jpeg
+    round_two_runs(missing, {DEFAULT: lambda s: -0.05, PROJ: lambda s: 0.01, GENTLE: lambda s: 0.03},
+                   shifts_run=shifts.CHOOSING)
+    (missing / "celebrities_jpeg" / GENTLE / "results.csv").unlink()
+    decision = shifts.write_results(out, tmp_path / "a", REPEATS, extended=[missing])
+    assert decision["round_two"]["chosen"] is None and not decision["round_two"]["complete"]
+    assert decision["default"] == DEFAULT   # round one's choice stands
+    assert f"celebrities_jpeg / {GENTLE}" in decision["not_run_longer"]
+
+    uneven = tmp_path / "uneven"   # a mean over more shots must not compete with a mean over fewer
+    round_two_runs(uneven, {DEFAULT: lambda s: -0.05, PROJ: lambda s: 0.01}, shifts_run=shifts.CHOOSING)
+    round_two_runs(uneven, {GENTLE: lambda s: 0.03}, shifts_run=shifts.CHOOSING, max_shots=SHOTS + 1)
+    root = tmp_path / "repo"
+    decision = shifts.write_results(out, root / "docs/results/finetune_shifts", REPEATS, extended=[uneven])
+    assert decision["round_two"]["chosen"] is None and decision["default"] == DEFAULT
+    assert "Round two (every candidate on the choosing shifts to more shots) is incomplete" in render_block(root)
+
+
+def test_several_extension_directories_are_merged_longest_run_first(tmp_path):
+    out, first, second = tmp_path / "runs", tmp_path / "first", tmp_path / "second"
+    choosing_runs(out, {DEFAULT: 0.08, PROJ: 0.05, GENTLE: 0.02})
+    fake_run(first, "celebrities_blur", DEFAULT, 0.08, max_shots=SHOTS + 2)
+    fake_run(second, "celebrities_blur", GENTLE, 0.02, max_shots=SHOTS + 2)
+    decision = shifts.write_results(out, tmp_path / "results", REPEATS, extended=[first, second])
+    assert set(decision["extended"]) == {f"celebrities_blur / {DEFAULT}", f"celebrities_blur / {GENTLE}"}
+    assert decision["max_shots"][f"celebrities_blur / {GENTLE}"] == SHOTS + 2
+    assert decision["max_shots"][f"celebrities_blur / {PROJ}"] == SHOTS
