@@ -49,9 +49,9 @@ class RunSection:
     order: str = setting("shuffle", lambda v: v in ("shuffle", "sorted"), "shuffle or sorted")
     # "blog": print the blog's published per-shot accuracies beside the run
     compare_with: str = setting("", lambda v: v in ("", "blog"), '"" or "blog"')
-    # repeats of a frozen method per batched call (experiments.faces.chunks; the same 250 as its
+    # repeats of a frozen method per batched call (experiments.faces.chunks; the same 1000 as its
     # DEFAULT_CHUNK_SIZE, which needs TensorFlow); 1: one repeat at a time. Speed only, never results.
-    chunk_size: int = speed_only(250, ">= 1 (repeats per batched call; 1 runs one repeat at a time)")
+    chunk_size: int = speed_only(1000, ">= 1 (repeats per batched call; 1 runs one repeat at a time)")
 
 
 @dataclass(frozen=True)
