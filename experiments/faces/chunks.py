@@ -28,6 +28,7 @@ import memory_module
 from experiments.faces import scoring
 from experiments.faces.adapters import FrozenMethod
 from experiments.faces.results import RepeatResult
+from memory_module.labels import UNKNOWN_LABEL
 from memory_module.readout import unit_rows
 
 # Repeats per batched call. A write is a few hundred small ops whose dispatch costs nearly as much
@@ -116,13 +117,20 @@ class BatchedFrozen:
 
         Reset leaves every repeat in the same state but its generator's seed, which a lookup
         never reads, so the answer of one chunk's reset memories is every chunk's: it is
-        computed once per number of evaluated items and kept.
+        computed once per number of evaluated items and kept. An empty memory answers
+        UNKNOWN_LABEL whatever it is asked, so it is asked about one item per repeat (a
+        full lookup copies every query, tens of MB for a large chunk); should a memory
+        answer anything else, the whole lookup is made.
         """
         known = self._empty_answers.get(evaluate.shape[1])
         if known is None:
-            answer = self.memory.lookup(tf.gather(self._unit, evaluate), normalized=True)
+            probe = self.memory.lookup(tf.gather(self._unit, evaluate[:, :1]), normalized=True).labels.numpy()
+            if probe.size and (probe == UNKNOWN_LABEL).all():
+                labels = np.full(evaluate.shape, UNKNOWN_LABEL, probe.dtype)
+            else:
+                labels = self.memory.lookup(tf.gather(self._unit, evaluate), normalized=True).labels.numpy()
             usage = self.memory.usage()
-            known = (np.zeros([self.repeats], np.float32), answer.labels.numpy(), usage.slots.numpy(), usage.bytes.numpy())
+            known = (np.zeros([self.repeats], np.float32), labels, usage.slots.numpy(), usage.bytes.numpy())
             for array in known:
                 array.setflags(write=False)  # shared by every chunk: scoring copies before it writes
             self._empty_answers[evaluate.shape[1]] = known

@@ -90,8 +90,7 @@ def _schedule(labels: bytes, dtype: str, n_classes: int, order: str, seed: int, 
     """repeat_iterations, remembered: every model of a run draws the same schedule for a repeat,
     and drawing it is most of a frozen repeat's Python time once the memory runs batched.
     Callers never change the arrays of a schedule."""
-    labels = np.frombuffer(labels, dtype=dtype)
-    members = protocol.class_members(labels, n_classes)
+    members = _class_members(labels, dtype, n_classes)
     if order == "sorted":
         # The blog's fixed order: dataset order is sorted file names within a class; feeds in class order.
         rng, shuffled = None, members
@@ -116,9 +115,19 @@ def _schedule(labels: bytes, dtype: str, n_classes: int, order: str, seed: int, 
     return tuple(iterations)
 
 
+@functools.lru_cache(maxsize=8)
+def _class_members(labels: bytes, dtype: str, n_classes: int) -> tuple:
+    """protocol.class_members of a run's labels, once per run instead of once per repeat (read-only)."""
+    members = protocol.class_members(np.frombuffer(labels, dtype=dtype), n_classes)
+    for indices in members:
+        indices.flags.writeable = False
+    return tuple(members)
+
+
 def forget_schedules() -> None:
     """Empty the schedule memory (a benchmark timing two paths gives each the same start)."""
     _schedule.cache_clear()
+    _class_members.cache_clear()
 
 
 def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: RunConfig,
