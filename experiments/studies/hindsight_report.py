@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from experiments.studies import regime_map as rm
 from experiments.studies import regime_map_candidates as cand
 from kshot_io import write_text_atomic
 
 RESULTS_JSON = "hindsight.json"  # experiments.studies.hindsight_tables writes it
 TABLE_MD = "hindsight.md"
-STORE_ALL, CLASS_MEANS = "baseline", "class_means"
+STORE_ALL, CLASS_MEANS = rm.STORE_ALL, "class_means"
 KINDS = ("shipped", "faces", "early", "untrained")
 
 
@@ -36,17 +37,11 @@ def keys_kind(key_set: str) -> str:
     return kind
 
 
-def _points(value: float) -> str:
-    return f"{100 * value:+.1f}"
-
-
 def _range(values: list[float]) -> str:
     low, high = min(values), max(values)
-    return _points(low) if round(100 * low, 1) == round(100 * high, 1) else f"{_points(low)} to {_points(high)}"
-
-
-def _interval(entry: dict, versus: str) -> str:
-    return f"{_points(entry[versus])} [{_points(entry[versus + '_low'])}, {_points(entry[versus + '_high'])}]"
+    if round(100 * low, 1) == round(100 * high, 1):
+        return cand.points(low)
+    return f"{cand.points(low)} to {cand.points(high)}"
 
 
 def regime_lines(cells: list[dict], methods_shown: tuple[str, ...]) -> list[str]:
@@ -110,7 +105,7 @@ def hindsight_markdown(results: dict) -> str:
             f"| {cell['key_set']} | {cell['classes']} | {cell['slots_per_class']:g} | {cell['repeats']} | "
             f"{m[methods_shown[-1]]['bytes_ratio']:.2f} | {100 * m[STORE_ALL]['accuracy']:.1f} | "
             f"{100 * m[CLASS_MEANS]['accuracy']:.1f} | "
-            + " | ".join(f"{_interval(m[s], 'vs_store_all')} | {_interval(m[s], 'vs_class_means')}"
+            + " | ".join(f"{cand.interval(m[s], 'vs_store_all')} | {cand.interval(m[s], 'vs_class_means')}"
                          for s in methods_shown)
             + " | " + " / ".join("yes" if cand.holds(cell, s) else "no" for s in methods_shown) + " |")
     return "\n".join(lines) + "\n"

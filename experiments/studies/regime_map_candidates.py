@@ -85,12 +85,14 @@ def choose(results: dict, candidates: tuple[str, ...] = CANDIDATES) -> str:
     return max(close, key=lambda m: score[m]["mean"])
 
 
-def _points(value: float) -> str:
+def points(value: float) -> str:
+    """A difference in accuracy (a fraction) as signed points, one decimal."""
     return f"{100 * value:+.1f}"
 
 
-def _interval(entry: dict, versus: str) -> str:
-    return f"{_points(entry[versus])} [{_points(entry[versus + '_low'])}, {_points(entry[versus + '_high'])}]"
+def interval(entry: dict, versus: str) -> str:
+    """An entry's paired difference `versus` a reference, with its interval, in points."""
+    return f"{points(entry[versus])} [{points(entry[versus + '_low'])}, {points(entry[versus + '_high'])}]"
 
 
 def holds(cell: dict, method: str) -> bool:
@@ -110,7 +112,7 @@ def candidates_markdown(results: dict, candidates: tuple[str, ...] = CANDIDATES)
                   "aim holds where every gap is >= 0):", "",
                   "| method | worst gap | where | mean gap | gaps |", "|---|---:|---|---:|---:|"]
         for method, score in scores(results, tuple(methods)).items():
-            lines.append(f"| {method} | {_points(score['worst'])} | {score['worst_at']} | {_points(score['mean'])} | "
+            lines.append(f"| {method} | {points(score['worst'])} | {score['worst_at']} | {points(score['mean'])} | "
                          f"{score['gaps']} |")
         among = "" if candidates == CANDIDATES else f" among {', '.join(candidates)}"  # round one's text unchanged
         lines += ["", f"Chosen by the rule fixed beforehand{among}: **{choose(results, candidates)}** "
@@ -132,8 +134,8 @@ def candidates_markdown(results: dict, candidates: tuple[str, ...] = CANDIDATES)
             lines.append(
                 f"| {cell['key_set']} | {cell['classes']} | {cell['slots_per_class']:g} | {cell['repeats']} | "
                 f"{100 * m['baseline']['accuracy']:.1f} | {100 * m['class_means']['accuracy']:.1f} | {method} | "
-                f"{m[method]['bytes_ratio']:.2f} | {_interval(m[method], 'vs_store_all')} | "
-                f"{_interval(m[method], 'vs_class_means')} | {verdict} |")
+                f"{m[method]['bytes_ratio']:.2f} | {interval(m[method], 'vs_store_all')} | "
+                f"{interval(m[method], 'vs_class_means')} | {verdict} |")
     return "\n".join(lines) + "\n"
 
 
