@@ -166,7 +166,7 @@ def run_repeat(adapter, model: str, repeat: int, data: PreparedData, config: Run
         # A guess is one of the classes the run can name: every class, or the known ones in an open set.
         predicted = scoring.guess_unknown(answered, rng, known if strangers.size else n_classes)
         truth = data.labels[it.evaluate]
-        np.add.at(confusion[i], (truth, predicted), 1)
+        confusion[i] = scoring.confusions(truth[None], predicted[None], n_classes)[0]
         is_stranger = np.isin(truth, strangers)
         if strangers.size:
             fed = feed[: i + 1][feed[: i + 1] >= 0]
